@@ -1,0 +1,47 @@
+"""`amphora-ctl`: the operator's command line for the lightweight controller.
+
+Each sub-command lives in its own module under ``controller_stub.commands`` and
+exposes ``register(subparsers)``; this module only assembles them, so adding a
+command never means editing another command's code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Modules under controller_stub.commands, each with register(subparsers).
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="amphora-ctl",
+        description="Amphora controller: render configs, manage images, drive amphorae.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"controller_stub.commands.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(handler(args) or 0)
+    except Exception as exc:  # one line for the operator, not a traceback
+        if getattr(args, "debug", False):
+            raise
+        print(f"amphora-ctl {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
