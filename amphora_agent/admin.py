@@ -1,0 +1,47 @@
+"""Replacing the agent's config file and its server certificate.
+
+Both are validated in full before the file is swapped, so a bad upload
+leaves the running agent exactly as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from amphora_agent import config as agent_config
+from amphora_agent import fileutil, tls
+from amphora_agent.errors import InvalidRequest
+
+LOG = logging.getLogger(__name__)
+
+
+def replace_config(current: agent_config.AgentConfig, body: bytes) -> agent_config.AgentConfig:
+    """Validate and install a new agent config.
+
+    The heartbeat sender re-reads the file when it changes, so targets,
+    interval and key apply without a restart; listener settings (bind address,
+    certificates) apply at the next agent start.
+    """
+    if not current.config_file:
+        raise InvalidRequest("this agent was not started from a config file")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("config is not UTF-8 text") from None
+    try:
+        new = agent_config.parse(text, source=current.config_file)
+    except agent_config.ConfigError as exc:
+        raise InvalidRequest(str(exc)) from None
+    fileutil.atomic_write(current.config_file, body)
+    LOG.info("agent config replaced (md5 %s)",
+             hashlib.md5(body, usedforsecurity=False).hexdigest())
+    return new
+
+
+def rotate_server_certificate(current: agent_config.AgentConfig, body: bytes) -> None:
+    """Install a new server cert+key PEM; new connections use it at once."""
+    leaf = tls.validate_server_pem(body)
+    fileutil.atomic_write(current.agent_server_cert, body)
+    LOG.info("server certificate rotated: serial %x, valid until %s",
+             leaf.serial_number, leaf.not_valid_after_utc.isoformat())

@@ -1,0 +1,87 @@
+"""Flask application factory for the agent.
+
+Blueprints stay thin: they parse the request, call the plain objects held by
+:class:`Agent`, and shape the response. Every error leaves as JSON: routing
+errors as ``{"error", "http_code"}`` and handler errors as
+``{"message", "details"}``, because Octavia's controller reads a non-JSON
+404 as "agent not ready" and retries it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from flask import Flask, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from amphora_agent import identity
+from amphora_agent.certstore import CertStore
+from amphora_agent.config import AgentConfig
+from amphora_agent.errors import ApiError
+from amphora_agent.services import ServiceManager, make_service_manager
+
+LOG = logging.getLogger(__name__)
+API_VERSION = "1.0"
+
+
+@dataclass
+class Agent:
+    """Everything a request handler needs, built once per process."""
+
+    config: AgentConfig
+    certs: CertStore
+    services: ServiceManager
+    extensions: list[str] = field(default_factory=list)
+
+
+def current_agent() -> Agent:
+    return current_app.extensions["amphora"]
+
+
+def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -> Flask:
+    app = Flask("amphora_agent")
+    app.config["MAX_CONTENT_LENGTH"] = config.max_body_size
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    agent = Agent(
+        config=config,
+        certs=CertStore(config.base_cert_dir),
+        services=services or make_service_manager(config),
+    )
+    app.extensions["amphora"] = agent
+
+    from amphora_agent.api import agent_admin, certificates, info
+
+    for module in (info, certificates, agent_admin):
+        app.register_blueprint(module.blueprint)
+        agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
+
+    @app.before_request
+    def _pin_client_identity():  # type: ignore[no-untyped-def]
+        allowed = agent.config.allowed_client_identities
+        if not allowed:
+            return None
+        sock = request.environ.get("gunicorn.socket")
+        peercert = sock.getpeercert() if hasattr(sock, "getpeercert") else None
+        if identity.is_allowed(peercert, allowed):
+            return None
+        names = ", ".join(sorted(identity.peer_identities(peercert))) or "none"
+        LOG.warning("refused client identity %s", names)
+        return jsonify(message="Forbidden",
+                       details=f"client identity {names} is not allowed"), 403
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
+        return jsonify(exc.body()), exc.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
+        code = exc.code or 500
+        return jsonify(error=exc.description or exc.name, http_code=code), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        LOG.exception("unhandled error in %s %s", request.method, request.path)
+        return jsonify(message="Internal Server Error", details=str(exc)), 500
+
+    return app

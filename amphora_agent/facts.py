@@ -1,0 +1,60 @@
+"""The bodies of ``/1.0/info`` and ``/1.0/details``.
+
+The controller sizes ``maxconn``, ``nbthread`` and TLS caches from
+``/details``, so every figure is read fresh from /proc, except package
+versions which only change with dpkg (see :mod:`sysinfo`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from amphora_agent import loadbalancers, netns, sysinfo
+
+if TYPE_CHECKING:
+    from amphora_agent.app import Agent
+
+API_VERSION = "1.0"
+
+
+def info() -> dict[str, Any]:
+    versions = sysinfo.package_versions()
+    return {
+        "hostname": sysinfo.hostname(),
+        "haproxy_version": versions["haproxy"],
+        "api_version": API_VERSION,
+        "keepalived_version": versions["keepalived"],
+        "ipvsadm_version": versions["ipvsadm"],
+    }
+
+
+def details(agent: Agent) -> dict[str, Any]:
+    config = agent.config
+    versions = sysinfo.package_versions()
+    lbs = loadbalancers.installed(config.base_path)
+    running = [lb for lb in lbs if agent.services.is_running(loadbalancers.service_name(lb))]
+    listener_ids = [lid for lb in lbs for lid in loadbalancers.listener_ids(config.base_path, lb)]
+    return {
+        "hostname": sysinfo.hostname(),
+        "haproxy_version": versions["haproxy"],
+        "api_version": API_VERSION,
+        "networks": netns.interface_counters(config.namespace),
+        "active": True,
+        "haproxy_count": len(running),
+        "cpu_count": sysinfo.cpu_count(),
+        "cpu": sysinfo.cpu_times(),
+        "memory": sysinfo.memory_kb(),
+        "disk": sysinfo.disk_bytes(config.base_path),
+        "load": sysinfo.load_average(),
+        "active_tuned_profiles": sysinfo.active_tuned_profiles(),
+        "topology": config.loadbalancer_topology,
+        "topology_status": "OK",
+        "listeners": sorted(listener_ids),
+        "packages": {},
+        "lvs_listener_process_count": 0,
+        "keepalived_version": versions["keepalived"],
+        "ipvsadm_version": versions["ipvsadm"],
+        # ours: what the controller needs to size HAProxy for this amphora
+        "open_file_limit": sysinfo.open_file_limit(),
+        "amphora_id": config.amphora_id,
+    }

@@ -1,0 +1,55 @@
+"""Atomic, private file writes: temp file in the same directory, fsync, rename."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def ensure_dir(path: str | os.PathLike[str], mode: int = 0o700) -> Path:
+    directory = Path(path)
+    directory.mkdir(mode=mode, parents=True, exist_ok=True)
+    return directory
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes | Iterable[bytes],
+                 mode: int = 0o600) -> None:
+    """Replace ``path`` so readers see the old or the new content, never a mix.
+
+    ``data`` may be an iterable of chunks so request bodies can be streamed.
+    """
+    target = Path(path)
+    ensure_dir(target.parent)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            if isinstance(data, bytes | bytearray | memoryview):
+                handle.write(data)
+            else:
+                for chunk in data:
+                    handle.write(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove(path: str | os.PathLike[str]) -> bool:
+    """Delete a file if present; returns whether it existed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,147 @@
+"""Direct service manager: the agent launches daemons itself.
+
+Each daemon forks into the background (HAProxy ``-D``, keepalived's default)
+and writes its pid file, so it is reparented away from the agent: an agent
+restart neither kills it nor loses track of it, because the pid file and the
+stored spec stay on disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from amphora_agent import fileutil
+from amphora_agent.services.base import ServiceError, ServiceManager, ServiceSpec
+
+STOP_TIMEOUT = 10.0
+START_TIMEOUT = 10.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); it is not running.
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_pid(path: str) -> int | None:
+    try:
+        text = Path(path).read_text(encoding="ascii").split()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text or not text[0].isdigit():
+        return None
+    return int(text[0])
+
+
+class DirectServiceManager(ServiceManager):
+    kind = "direct"
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = Path(state_dir)
+
+    def _spec_path(self, name: str) -> Path:
+        return self.state_dir / f"{name}.json"
+
+    def _load(self, name: str) -> ServiceSpec | None:
+        try:
+            data = json.loads(self._spec_path(name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        data["foreground"] = tuple(data["foreground"])
+        data["daemon"] = tuple(data["daemon"])
+        return ServiceSpec(**data)
+
+    def install(self, spec: ServiceSpec) -> None:
+        fileutil.atomic_write(self._spec_path(spec.name),
+                              json.dumps(asdict(spec), sort_keys=True).encode())
+
+    def main_pid(self, name: str) -> int | None:
+        spec = self._load(name)
+        if spec is None:
+            return None
+        pid = _read_pid(spec.pid_file)
+        return pid if pid is not None and _pid_alive(pid) else None
+
+    def is_running(self, name: str) -> bool:
+        return self.main_pid(name) is not None
+
+    def _command(self, spec: ServiceSpec) -> list[str]:
+        argv = list(spec.daemon)
+        if spec.namespace:
+            argv = ["ip", "netns", "exec", spec.namespace, *argv]
+        return argv
+
+    def _preexec(self, spec: ServiceSpec):  # type: ignore[no-untyped-def]
+        limit = spec.limit_nofile
+
+        def apply() -> None:
+            if limit:
+                import resource
+
+                _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), min(limit, hard)))
+        return apply
+
+    def start(self, spec: ServiceSpec) -> None:
+        self.install(spec)
+        if self.is_running(spec.name):
+            return
+        fileutil.remove(spec.pid_file)
+        env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **spec.env}
+        proc = subprocess.run(
+            self._command(spec), capture_output=True, text=True, env=env, check=False,
+            timeout=START_TIMEOUT, preexec_fn=self._preexec(spec), start_new_session=True)
+        output = (proc.stdout + proc.stderr).strip()
+        if proc.returncode != 0:
+            raise ServiceError(f"{spec.name} failed to start (exit {proc.returncode})", output)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.is_running(spec.name):
+                return
+            time.sleep(0.01)
+        raise ServiceError(f"{spec.name} started but wrote no live pid to {spec.pid_file}",
+                           output)
+
+    def stop(self, name: str) -> None:
+        pid = self.main_pid(name)
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and _pid_alive(pid):
+            time.sleep(0.01)
+        if _pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        spec = self._load(name)
+        if spec is not None:
+            fileutil.remove(spec.pid_file)
+
+    def reload(self, spec: ServiceSpec) -> None:
+        self.install(spec)
+        pid = self.main_pid(spec.name)
+        if pid is None:
+            self.start(spec)
+            return
+        os.kill(pid, spec.reload_signal)
+
+    def uninstall(self, name: str) -> None:
+        self.stop(name)
+        fileutil.remove(self._spec_path(name))

@@ -1,0 +1,149 @@
+"""Facts about the amphora for ``/info`` and ``/details``.
+
+Package versions come from dpkg (what the controller's capability checks key
+on) and are cached until dpkg's status file changes, so ``/info`` costs no
+subprocess on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+
+DPKG_STATUS = "/var/lib/dpkg/status"
+PACKAGES = ("haproxy", "keepalived", "ipvsadm")
+_VERSION_RE = re.compile(r"version v?(\d+(?:\.\d+)+\S*)", re.IGNORECASE)
+
+
+@dataclass
+class _VersionCache:
+    stamp: tuple[int, int] | None = None
+    versions: dict[str, str | None] | None = None
+
+
+_cache = _VersionCache()
+_cache_lock = threading.Lock()
+
+
+def _dpkg_stamp() -> tuple[int, int] | None:
+    try:
+        st = os.stat(DPKG_STATUS)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def _dpkg_versions(names: tuple[str, ...]) -> dict[str, str | None]:
+    found: dict[str, str | None] = dict.fromkeys(names)
+    if shutil.which("dpkg-query") is None:
+        return found
+    proc = subprocess.run(
+        ["dpkg-query", "-W", "-f", "${Package}\t${Status}\t${Version}\n", *names],
+        capture_output=True, text=True, check=False, timeout=10)
+    for line in proc.stdout.splitlines():
+        name, status, version = ([*line.split("\t"), "", "", ""])[:3]
+        if name in found and status.endswith(" installed") and version:
+            found[name] = version
+    return found
+
+
+def _binary_version(cmd: list[str]) -> str | None:
+    """Fallback where no dpkg knows the package (e.g. a source build)."""
+    if shutil.which(cmd[0]) is None and not os.path.exists(cmd[0]):
+        return None
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=10)
+    except OSError:
+        return None
+    match = _VERSION_RE.search(proc.stdout + proc.stderr)
+    return match.group(1) if match else None
+
+
+def package_versions() -> dict[str, str | None]:
+    """``{haproxy, keepalived, ipvsadm}`` → distro package version or None."""
+    stamp = _dpkg_stamp()
+    with _cache_lock:
+        if _cache.versions is not None and _cache.stamp == stamp:
+            return dict(_cache.versions)
+        versions = _dpkg_versions(PACKAGES)
+        fallbacks = {"haproxy": ["haproxy", "-v"], "keepalived": ["keepalived", "-v"],
+                     "ipvsadm": ["ipvsadm", "--version"]}
+        for name, cmd in fallbacks.items():
+            if versions.get(name) is None:
+                versions[name] = _binary_version(cmd)
+        _cache.stamp, _cache.versions = stamp, versions
+        return dict(versions)
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def cpu_times() -> dict[str, int]:
+    """Jiffies from /proc/stat's first line, as Octavia reports them."""
+    with open("/proc/stat", encoding="ascii") as handle:
+        fields = [int(v) for v in handle.readline().split()[1:]]
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    values = dict(zip(names, fields, strict=False))
+    return {"total": sum(fields), "user": values.get("user", 0),
+            "system": values.get("system", 0), "soft_irq": values.get("softirq", 0)}
+
+
+def memory_kb() -> dict[str, int]:
+    info: dict[str, int] = {}
+    with open("/proc/meminfo", encoding="ascii") as handle:
+        for line in handle:
+            key, _, rest = line.partition(":")
+            info[key] = int(rest.split()[0])
+    return {
+        "total": info.get("MemTotal", 0),
+        "free": info.get("MemFree", 0),
+        "available": info.get("MemAvailable", 0),
+        "buffers": info.get("Buffers", 0),
+        "cached": info.get("Cached", 0),
+        "swap_used": info.get("SwapTotal", 0) - info.get("SwapFree", 0),
+        "shared": info.get("Shmem", 0),
+        "slab": info.get("Slab", 0),
+    }
+
+
+def disk_bytes(path: str) -> dict[str, int]:
+    probe = path
+    while not os.path.exists(probe) and probe != "/":
+        probe = os.path.dirname(probe)
+    st = os.statvfs(probe)
+    return {"used": (st.f_blocks - st.f_bfree) * st.f_frsize,
+            "available": st.f_bavail * st.f_frsize}
+
+
+def load_average() -> list[str]:
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        return handle.read().split()[:3]
+
+
+def cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - Linux always has it
+        return os.cpu_count() or 1
+
+
+def open_file_limit() -> dict[str, int]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with open("/proc/sys/fs/nr_open", encoding="ascii") as handle:
+        nr_open = int(handle.read())
+    return {"soft": soft, "hard": hard, "nr_open": nr_open}
+
+
+def active_tuned_profiles() -> str:
+    try:
+        with open("/etc/tuned/active_profile", encoding="utf-8") as handle:
+            return handle.read().strip()
+    except OSError:
+        return ""

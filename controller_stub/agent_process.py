@@ -1,0 +1,75 @@
+"""Run a real agent process (gunicorn, mTLS) and wait until it answers.
+
+Used by the local compute driver, the demo, benchmarks and tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from controller_stub.client import AgentClient
+
+
+class AgentProcess:
+    def __init__(self, config_file: str | os.PathLike[str], *, namespace: str | None = None,
+                 log_file: str | os.PathLike[str] | None = None) -> None:
+        self.config_file = str(config_file)
+        self.namespace = namespace
+        self.log_file = Path(log_file) if log_file else Path(self.config_file).with_suffix(".log")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def command(self) -> list[str]:
+        agent = shutil.which("amphora-agent", path=os.path.dirname(sys.executable))
+        argv = [agent] if agent else [sys.executable, "-m", "amphora_agent.cli"]
+        argv += ["--config-file", self.config_file]
+        if self.namespace:
+            argv = ["ip", "netns", "exec", self.namespace, *argv]
+        return argv
+
+    def start(self) -> None:
+        with open(self.log_file, "ab") as log:
+            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait_ready(self, client: AgentClient, timeout: float = 30.0) -> None:
+        """Poll ``GET /`` until it answers; fail early if the process died."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited with {self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            if client.answers():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"agent not ready after {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None

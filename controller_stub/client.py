@@ -1,0 +1,237 @@
+"""Agent client for the controller: requests over mutual TLS.
+
+The agent's certificate names the amphora id, not its address, so the
+connection is made to the address while SNI and the hostname check use the
+amphora id (what Octavia's controller does too). Connection errors,
+timeouts and "agent not ready" answers are retried; every handler on the
+agent is idempotent, so retrying a PUT or POST is safe.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import ssl
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+LOG = logging.getLogger(__name__)
+NOT_READY_DETAIL = "No suitable network interface found"
+
+
+class AgentError(Exception):
+    """An error status from the agent; ``body`` is the decoded JSON, if any."""
+
+    status: int = 0
+
+    def __init__(self, status: int, body: Any, text: str = "") -> None:
+        self.status = status
+        self.body = body
+        detail = body.get("details") or body.get("message") or body.get("error") \
+            if isinstance(body, dict) else text[:200]
+        super().__init__(f"agent returned {status}: {detail}")
+
+
+class BadRequest(AgentError): ...
+class Unauthorized(AgentError): ...
+class Forbidden(AgentError): ...
+class NotFound(AgentError): ...
+class MethodNotAllowed(AgentError): ...
+class Conflict(AgentError): ...
+class PayloadTooLarge(AgentError): ...
+class InternalServerError(AgentError): ...
+class ServiceUnavailable(AgentError): ...
+
+
+class AgentUnreachable(Exception):
+    """No answer after every retry."""
+
+
+class UnsupportedAPIVersion(Exception):
+    pass
+
+
+_ERRORS: dict[int, type[AgentError]] = {
+    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound,
+    405: MethodNotAllowed, 409: Conflict, 413: PayloadTooLarge,
+    500: InternalServerError, 503: ServiceUnavailable,
+}
+
+
+class _AmphoraAdapter(HTTPAdapter):
+    """Verifies the server certificate against the amphora id, not the URL host."""
+
+    def __init__(self, ssl_context: ssl.SSLContext, server_name: str, **kwargs: Any) -> None:
+        self._ssl_context = ssl_context
+        self._server_name = server_name
+        super().__init__(**kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Our context already holds the CA and client cert; requests would
+        otherwise load its CA bundle into it on every new connection (~20 ms)."""
+        conn.cert_reqs = "CERT_REQUIRED"
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["ssl_context"] = self._ssl_context
+        kwargs["assert_hostname"] = self._server_name
+        kwargs["server_hostname"] = self._server_name
+        super().init_poolmanager(*args, **kwargs)
+
+
+@dataclass
+class Timeouts:
+    connect: float = 5.0
+    read: float = 60.0
+
+
+class AgentClient:
+    """One amphora's agent.
+
+    ``client_cert`` is a PEM with the controller's certificate and key;
+    ``ca_file`` is the CA that signed the agent's server certificate.
+    """
+
+    def __init__(self, address: str, amphora_id: str, *, ca_file: str, client_cert: str,
+                 port: int = 9443, timeouts: Timeouts | None = None, retries: int = 30,
+                 retry_interval: float = 0.5, keep_alive: bool = True,
+                 tls_version: ssl.TLSVersion | None = None) -> None:
+        host = f"[{address}]" if isinstance(ipaddress.ip_address(address),
+                                            ipaddress.IPv6Address) else address
+        self.base_url = f"https://{host}:{port}"
+        self.amphora_id = amphora_id
+        self.timeouts = timeouts or Timeouts()
+        self.retries = retries
+        self.retry_interval = retry_interval
+        self.keep_alive = keep_alive
+        context = ssl.create_default_context(cafile=ca_file)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        if tls_version is not None:
+            context.minimum_version = context.maximum_version = tls_version
+        context.load_cert_chain(client_cert)
+        self._context = context
+        self.session = self._new_session()
+
+    def _new_session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # never route the management network through a proxy
+        session.mount("https://", _AmphoraAdapter(self._context, self.amphora_id))
+        return session
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> AgentClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- transport ---------------------------------------------------------
+
+    @staticmethod
+    def _not_ready(response: requests.Response) -> bool:
+        if response.status_code != 404:
+            return False
+        try:
+            body = response.json()
+        except ValueError:
+            return True
+        return isinstance(body, dict) and NOT_READY_DETAIL in str(body.get("details", ""))
+
+    def request(self, method: str, path: str, *, retry_not_ready: bool = True,
+                retries: int | None = None, **kwargs: Any) -> requests.Response:
+        """Send one request, retrying what Octavia's controller retries."""
+        url = self.base_url + path
+        retries = self.retries if retries is None else retries
+        kwargs.setdefault("timeout", (self.timeouts.connect, self.timeouts.read))
+        headers = kwargs.pop("headers", {}) or {}
+        if not self.keep_alive:
+            headers["Connection"] = "close"
+        last: Exception | None = None
+        for attempt in range(retries + 1):
+            if attempt:
+                time.sleep(self.retry_interval)
+            try:
+                response = self.session.request(method, url, headers=headers, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                last = exc
+                LOG.debug("%s %s: %s (attempt %d)", method, path, exc, attempt + 1)
+                continue
+            if retry_not_ready and self._not_ready(response) and attempt < retries:
+                last = None
+                continue
+            self._raise_for_status(response)
+            return response
+        if last is None:
+            self._raise_for_status(response)
+            return response
+        raise AgentUnreachable(f"{method} {url}: no answer after {retries + 1} attempts: "
+                               f"{last}") from last
+
+    @staticmethod
+    def _raise_for_status(response: requests.Response) -> None:
+        if response.status_code < 400:
+            return
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        error = _ERRORS.get(response.status_code, AgentError)
+        raise error(response.status_code, body, response.text)
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    # -- API -----------------------------------------------------------------
+
+    def api_version(self) -> str:
+        """Version discovery; only 1.0 is spoken."""
+        version = self._json("GET", "/").get("api_version")
+        if version != "1.0":
+            raise UnsupportedAPIVersion(f"agent speaks API {version!r}, not '1.0'")
+        return version
+
+    def answers(self) -> bool:
+        """One quick ``GET /`` without retries: is the agent up?"""
+        try:
+            self.request("GET", "/", retries=0, timeout=(1.0, 5.0))
+        except (AgentUnreachable, requests.RequestException):
+            return False
+        return True
+
+    def root(self) -> dict[str, Any]:
+        return self._json("GET", "/")
+
+    def info(self) -> dict[str, Any]:
+        return self._json("GET", "/1.0/info")
+
+    def details(self) -> dict[str, Any]:
+        return self._json("GET", "/1.0/details")
+
+    def put_config(self, text: str | bytes) -> dict[str, Any]:
+        return self._json("PUT", "/1.0/config", data=_bytes(text))
+
+    def rotate_certificate(self, pem: bytes) -> dict[str, Any]:
+        return self._json("PUT", "/1.0/certificate", data=pem)
+
+    def upload_cert(self, lb_id: str, filename: str, pem: bytes) -> str:
+        response = self.request("PUT", f"/1.0/loadbalancer/{lb_id}/certificates/{filename}",
+                                data=pem)
+        return response.headers.get("ETag", "")
+
+    def cert_md5(self, lb_id: str, filename: str) -> str:
+        return self._json("GET", f"/1.0/loadbalancer/{lb_id}/certificates/{filename}",
+                          retry_not_ready=False)["md5sum"]
+
+    def delete_cert(self, lb_id: str, filename: str) -> None:
+        self.request("DELETE", f"/1.0/loadbalancer/{lb_id}/certificates/{filename}")
+
+
+def _bytes(value: str | bytes) -> bytes:
+    return value.encode("utf-8") if isinstance(value, str) else value

@@ -1,0 +1,88 @@
+"""Mutual TLS at the handshake, against the real agent under gunicorn."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+
+import pytest
+
+from controller_stub.client import Forbidden
+from controller_stub.pki import CertificateAuthority
+from tests.support.agents import Pki, RunningAgent
+
+
+def _handshake(agent: RunningAgent, ctx: ssl.SSLContext) -> bytes:
+    """Handshake and one request; the server's verdict on the client shows up
+    at the first read with TLS 1.3, so always read."""
+    with socket.create_connection((agent.host, agent.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname=agent.amphora_id) as tls:
+            tls.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := tls.recv(4096):
+                data += chunk
+            return data
+
+
+def test_tls12_and_tls13_work(shared_agent: RunningAgent) -> None:
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        ctx = shared_agent.client_context(minimum_version=version, maximum_version=version)
+        reply = _handshake(shared_agent, ctx)
+        assert reply.startswith(b"HTTP/1.1 200"), (version, reply[:100])
+        assert b'"api_version":"1.0"' in reply
+
+
+def test_no_client_certificate_is_refused(shared_agent: RunningAgent) -> None:
+    ctx = ssl.create_default_context(cafile=str(shared_agent.pki.ca_file))
+    with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)) as err:
+        _handshake(shared_agent, ctx)
+    assert "CERTIFICATE_REQUIRED" in str(err.value).upper() or isinstance(
+        err.value, ConnectionResetError | BrokenPipeError)
+
+
+def test_certificate_from_another_ca_is_refused(shared_agent: RunningAgent, tmp_path) -> None:
+    other = CertificateAuthority.create("Rogue CA")
+    rogue = other.issue_client("controller").write(tmp_path / "rogue.pem")
+    ctx = ssl.create_default_context(cafile=str(shared_agent.pki.ca_file))
+    ctx.load_cert_chain(str(rogue))
+    with pytest.raises(ssl.SSLError) as err:
+        _handshake(shared_agent, ctx)
+    assert "UNKNOWN_CA" in str(err.value).upper()
+
+
+def test_tls11_is_refused_by_the_server(shared_agent: RunningAgent) -> None:
+    # openssl s_client at security level 0 offers TLS 1.1 for real; the
+    # agent must answer with a protocol-version alert.
+    proc = subprocess.run(
+        ["openssl", "s_client", "-connect", f"{shared_agent.host}:{shared_agent.port}",
+         "-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0", "-CAfile", str(shared_agent.pki.ca_file),
+         "-cert", str(shared_agent.pki.client_file), "-servername", shared_agent.amphora_id],
+        input=b"", capture_output=True, timeout=20, check=False)
+    output = (proc.stdout + proc.stderr).decode(errors="replace")
+    assert proc.returncode != 0
+    # alert 70 is protocol_version, sent by the server
+    assert "alert protocol version" in output and "alert number 70" in output, output
+    assert "New, TLSv1.1" not in output
+
+
+def test_server_certificate_names_the_amphora(shared_agent: RunningAgent) -> None:
+    ctx = shared_agent.client_context()
+    with socket.create_connection((shared_agent.host, shared_agent.port), timeout=5) as raw:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            ctx.wrap_socket(raw, server_hostname="not-the-amphora")
+
+
+def test_pinned_identities(make_agent, pki: Pki) -> None:
+    agent = make_agent(amphora={"allowed_client_identities": "controller, ops-1"})
+    with agent.client() as client:
+        assert client.info()["api_version"] == "1.0"
+    _issued, stranger = pki.client_issued("amphora-7")
+    from controller_stub.client import AgentClient
+
+    with AgentClient(agent.host, agent.amphora_id, ca_file=str(pki.ca_file),
+                     client_cert=str(stranger), port=agent.port, retries=0) as client:
+        with pytest.raises(Forbidden) as err:
+            client.info()
+    assert err.value.status == 403
+    assert "amphora-7" in err.value.body["details"]
