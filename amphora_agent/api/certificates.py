@@ -7,7 +7,8 @@ from flask import Blueprint, jsonify, request
 from amphora_agent.app import current_agent
 
 blueprint = Blueprint("certificates", __name__)
-ROUTE = "/1.0/loadbalancer/<lb_id>/certificates/<filename>"
+# <path:> so that "../x.pem" reaches validation (a 400) instead of routing (a 404).
+ROUTE = "/1.0/loadbalancer/<lb_id>/certificates/<path:filename>"
 
 
 @blueprint.put(ROUTE)
