@@ -17,8 +17,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit, log, process_tree, pss_kib, rss_kib, summary_ms  # noqa: E402
-from tests.support.agents import Pki, start_agent  # noqa: E402
+from bench.common import emit, log, process_tree, pss_kib, rss_kib, summary_ms
+from tests.support.agents import Pki, start_agent
 
 REQUESTS = 200
 

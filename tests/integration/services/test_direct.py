@@ -34,11 +34,11 @@ def namespace() -> Iterator[str]:
 def _spec(tmp_path: Path, namespace: str) -> ServiceSpec:
     cfg = tmp_path / "haproxy.cfg"
     cfg.write_text(
-        "global\n  maxconn 100\n  stats socket {0}/stats.sock mode 600 level admin\n"
+        f"global\n  maxconn 100\n  stats socket {tmp_path}/stats.sock mode 600 level admin\n"
         "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n"
         "  timeout connect 5s\n"
         "frontend f\n  bind 127.0.0.1:8080\n  http-request return status 200 "
-        "content-type text/plain string ok\n".format(tmp_path))
+        "content-type text/plain string ok\n")
     pid_file = str(tmp_path / "haproxy.pid")
     return ServiceSpec(
         name="haproxy-test", description="test",

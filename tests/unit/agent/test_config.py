@@ -82,7 +82,8 @@ def test_amphora_section(files: dict[str, str]) -> None:
 @pytest.mark.parametrize(("section", "line", "message"), [
     ("haproxy_amphora", "bind_port = 70000", "[haproxy_amphora] bind_port: 70000 is outside"),
     ("haproxy_amphora", "bind_host = example.org", "[haproxy_amphora] bind_host"),
-    ("haproxy_amphora", "base_path = relative/dir", "[haproxy_amphora] base_path: expected an absolute"),
+    ("haproxy_amphora", "base_path = relative/dir",
+     "[haproxy_amphora] base_path: expected an absolute"),
     ("health_manager", "controller_ip_port_list = 192.0.2.1", "controller_ip_port_list"),
     ("health_manager", "heartbeat_interval = soon", "heartbeat_interval: expected an integer"),
     ("amphora_agent", "amphora_id = not-a-uuid", "[amphora_agent] amphora_id"),
