@@ -62,6 +62,7 @@ _CONN_KB_PLAIN = 34
 _CONN_KB_TLS = 64
 _SSL_CACHE_ENTRY_BYTES = 200  # HAProxy: "about 200 bytes per entry"
 _MAX_THREADS = 64
+_MAX_UNIX_PATH = 97  # HAProxy's limit for a UNIX socket path (sun_path minus its suffixes)
 
 
 @dataclass(frozen=True)
@@ -366,7 +367,7 @@ def _backend(ctx: _Ctx, listener: Listener, pool: Pool, peers: str | None) -> di
         if sp.type is PersistenceType.SOURCE_IP:
             key = "ipv6" if any(v.version == 6 for v in ctx.lb.vips) else "ip"
             be["stick"] = {"table": f"type {key} size {opts.stick_table_size} expire {expire}",
-                           "peers": peers, "rules": ["stick on src"]}
+                           "peers": peers, "cookie_name": None}
         elif sp.type is PersistenceType.APP_COOKIE:
             be["stick"] = {"table": f"type string len 64 size {opts.stick_table_size} "
                            f"expire {expire}", "peers": peers,
@@ -379,7 +380,7 @@ def _backend(ctx: _Ctx, listener: Listener, pool: Pool, peers: str | None) -> di
     if hm is not None:
         check: dict[str, Any] = {"type": hm.type.value, "inter": f"{hm.delay}s",
                                  "timeout": f"{hm.timeout}s", "rise": hm.max_retries,
-                                 "fall": hm.max_retries_down}
+                                 "fall": hm.max_retries_down, "http": None, "external": None}
         if hm.type in (MonitorType.HTTP, MonitorType.HTTPS):
             check["http"] = {"method": hm.http_method, "uri": hm.url_path,
                              "version": f"HTTP/{hm.http_version}", "host": hm.domain_name,
@@ -467,13 +468,17 @@ def _global(ctx: _Ctx, listeners: list[Listener]) -> dict[str, Any]:
                                ciphersuites=None, versions=None, alpn=None, http=False)
     ping = any(p.healthmonitor is not None and p.healthmonitor.type is MonitorType.PING
                for p in ctx.lb.pools)
+    stats_socket = f"{opts.base_path.rstrip('/')}/{ctx.lb.id}.sock"
+    if len(stats_socket.encode()) > _MAX_UNIX_PATH:
+        raise ValidationError("options.base_path", f"stats socket path {stats_socket} is longer "
+                              f"than HAProxy's {_MAX_UNIX_PATH}-byte UNIX socket limit")
     return {
         "maxconn": maxconn,
         "nbthread": threads,
         "cpu_map": f"auto:1/{thread_set} {cpus}",
         "cachesize": cachesize,
         "hard_stop_after": opts.hard_stop_after,
-        "stats_socket": f"{opts.base_path.rstrip('/')}/{ctx.lb.id}.sock",
+        "stats_socket": stats_socket,
         "state_file": f"{opts.base_path.rstrip('/')}/{ctx.lb.id}/servers-state",
         "bind_tls": defaults_tls,
         "server_tls": server_tls,
