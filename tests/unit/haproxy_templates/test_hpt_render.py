@@ -1,0 +1,151 @@
+"""Renderer decisions: sizing, names, persistence, backend verification, peers."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+
+import pytest
+from hpt_cases import AMP_A, AMP_B, GOLDEN_TARGET, LB_ID, case, uid
+
+from haproxy_templates import RenderOptions, Target, ValidationError, peer_name, render
+
+
+def lines(text: str, prefix: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith(prefix)]
+
+
+def value(text: str, keyword: str) -> str:
+    """The argument of the first ``keyword`` line (the global section comes first)."""
+    return lines(text, keyword + " ")[0][len(keyword) + 1:]
+
+
+def test_peer_name_rule() -> None:
+    amp = "2d9e8ff0-3c58-4b5a-9a4b-3a2c1a0f5e6d"
+    raw = base64.b64encode(hashlib.sha1(amp.encode()).digest(), altchars=b"_-").decode()
+    assert peer_name(amp) == raw.rstrip("=").replace("-", "x", 1) if raw.startswith("-") else \
+        raw.rstrip("=")
+    assert "=" not in peer_name(amp) and len(peer_name(amp)) == 27
+    # Find an id whose digest starts with '-' (0b111110...), which must become 'x'.
+    for n in range(5000):
+        candidate = uid(n)
+        if base64.b64encode(hashlib.sha1(candidate.encode()).digest(), b"_-").startswith(b"-"):
+            assert peer_name(candidate).startswith("x")
+            break
+    else:
+        pytest.fail("no id with a leading '-' found")
+
+
+def test_names_follow_octavia() -> None:
+    text = render(case("l7_policies"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(text, "frontend ") == [f"frontend {uid(1)}"]
+    assert f"backend {uid(11)}:{uid(1)}" in lines(text, "backend ")
+    assert f"backend {uid(12)}:{uid(1)}" in lines(text, "backend ")
+    assert any(ln.startswith(f"server {uid(1101)} ") for ln in lines(text, "server "))
+
+
+def test_global_sizing_from_target() -> None:
+    small = Target("2.6.12", cpu_count=4, memory_kb=1024 * 1024, fd_limit=1_000_000)
+    text = render(case("http"), amphora_id=AMP_A, target=small)
+    # Memory allows 1 GiB * 0.5 / 2 workers / 34 kB = 7710; the listener asks for 5000.
+    assert value(text, "maxconn") == "5000"
+    assert value(text, "nbthread") == "4"
+    assert value(text, "cpu-map") == "auto:1/1-4 0-3"
+    assert value(text, "tune.ssl.cachesize") == str(1024 * 1024 * 1024 // 50 // 2 // 200)
+    fd_bound = Target("2.6.12", memory_kb=64 * 1024 * 1024, fd_limit=4096)
+    text = render(case("http"), amphora_id=AMP_A, target=fd_bound)
+    assert int(value(text, "maxconn")) <= (4096 - 100) // 2
+    mem_bound = Target("2.6.12", memory_kb=256 * 1024)
+    doc = case("http")
+    doc["listeners"][0]["connection_limit"] = -1
+    text = render(doc, amphora_id=AMP_A, target=mem_bound)
+    assert value(text, "maxconn") == str(256 * 1024 // 2 // 2 // 34)
+    tuned = Target("2.6.12", cpu_count=8, reserve_cpu0=True)
+    text = render(case("http"), amphora_id=AMP_A, target=tuned)
+    assert value(text, "nbthread") == "7" and value(text, "cpu-map") == "auto:1/1-7 1-7"
+
+
+def test_global_management_lines() -> None:
+    text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+                  base_path="/srv/amp")
+    assert f'stats socket "/srv/amp/{LB_ID}.sock" mode 600 level admin expose-fd listeners' in (
+        text)
+    assert f'server-state-file "/srv/amp/{LB_ID}/servers-state"' in text
+    assert "load-server-state-from-file global" in text
+    assert "master-worker" in text and lines(text, "hard-stop-after")
+    for timeout in ("connect", "client", "server", "http-request", "http-keep-alive", "queue",
+                    "tunnel", "check"):
+        assert lines(text, f"timeout {timeout} "), timeout
+
+
+def test_long_base_path_is_refused() -> None:
+    with pytest.raises(ValidationError) as info:
+        render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET, base_path="/x" * 40)
+    assert info.value.field == "options.base_path"
+
+
+def test_cookie_values_do_not_leak_member_ids() -> None:
+    text = render(case("persistence"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    cookie_servers = [ln for ln in lines(text, "server ") if " cookie " in ln]
+    assert len(cookie_servers) == 2
+    for line in cookie_servers:
+        member_id = line.split()[1]
+        cookie = line.split(" cookie ")[1].split()[0]
+        assert re.fullmatch(r"[0-9a-f]{16}", cookie)
+        assert member_id.replace("-", "")[:8] not in cookie and member_id not in cookie
+
+
+def test_stick_tables_expire_and_sync_with_peers() -> None:
+    text = render(case("persistence"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    tables = lines(text, "stick-table ")
+    assert len(tables) == 2 and all(" expire " in t for t in tables)
+    assert 'stick store-response "res.cook(JSESSIONID)"' in text
+    assert "expire 600s" in text
+    text = render(case("active_standby"), amphora_id=AMP_B, target=GOLDEN_TARGET)
+    (table,) = lines(text, "stick-table ")
+    peers_name = LB_ID.replace("-", "") + "_peers"
+    assert table.endswith(f"peers {peers_name}")
+    assert f'peer "{peer_name(AMP_A)}" 198.51.100.5:1025' in text
+    assert f'peer "{peer_name(AMP_B)}" 198.51.100.6:1025' in text
+    with pytest.raises(ValidationError) as info:
+        render(case("active_standby"), amphora_id=uid(12345), target=GOLDEN_TARGET)
+    assert info.value.field == "amphora_id"
+
+
+def test_ipv6_source_persistence_uses_ipv6_table() -> None:
+    text = render(case("ipv6"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(text, "stick-table ")[0].startswith("stick-table type ipv6 ")
+    assert "bind 2001:db8::1:443" in text
+
+
+def test_ca_on_pool_means_verify_required_on_every_server() -> None:
+    doc = case("reencrypt")
+    text = render(doc, amphora_id=AMP_A, target=GOLDEN_TARGET)
+    ca_servers = [ln for ln in lines(text, "server ") if "pool_ca.pem" in ln]
+    assert len(ca_servers) == 2
+    assert all(" verify required ca-file " in ln and "verify none" not in ln
+               for ln in ca_servers)
+    # Even with a TLS-HELLO/HTTPS monitor that would otherwise add "check-ssl verify none".
+    doc["pools"][0]["healthmonitor"] = {"id": uid(77), "type": "TLS-HELLO", "delay": 5,
+                                        "timeout": 3, "max_retries": 2}
+    text = render(doc, amphora_id=AMP_A, target=GOLDEN_TARGET)
+    ca_servers = [ln for ln in lines(text, "server ") if "pool_ca.pem" in ln]
+    assert all("verify none" not in ln for ln in ca_servers)
+
+
+def test_two_vips_bind_each() -> None:
+    text = render(case("two_vips"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(text, "bind ") == ["bind 203.0.113.10:80", "bind 2001:db8::10:80"]
+
+
+def test_lvs_listeners_are_not_in_haproxy_config() -> None:
+    text = render(case("health_monitors"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert uid(9) not in text and uid(10) not in text and ":53" not in text
+
+
+def test_prometheus_service_and_internal_exporter() -> None:
+    text = render(case("prometheus"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+                  options=RenderOptions(prometheus_bind="127.0.0.1:9101"))
+    assert text.count("http-request use-service prometheus-exporter if { path /metrics }") == 2
+    assert "disabled" in lines(text, "disabled")
