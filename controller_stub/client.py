@@ -232,6 +232,44 @@ class AgentClient:
     def delete_cert(self, lb_id: str, filename: str) -> None:
         self.request("DELETE", f"/1.0/loadbalancer/{lb_id}/certificates/{filename}")
 
+    # -- networking (POST bodies as Octavia's controller sends them) -------------
+
+    def plug_vip(self, vip: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """Plug the VIP port; a 404 "No suitable network interface found" is retried."""
+        return self._json("POST", f"/1.0/plug/vip/{vip}", json=body, **kwargs)
+
+    def plug_network(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return self._json("POST", "/1.0/plug/network", json=body, **kwargs)
+
+    def get_interface(self, ip: str) -> str:
+        """Name of the namespace interface that holds ``ip``."""
+        return self._json("GET", f"/1.0/interface/{ip}", retry_not_ready=False)["interface"]
+
+    def set_interface_rules(self, ip: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+        return self._json("PUT", f"/1.0/interface/{ip}/rules", json=rules)
+
+    # -- load balancers (HAProxy) -------------------------------------------
+
+    def upload_haproxy(self, amphora_id: str, lb_id: str, config: str | bytes) -> str:
+        """Install a config (validated by the agent); returns the ETag."""
+        response = self.request("PUT", f"/1.0/loadbalancer/{amphora_id}/{lb_id}/haproxy",
+                                data=_bytes(config))
+        return response.headers.get("ETag", "")
+
+    def get_haproxy(self, lb_id: str) -> str:
+        return self.request("GET", f"/1.0/loadbalancer/{lb_id}/haproxy",
+                            retry_not_ready=False).text
+
+    def lb_action(self, lb_id: str, action: str) -> dict[str, Any]:
+        """start, stop or reload (reload of a stopped LB starts it)."""
+        return self._json("PUT", f"/1.0/loadbalancer/{lb_id}/{action}")
+
+    def listeners(self) -> list[dict[str, str]]:
+        return self._json("GET", "/1.0/listeners")
+
+    def delete_listener(self, lb_id: str) -> None:
+        self.request("DELETE", f"/1.0/listeners/{lb_id}")
+
 
 def _bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value
