@@ -50,9 +50,9 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
     )
     app.extensions["amphora"] = agent
 
-    from amphora_agent.api import agent_admin, certificates, info
+    from amphora_agent.api import agent_admin, certificates, info, plug
 
-    for module in (info, certificates, agent_admin):
+    for module in (info, certificates, agent_admin, plug):
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 
