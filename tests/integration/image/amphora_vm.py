@@ -1,0 +1,180 @@
+"""Build an amphora image and boot it under qemu (TCG) the way a controller would.
+
+Shared by the boot test and ``bench/image.py``. The controller's part is real:
+a CA, a server certificate naming the amphora id, a client certificate, and
+the agent config rendered by ``controller_stub.provision``, all handed to the
+VM on a config drive (ISO 9660, label ``config-2``, Nova's ``meta_data.json``
+``files`` list). qemu user networking is ``restrict=on`` (the guest reaches
+nothing) with the agent port forwarded from 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from controller_stub.client import AgentClient
+from controller_stub.pki import CertificateAuthority
+from controller_stub.provision import AgentSettings
+
+REPO = Path(__file__).resolve().parents[3]
+DEFAULT_CACHE = Path(os.environ.get("AMPHORA_IMAGE_CACHE",
+                                    Path.home() / ".cache" / "amphora-image"))
+
+
+@dataclass(frozen=True)
+class BuiltImage:
+    path: Path
+    manifest: dict[str, Any]
+    build_seconds: float | None
+    size_bytes: int
+
+
+def build_image(out_dir: Path, *, cache_dir: Path = DEFAULT_CACHE, name: str = "amphora-test",
+                extra_args: tuple[str, ...] = (), log: Path | None = None) -> BuiltImage:
+    """Run image-create.sh with the default options; raise with the log tail on failure."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = log or out_dir / "build.log"
+    started = time.monotonic()
+    with open(log, "wb") as handle:
+        done = subprocess.run(
+            ["bash", str(REPO / "image-create.sh"), "-o", str(out_dir), "-n", name,
+             "-c", str(cache_dir), *extra_args],
+            stdout=handle, stderr=subprocess.STDOUT, timeout=3600)
+    elapsed = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"image-create.sh failed ({done.returncode}):\n"
+                           + log.read_text(errors="replace")[-5000:])
+    image = out_dir / f"{name}.qcow2"
+    return BuiltImage(path=image, manifest=json.loads(Path(f"{image}.manifest.json").read_text()),
+                      build_seconds=elapsed, size_bytes=image.stat().st_size)
+
+
+def existing_image(path: Path) -> BuiltImage:
+    manifest = json.loads(Path(f"{path}.manifest.json").read_text())
+    return BuiltImage(path=path, manifest=manifest, build_seconds=None,
+                      size_bytes=path.stat().st_size)
+
+
+@dataclass
+class ControllerIdentity:
+    """What a controller holds to talk to one amphora."""
+
+    amphora_id: str
+    ca_file: Path
+    client_cert: Path
+
+
+def make_config_drive(workdir: Path, hostname: str = "amphora-boot-test",
+                      ) -> tuple[Path, ControllerIdentity]:
+    """Certificates + agent config on a config-2 ISO; returns the ISO and the client's side."""
+    amphora_id = str(uuid.uuid4())
+    ca = CertificateAuthority.create("Amphora boot-test CA")
+    ca_file, _ = ca.write(workdir / "ca")
+    client_cert = ca.issue_client("controller").write(workdir / "client.pem")
+    settings = AgentSettings(amphora_id=amphora_id)
+    files = {
+        settings.agent_server_cert: ca.issue_amphora(amphora_id).pem,
+        settings.agent_server_ca: ca.cert_pem,
+        "/etc/octavia/amphora-agent.conf": settings.render().encode(),
+    }
+    drive = workdir / "config-drive"
+    (drive / "openstack/latest").mkdir(parents=True)
+    (drive / "openstack/content").mkdir()
+    entries = []
+    for index, (path, data) in enumerate(files.items()):
+        name = f"{index:04x}"
+        (drive / "openstack/content" / name).write_bytes(data)
+        entries.append({"path": path, "content_path": f"/content/{name}"})
+    meta = {"uuid": amphora_id, "hostname": hostname, "name": hostname, "files": entries}
+    (drive / "openstack/latest/meta_data.json").write_text(json.dumps(meta))
+    iso = workdir / "config-drive.iso"
+    subprocess.run(["genisoimage", "-quiet", "-o", str(iso), "-V", "config-2", "-r", "-J",
+                    str(drive)], check=True)
+    shutil.rmtree(drive)
+    return iso, ControllerIdentity(amphora_id, ca_file, client_cert)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AmphoraVM:
+    """One qemu TCG guest booted from a copy-on-write overlay of the image."""
+
+    def __init__(self, image: Path, config_drive: Path, workdir: Path, *,
+                 memory_mb: int = 1024, cpus: int = 2) -> None:
+        self.workdir = workdir
+        self.overlay = workdir / "overlay.qcow2"
+        self.console = workdir / "console.log"
+        self.port = free_port()
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
+                        "-b", str(image.resolve()), str(self.overlay)], check=True)
+        self.command = [
+            "qemu-system-x86_64", "-accel", "tcg", "-m", str(memory_mb), "-smp", str(cpus),
+            "-display", "none", "-monitor", "none", "-serial", f"file:{self.console}",
+            "-no-reboot",
+            "-drive", f"file={self.overlay},if=virtio,format=qcow2",
+            "-drive", f"file={config_drive},media=cdrom,format=raw,readonly=on",
+            "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:9443",
+            "-device", "virtio-net-pci,netdev=mgmt",
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def start(self) -> None:
+        self.started_at = time.monotonic()
+        with open(self.workdir / "qemu.log", "wb") as log:
+            self.proc = subprocess.Popen(self.command, stdin=subprocess.DEVNULL, stdout=log,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
+
+    def console_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.console.read_text(errors="replace")[-chars:]
+        except OSError:
+            return "(no console output)"
+
+    def wait_for_agent(self, identity: ControllerIdentity, timeout: float = 900.0,
+                       ) -> tuple[AgentClient, dict[str, Any], float]:
+        """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds)."""
+        assert self.proc is not None
+        client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),
+                             client_cert=str(identity.client_cert), port=self.port, retries=0)
+        deadline = self.started_at + timeout
+        last: BaseException | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"qemu exited with {self.proc.returncode}:\n"
+                                   + self.console_tail())
+            try:
+                info = client.info()
+                return client, info, time.monotonic() - self.started_at
+            except Exception as exc:  # not up yet: connection reset/refused, TLS EOF
+                last = exc
+                time.sleep(2)
+        raise TimeoutError(f"agent did not answer within {timeout:.0f}s (last: {last}):\n"
+                           + self.console_tail())
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=20)

@@ -1,0 +1,94 @@
+"""Full build with the default options, then boot under qemu TCG to a running agent.
+
+Slow (about 4-5 minutes here: build ~2.5 min with a warm debootstrap cache,
+boot to agent-ready ~45-80 s). ``AMPHORA_TEST_IMAGE=/path/x.qcow2`` reuses an
+image built earlier (its ``.manifest.json`` must sit beside it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .amphora_vm import AmphoraVM, BuiltImage, build_image, existing_image, make_config_drive
+
+pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
+    reuse = os.environ.get("AMPHORA_TEST_IMAGE")
+    if reuse:
+        return existing_image(Path(reuse))
+    if os.geteuid() != 0:
+        pytest.fail("building an image needs root")
+    image = build_image(tmp_path_factory.mktemp("image-out"))
+    print(f"\nbuild: {image.build_seconds:.0f}s, {image.size_bytes / 2**20:.0f} MiB")
+    return image
+
+
+@pytest.fixture(scope="module")
+def booted(built: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    workdir = tmp_path_factory.mktemp("vm")
+    iso, identity = make_config_drive(workdir)
+    vm = AmphoraVM(built.path, iso, workdir)
+    vm.start()
+    try:
+        client, info, seconds = vm.wait_for_agent(identity)
+        print(f"\nboot to agent ready: {seconds:.0f}s")
+        yield vm, identity, client, info
+    finally:
+        vm.stop()
+
+
+def test_build_outputs(built: BuiltImage) -> None:
+    image = built.path
+    assert image.stat().st_size > 50 * 2**20
+    assert image.read_bytes()[:4] == b"QFI\xfb"  # qcow2 magic
+    digest, name = Path(f"{image}.sha256").read_text().split()
+    assert name == image.name
+    assert digest == hashlib.sha256(image.read_bytes()).hexdigest()
+    manifest = built.manifest
+    assert manifest["os_distro"] == "debian" and manifest["os_release"] == "bookworm"
+    assert manifest["architecture"] == "x86_64"
+    assert manifest["haproxy_version"].split(".")[0] == "2"
+    assert manifest["builder"]["options"]["no_sshd"] is True
+
+
+def test_agent_answers_info_over_mtls_with_the_manifest_versions(
+        built: BuiltImage, booted: tuple) -> None:
+    _vm, _identity, _client, info = booted
+    manifest = built.manifest
+    assert info["api_version"] == "1.0"
+    assert info["haproxy_version"] == manifest["haproxy_version"]
+    assert info["keepalived_version"] == manifest["keepalived_version"]
+    assert info["ipvsadm_version"] == manifest["ipvsadm_version"]
+    # the hostname came from the config drive, so provisioning ran
+    assert info["hostname"] == "amphora-boot-test"
+
+
+def test_agent_details_describe_the_vm(booted: tuple) -> None:
+    _vm, identity, client, _info = booted
+    details = client.details()
+    assert details["cpu_count"] == 2
+    assert details["amphora_id"] == identity.amphora_id
+    limits = details["open_file_limit"]  # raised by the haproxy-amphora element
+    assert limits["soft"] >= 1048576 and limits["nr_open"] >= 1048576
+    assert 600_000 < details["memory"]["total"] < 1_100_000
+
+
+def test_agent_refuses_clients_without_a_certificate(booted: tuple) -> None:
+    vm, identity, _client, _info = booted
+    context = ssl.create_default_context(cafile=str(identity.ca_file))
+    with socket.create_connection(("127.0.0.1", vm.port), timeout=30) as raw:
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            with context.wrap_socket(raw, server_hostname=identity.amphora_id) as tls:
+                tls.sendall(b"GET /1.0/info HTTP/1.1\r\nHost: x\r\n\r\n")
+                if not tls.recv(1024):
+                    raise ConnectionError("closed without an answer")
