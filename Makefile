@@ -9,8 +9,12 @@ BIN := $(VENV)/bin
 STAMPS := .stamps
 
 APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl
+# image builder (elements, image-create.sh, boot test)
+APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fdisk gdisk \
+	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
 
-.PHONY: test test-unit test-integration lint deps apt venv demo bench clean
+.PHONY: test test-unit test-integration test-image lint deps apt venv demo bench clean \
+	.venv-dib .venv-glance
 
 test: deps
 	$(BIN)/ruff check .
@@ -25,7 +29,29 @@ test-integration: deps
 lint: venv
 	$(BIN)/ruff check .
 
-deps: apt venv
+deps: apt venv .venv-dib .venv-glance
+
+# The full image build + qemu boot test alone (about 4-5 minutes here; `make test` runs it too).
+test-image: deps
+	$(BIN)/pytest -m image tests/integration/image
+
+# diskimage-builder in its own virtualenv (its pins are not ours).
+.venv-dib: $(STAMPS)/venv-dib
+$(STAMPS)/venv-dib:
+	@mkdir -p $(STAMPS)
+	test -x .venv-dib/bin/python || $(PYTHON) -m venv .venv-dib
+	.venv-dib/bin/pip install -q --upgrade pip
+	.venv-dib/bin/pip install -q 'diskimage-builder>=3.40'
+	@touch $@
+
+# A real Glance for the image tests (run under gunicorn by tests/integration/glance_fixture.py).
+.venv-glance: $(STAMPS)/venv-glance
+$(STAMPS)/venv-glance:
+	@mkdir -p $(STAMPS)
+	test -x .venv-glance/bin/python || $(PYTHON) -m venv .venv-glance
+	.venv-glance/bin/pip install -q --upgrade pip
+	.venv-glance/bin/pip install -q 'glance==33.0.0' 'gunicorn>=22'
+	@touch $@
 
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
@@ -52,4 +78,4 @@ bench: deps
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(STAMPS) build *.egg-info
+	rm -rf $(VENV) .venv-dib .venv-glance $(STAMPS) build *.egg-info
