@@ -536,6 +536,10 @@ class Pool:
                                ("crl_container_ref", tls.crl)):
                 if value is not None:
                     raise r.error(key, "needs tls_enabled")
+        if not tls_enabled:
+            # Octavia reports default ciphers/versions/ALPN on every pool; only meaningful
+            # with tls_enabled.
+            tls = PoolTLS()
         if tls_enabled and protocol not in (PoolProtocol.HTTP, PoolProtocol.TCP,
                                             PoolProtocol.HTTPS):
             raise r.error("tls_enabled", f"not supported for {protocol} pools")
@@ -824,9 +828,11 @@ def _listener_tls(r: _Reader, protocol: ListenerProtocol) -> ListenerTLS:
         if (tls.hsts_include_subdomains or tls.hsts_preload) and tls.hsts_max_age is None:
             raise r.error("hsts_max_age", "is required when other hsts_* options are set")
         return tls
+    # Octavia's API fills tls_ciphers/tls_versions/alpn_protocols with defaults on every
+    # listener and sends [] for SNI refs; those are ignored. Certificates are not.
     for key in ("default_tls_container_ref", "sni_container_refs", "client_ca_tls_container_ref",
-                "client_crl_container_ref", "tls_ciphers", "tls_ciphersuites", "hsts_max_age"):
-        if r.has(key):
+                "client_crl_container_ref", "tls_ciphersuites", "hsts_max_age"):
+        if r.data.get(key) not in (None, [], ""):
             raise r.error(key, f"only applies to TERMINATED_HTTPS listeners, not {protocol}")
     if auth is not ClientAuth.NONE:
         raise r.error("client_authentication", "only applies to TERMINATED_HTTPS listeners")

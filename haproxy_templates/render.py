@@ -407,9 +407,6 @@ def _backend(ctx: _Ctx, listener: Listener, pool: Pool, peers: str | None) -> di
             "ca": ctx.cert(t.ca) if t.ca else None,
             "crl": ctx.cert(t.crl) if t.crl else None,
         }
-    elif pool.tls.ciphers or pool.tls.versions or pool.tls.alpn or pool.tls.ciphersuites:
-        raise ValidationError(f"{path}.tls_enabled", "TLS settings given but tls_enabled is "
-                              "false")
     for member in pool.members:
         words: list[str] = [f"weight {member.weight}"]
         if hm is not None:

@@ -177,3 +177,25 @@ def test_l7_policies_sorted_by_position() -> None:
     doc["listeners"][0]["l7policies"].reverse()
     lb = LoadBalancer.from_dict(doc)
     assert [p.position for p in lb.listeners[0].l7policies] == [1, 2, 3, 4, 5, 6]
+
+
+def test_octavia_api_response_shape_is_accepted() -> None:
+    """Octavia's GET responses carry nulls, empty lists and TLS defaults everywhere."""
+    doc = case("http")
+    doc.update(description="", vip_port_id=uid(7), provider="amphora", flavor_id=None,
+               additional_vips=[])
+    doc["listeners"][0].update(
+        default_tls_container_ref=None, sni_container_refs=[], client_authentication="NONE",
+        client_ca_tls_container_ref=None, client_crl_container_ref=None,
+        tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256", tls_versions=["TLSv1.2", "TLSv1.3"],
+        alpn_protocols=["h2", "http/1.1"], hsts_max_age=None, hsts_include_subdomains=False,
+        hsts_preload=False, timeout_tcp_inspect=None, l7policies=[], tags=[])
+    doc["pools"][0].update(tls_enabled=False, tls_ciphers="ECDHE-RSA-AES128-GCM-SHA256",
+                           tls_versions=["TLSv1.2"], alpn_protocols=["http/1.1"],
+                           tls_container_ref=None, ca_tls_container_ref=None,
+                           crl_container_ref=None, listeners=[{"id": uid(1)}])
+    lb = LoadBalancer.from_dict(doc)
+    assert lb.listeners[0].tls.ciphers is None and lb.pools[0].tls.ciphers is None
+    assert lb.listeners[0].timeouts.tcp_inspect == 0
+    doc["listeners"][0]["sni_container_refs"] = ["sni1.pem"]
+    assert error_of(doc).field == "listeners[0].sni_container_refs"
