@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from amphora_agent import fileutil
+from amphora_agent.errors import InvalidRequest
 from amphora_agent.network import schema
 
 FORMAT_VERSION = 1
@@ -123,7 +124,7 @@ class InterfaceConfig:
     def from_dict(cls, data: Any) -> InterfaceConfig:
         try:
             return _from_dict(data)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, InvalidRequest) as exc:
             raise InterfaceFileError(str(exc)) from None
 
 
