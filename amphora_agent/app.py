@@ -19,6 +19,7 @@ from amphora_agent import identity
 from amphora_agent.certstore import CertStore
 from amphora_agent.config import AgentConfig
 from amphora_agent.errors import ApiError
+from amphora_agent.haproxy.manager import LoadBalancers
 from amphora_agent.services import ServiceManager, make_service_manager
 
 LOG = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Agent:
     config: AgentConfig
     certs: CertStore
     services: ServiceManager
+    loadbalancers: LoadBalancers
     extensions: list[str] = field(default_factory=list)
 
 
@@ -43,16 +45,19 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
     app = Flask("amphora_agent")
     app.config["MAX_CONTENT_LENGTH"] = config.max_body_size
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    services = services or make_service_manager(config)
+    certs = CertStore(config.base_cert_dir)
     agent = Agent(
         config=config,
-        certs=CertStore(config.base_cert_dir),
-        services=services or make_service_manager(config),
+        certs=certs,
+        services=services,
+        loadbalancers=LoadBalancers(config, services, certs),
     )
     app.extensions["amphora"] = agent
 
-    from amphora_agent.api import agent_admin, certificates, info, plug
+    from amphora_agent.api import agent_admin, certificates, info, loadbalancer, plug
 
-    for module in (info, certificates, agent_admin, plug):
+    for module in (info, certificates, agent_admin, loadbalancer, plug):
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 

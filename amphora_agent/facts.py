@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from amphora_agent import loadbalancers, netns, sysinfo
+from amphora_agent import netns, sysinfo
 
 if TYPE_CHECKING:
     from amphora_agent.app import Agent
@@ -31,16 +31,14 @@ def info() -> dict[str, Any]:
 def details(agent: Agent) -> dict[str, Any]:
     config = agent.config
     versions = sysinfo.package_versions()
-    lbs = loadbalancers.installed(config.base_path)
-    running = [lb for lb in lbs if agent.services.is_running(loadbalancers.service_name(lb))]
-    listener_ids = [lid for lb in lbs for lid in loadbalancers.listener_ids(config.base_path, lb)]
+    listeners = agent.loadbalancers.listeners()
     return {
         "hostname": sysinfo.hostname(),
         "haproxy_version": versions["haproxy"],
         "api_version": API_VERSION,
         "networks": netns.interface_counters(config.namespace),
         "active": True,
-        "haproxy_count": len(running),
+        "haproxy_count": agent.loadbalancers.running_count(),
         "cpu_count": sysinfo.cpu_count(),
         "cpu": sysinfo.cpu_times(),
         "memory": sysinfo.memory_kb(),
@@ -49,7 +47,7 @@ def details(agent: Agent) -> dict[str, Any]:
         "active_tuned_profiles": sysinfo.active_tuned_profiles(),
         "topology": config.loadbalancer_topology,
         "topology_status": "OK",
-        "listeners": sorted(listener_ids),
+        "listeners": sorted(entry["uuid"] for entry in listeners),
         "packages": {},
         "lvs_listener_process_count": 0,
         "keepalived_version": versions["keepalived"],

@@ -21,19 +21,39 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | Iterable[bytes],
 
     ``data`` may be an iterable of chunks so request bodies can be streamed.
     """
+    chunks = [bytes(data)] if isinstance(data, bytes | bytearray | memoryview) else data
+    with staged(path, chunks, mode):
+        pass
+
+
+def remove(path: str | os.PathLike[str]) -> bool:
+    """Delete a file if present; returns whether it existed."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def staged(path: str | os.PathLike[str], chunks: Iterable[bytes], mode: int = 0o600):  # type: ignore[no-untyped-def]
+    """Write ``chunks`` to a temp file beside ``path`` and yield its path.
+
+    If the body of the ``with`` returns, the temp file replaces ``path``
+    atomically; if it raises (e.g. validation failed), the temp file is
+    removed and ``path`` is untouched.
+    """
     target = Path(path)
     ensure_dir(target.parent)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".new")
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
-            if isinstance(data, bytes | bytearray | memoryview):
-                handle.write(data)
-            else:
-                for chunk in data:
-                    handle.write(chunk)
+            for chunk in chunks:
+                handle.write(chunk)
             handle.flush()
             os.fsync(handle.fileno())
+        yield Path(tmp)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -44,12 +64,3 @@ def atomic_write(path: str | os.PathLike[str], data: bytes | Iterable[bytes],
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-def remove(path: str | os.PathLike[str]) -> bool:
-    """Delete a file if present; returns whether it existed."""
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        return False
-    return True

@@ -1,27 +1,140 @@
-"""What the heartbeat reports: per-listener and per-pool state of running LBs."""
+"""What the heartbeat reports: listeners and pools of every running LB.
+
+Counters and the old workers: after a reload, HAProxy's new workers start
+their counters at zero while the old ones keep serving (and counting) their
+established connections until they finish. Reading only the new worker's
+stats socket would lose that traffic, which is what upstream does. We read
+``show stat`` from *every* live worker through the master CLI (``@!<pid>``)
+and keep the last value seen per worker pid in a state file, so each
+heartbeat reports, per listener, the sum over workers of what each counted
+since the previous heartbeat. A worker seen for the first time counts from
+zero; a counter that went down (pid reuse) counts from zero again. Only what
+an old worker counts between our last look and its exit is lost.
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import uuid
+from pathlib import Path
 from typing import Any
 
+from amphora_agent import fileutil
 from amphora_agent.config import AgentConfig
+from amphora_agent.haproxy import sockets
+from amphora_agent.haproxy.layout import LbLayout, installed_lb_ids
+
+LOG = logging.getLogger(__name__)
+COUNTERS = {"tx": "bout", "rx": "bin", "totconns": "stot", "ereq": "ereq"}
+VRRP_CONFIG = "vrrp/keepalived.conf"
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _is_uuid(name: str) -> bool:
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False
+
+
+def member_status(row: dict[str, str]) -> str:
+    status = (row.get("status") or "").upper()
+    if status.startswith("MAINT"):
+        return "MAINT"
+    if status.startswith("DRAIN") or status == "NOLB":
+        return "DRAIN"
+    if status == "NO CHECK":
+        return "no check"
+    if status.startswith("UP"):
+        return "DRAIN" if _int(row.get("weight")) == 0 and row.get("weight") else "UP"
+    return "DOWN"
+
+
+def _load_state(path: Path) -> dict[str, dict[str, dict[str, int]]]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def collect_stats(config: AgentConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Listener and pool status from each running LB's stats socket.
-
-    No load balancer runs until one is installed, and then each adds its
-    frontends and backends here.
-    """
-    from amphora_agent import loadbalancers
-
+    """(listeners, pools) in heartbeat.md's shapes, counters as deltas."""
+    base = Path(config.base_path)
+    state_path = config.heartbeat_state_path
+    previous = _load_state(state_path)
+    current: dict[str, dict[str, dict[str, int]]] = {}
     listeners: dict[str, Any] = {}
     pools: dict[str, Any] = {}
-    for _lb_id in loadbalancers.installed(config.base_path):
-        pass
+    for lb_id in installed_lb_ids(base):
+        master = str(LbLayout(base, lb_id).master_socket)
+        try:
+            table = sockets.show_proc(master)
+            newest = {pid: sockets.show_stat(master, f"@!{pid} ") for pid in table.workers}
+            older = {}
+            for pid in table.old_workers:
+                try:
+                    older[pid] = sockets.show_stat(master, f"@!{pid} ")
+                except sockets.SocketError:
+                    pass  # it finished between show proc and now
+        except sockets.SocketError:
+            continue  # not running
+        for pid, rows in {**older, **newest}.items():
+            for row in rows:
+                if row.get("svname") == "FRONTEND" and _is_uuid(row.get("pxname", "")):
+                    key = row["pxname"]
+                    seen = current.setdefault(key, {})
+                    seen[str(pid)] = {c: _int(row.get(c)) for c in COUNTERS.values()}
+        for rows in newest.values():
+            _listener_and_pool_status(rows, listeners, pools)
+    for listener_id, entry in listeners.items():
+        workers = current.get(listener_id, {})
+        before = previous.get(listener_id, {})
+        stats = entry["stats"]
+        for name, column in COUNTERS.items():
+            delta = 0
+            for pid, counters in workers.items():
+                now, then = counters[column], before.get(pid, {}).get(column, 0)
+                delta += now - then if now >= then else now
+            stats[name] = delta
+    try:
+        fileutil.atomic_write(state_path, json.dumps(current).encode())
+    except OSError as exc:
+        LOG.warning("cannot persist heartbeat counters: %s", exc)
     return listeners, pools
 
 
-def should_send_heartbeat(_config: AgentConfig) -> bool:
-    """Silence is how a failed amphora asks to be failed over."""
-    return True
+def _listener_and_pool_status(rows: list[dict[str, str]], listeners: dict[str, Any],
+                              pools: dict[str, Any]) -> None:
+    for row in rows:
+        name, kind = row.get("pxname", ""), row.get("svname", "")
+        if kind == "FRONTEND" and _is_uuid(name):
+            entry = listeners.setdefault(name, {"status": "OPEN", "stats": {
+                "tx": 0, "rx": 0, "conns": 0, "totconns": 0, "ereq": 0}})
+            if row.get("status") == "FULL":
+                entry["status"] = "FULL"
+            entry["stats"]["conns"] += _int(row.get("scur"))
+        elif ":" in name and kind == "BACKEND":
+            pool = pools.setdefault(name, {"status": "DOWN", "members": {}})
+            pool["status"] = "UP" if row.get("status", "").startswith("UP") else "DOWN"
+        elif ":" in name and kind not in ("FRONTEND", "BACKEND"):
+            pool = pools.setdefault(name, {"status": "DOWN", "members": {}})
+            pool["members"][kind] = member_status(row)
+
+
+def should_send_heartbeat(config: AgentConfig) -> bool:
+    """Silence is how a failed amphora asks to be failed over: when VRRP is
+    configured but keepalived is not running, send nothing."""
+    if not os.path.exists(os.path.join(config.base_path, VRRP_CONFIG)):
+        return True
+    from amphora_agent.services import make_service_manager
+
+    return make_service_manager(config).is_running("keepalived")

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -104,10 +105,14 @@ class DirectServiceManager(ServiceManager):
             return
         fileutil.remove(spec.pid_file)
         env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **spec.env}
-        proc = subprocess.run(
-            self._command(spec), capture_output=True, text=True, env=env, check=False,
-            timeout=START_TIMEOUT, preexec_fn=self._preexec(spec), start_new_session=True)
-        output = (proc.stdout + proc.stderr).strip()
+        # A file, not a pipe: a daemon that keeps stdio open must not block us.
+        with tempfile.TemporaryFile() as out:
+            proc = subprocess.run(
+                self._command(spec), stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env, check=False, timeout=START_TIMEOUT,
+                preexec_fn=self._preexec(spec), start_new_session=True)
+            out.seek(0)
+            output = out.read().decode(errors="replace").strip()
         if proc.returncode != 0:
             raise ServiceError(f"{spec.name} failed to start (exit {proc.returncode})", output)
         deadline = time.monotonic() + START_TIMEOUT

@@ -90,3 +90,11 @@ def start_agent(root: Path, pki: Pki, *, amphora: dict[str, str] | None = None,
         process.stop()
         raise
     return agent
+
+
+def short_tmpdir() -> Path:
+    """A short directory path: HAProxy's unix sockets live under it and a
+    socket path may not exceed 107 bytes (pytest's tmp_path can)."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix="amp-", dir="/tmp"))

@@ -1,0 +1,1 @@
+"""HAProxy inside the amphora: config files, processes, reloads, runtime API."""

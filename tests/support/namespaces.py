@@ -1,0 +1,92 @@
+"""Network namespaces for tests, and small clients and servers inside them.
+
+A thread that enters a namespace (``amphora_agent.netns.entered``) creates
+sockets that stay in it, so servers and clients run as threads of the test
+process, with no helper processes to leak.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import os
+import signal
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from amphora_agent import netns
+
+PREFIX = "amp-t-"
+
+
+def create(prefix: str = PREFIX) -> str:
+    name = f"{prefix}{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+    return name
+
+
+def destroy(name: str) -> None:
+    """Kill everything left in the namespace, then delete it."""
+    pids = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True,
+                          check=False).stdout.split()
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    subprocess.run(["ip", "netns", "del", name], check=False, capture_output=True)
+
+
+@contextlib.contextmanager
+def namespace(prefix: str = PREFIX) -> Iterator[str]:
+    name = create(prefix)
+    try:
+        yield name
+    finally:
+        destroy(name)
+
+
+def http_get(ns: str, host: str, port: int, path: str = "/", *, timeout: float = 5.0,
+             keep: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
+    with netns.entered(ns):
+        conn = keep or http.client.HTTPConnection(host, port, timeout=timeout)
+        if keep is None:
+            conn.connect()
+    try:
+        conn.request("GET", path, headers={} if keep else {"Connection": "close"})
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        if keep is None:
+            conn.close()
+
+
+class Member:
+    """An HTTP server in a namespace that answers with its own name."""
+
+    def __init__(self, ns: str, address: str, port: int, name: str) -> None:
+        member_name = name.encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(member_name)))
+                self.end_headers()
+                self.wfile.write(member_name)
+
+            def log_message(self, *_args: object) -> None:
+                pass
+
+        with netns.entered(ns):
+            self.server = ThreadingHTTPServer((address, port), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
