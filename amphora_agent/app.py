@@ -20,6 +20,7 @@ from amphora_agent.certstore import CertStore
 from amphora_agent.config import AgentConfig
 from amphora_agent.errors import ApiError
 from amphora_agent.haproxy.manager import LoadBalancers
+from amphora_agent.haproxy.members import Members
 from amphora_agent.services import ServiceManager, make_service_manager
 
 LOG = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class Agent:
     certs: CertStore
     services: ServiceManager
     loadbalancers: LoadBalancers
+    members: Members
     extensions: list[str] = field(default_factory=list)
 
 
@@ -51,13 +53,14 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
         config=config,
         certs=certs,
         services=services,
-        loadbalancers=LoadBalancers(config, services, certs),
+        loadbalancers=(lbs := LoadBalancers(config, services, certs)),
+        members=Members(lbs),
     )
     app.extensions["amphora"] = agent
 
-    from amphora_agent.api import agent_admin, certificates, info, loadbalancer, plug
+    from amphora_agent.api import agent_admin, certificates, info, loadbalancer, members, plug
 
-    for module in (info, certificates, agent_admin, loadbalancer, plug):
+    for module in (info, certificates, agent_admin, loadbalancer, members, plug):
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 

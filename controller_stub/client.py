@@ -270,6 +270,23 @@ class AgentClient:
     def delete_listener(self, lb_id: str) -> None:
         self.request("DELETE", f"/1.0/listeners/{lb_id}")
 
+    # -- extension: runtime member changes ------------------------------------
+
+    def _servers_path(self, lb_id: str, backend: str) -> str:
+        return f"/1.0/ext/loadbalancer/{lb_id}/backends/{backend}/servers"
+
+    def list_servers(self, lb_id: str, backend: str) -> list[dict[str, Any]]:
+        return self._json("GET", self._servers_path(lb_id, backend), retry_not_ready=False)
+
+    def set_server(self, lb_id: str, backend: str, server: str, **change: Any) -> str:
+        """Add or change a member; returns how it was applied (runtime/reload)."""
+        return self._json("PUT", f"{self._servers_path(lb_id, backend)}/{server}",
+                          json=change, retry_not_ready=False)["applied"]
+
+    def delete_server(self, lb_id: str, backend: str, server: str) -> str:
+        return self._json("DELETE", f"{self._servers_path(lb_id, backend)}/{server}",
+                          retry_not_ready=False)["applied"]
+
 
 def _bytes(value: str | bytes) -> bytes:
     return value.encode("utf-8") if isinstance(value, str) else value

@@ -81,8 +81,12 @@ class Member:
             def log_message(self, *_args: object) -> None:
                 pass
 
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request: object, client_address: object) -> None:
+                pass  # health checks connect and reset; that is not an error
+
         with netns.entered(ns):
-            self.server = ThreadingHTTPServer((address, port), Handler)
+            self.server = Server((address, port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
