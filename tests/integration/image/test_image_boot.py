@@ -8,13 +8,20 @@ image built earlier (its ``.manifest.json`` must sit beside it).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import socket
 import ssl
+import subprocess
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from controller_stub import images
+from tests.integration.glance_fixture import GlanceServer
 
 from .amphora_vm import AmphoraVM, BuiltImage, build_image, existing_image, make_config_drive
 
@@ -92,3 +99,21 @@ def test_agent_refuses_clients_without_a_certificate(booted: tuple) -> None:
                 tls.sendall(b"GET /1.0/info HTTP/1.1\r\nHost: x\r\n\r\n")
                 if not tls.recv(1024):
                     raise ConnectionError("closed without an answer")
+
+
+def test_built_image_is_accepted_by_glance(built: BuiltImage, glance: GlanceServer) -> None:
+    """The real image passes Glance's format inspection and carries its manifest's versions."""
+    tag = f"boot-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "AMPHORA_GLANCE_ENDPOINT": glance.url}
+    done = subprocess.run([sys.executable, "-m", "controller_stub.cli", "image", "upload",
+                           str(built.path), "--tag", tag, "--json"],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    uploaded = json.loads(done.stdout)
+    assert uploaded["status"] == "active"
+    assert uploaded["disk_format"] == "qcow2"
+    assert uploaded["size"] == built.size_bytes
+    for prop, key in images.MANIFEST_PROPERTIES.items():
+        assert uploaded["properties"][prop] == str(built.manifest[key]), prop
+    conn = images.connect(endpoint=glance.url)
+    assert images.select_image(conn, tag).id == uploaded["id"]
