@@ -1,15 +1,18 @@
 """What the heartbeat reports: listeners and pools of every running LB.
 
-Counters and the old workers: after a reload, HAProxy's new workers start
-their counters at zero while the old ones keep serving (and counting) their
-established connections until they finish. Reading only the new worker's
-stats socket would lose that traffic, which is what upstream does. We read
+Counters and old workers: after a reload, the new workers start their
+counters at zero while the old ones keep serving the connections they hold
+(TCP sessions, in-flight HTTP transactions) until those end, and HAProxy adds
+a session's bytes to the counters only when it ends. Reading only the new
+worker's stats socket, as upstream does, loses all of that. We read
 ``show stat`` from *every* live worker through the master CLI (``@!<pid>``)
 and keep the last value seen per worker pid in a state file, so each
 heartbeat reports, per listener, the sum over workers of what each counted
 since the previous heartbeat. A worker seen for the first time counts from
-zero; a counter that went down (pid reuse) counts from zero again. Only what
-an old worker counts between our last look and its exit is lost.
+zero; a counter that went down (pid reuse) counts from zero again; the state
+file makes deltas survive an agent restart. What remains uncounted is what
+an old worker adds in the instant between its last session ending and its
+exit, i.e. the very last session it finishes.
 """
 
 from __future__ import annotations
@@ -95,6 +98,10 @@ def collect_stats(config: AgentConfig) -> tuple[dict[str, Any], dict[str, Any]]:
                     seen[str(pid)] = {c: _int(row.get(c)) for c in COUNTERS.values()}
         for rows in newest.values():
             _listener_and_pool_status(rows, listeners, pools)
+        for rows in older.values():  # connections an old worker still serves
+            for row in rows:
+                if row.get("svname") == "FRONTEND" and row.get("pxname") in listeners:
+                    listeners[row["pxname"]]["stats"]["conns"] += _int(row.get("scur"))
     for listener_id, entry in listeners.items():
         workers = current.get(listener_id, {})
         before = previous.get(listener_id, {})

@@ -20,6 +20,7 @@ class OctaviaStyleConfig:
     prometheus_bind: str | None = None
     body: str | None = None  # answer from HAProxy itself instead of members
     extra_global: list[str] = field(default_factory=list)
+    mode: str = "http"
 
     def render(self) -> str:
         g = [
@@ -37,7 +38,6 @@ class OctaviaStyleConfig:
             "    log global",
             "    retries 3",
             "    option redispatch",
-            "    option http-keep-alive",
             "    load-server-state-from-file global",
             "    timeout connect 5s",
             "    timeout client 30s",
@@ -48,12 +48,12 @@ class OctaviaStyleConfig:
             g += [f"peers {self.lb_id.replace('-', '')}_peers",
                   f"    peer {self.peer_name} {self.peer_address}", ""]
         g += [f"frontend {self.listener_id}", "    maxconn 1000", f"    bind {self.bind}",
-              "    mode http"]
+              f"    mode {self.mode}"]
         if self.body is not None:
             g += [f"    http-request return status 200 content-type text/plain "
                   f"string {self.body}"]
         g += [f"    default_backend {self.pool_id}:{self.listener_id}", "",
-              f"backend {self.pool_id}:{self.listener_id}", "    mode http",
+              f"backend {self.pool_id}:{self.listener_id}", f"    mode {self.mode}",
               "    balance roundrobin", "    option allbackups"]
         g += [f"    server {mid} {addr} weight 1 check inter 1s fall 2 rise 1"
               for mid, addr in self.members]

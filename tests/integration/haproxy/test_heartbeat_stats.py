@@ -1,0 +1,111 @@
+"""Heartbeat contents from real HAProxy: statuses, and counters as deltas
+that keep what a draining old worker carries after a reload."""
+
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+
+from amphora_agent import config as agent_config
+from amphora_agent import health, netns
+from amphora_agent.haproxy import sockets
+from tests.support import namespaces
+from tests.support.agents import RunningAgent, free_port
+from tests.support.haproxy_configs import OctaviaStyleConfig
+
+
+def _request(sock: socket.socket) -> bytes:
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: m\r\n\r\n")
+    data = b""
+    while not data.endswith(b"member-127.0.0.11"):
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def _collect(agent: RunningAgent) -> tuple[dict, dict]:
+    return health.collect_stats(agent_config.load(agent.config_file))
+
+
+def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: str) -> None:
+    member_port = free_port()
+    member = namespaces.Member(lb_namespace, "127.0.0.11", member_port, "member-127.0.0.11")
+    down_id, up_id = str(uuid.uuid4()), str(uuid.uuid4())
+    port = free_port()
+    cfg = OctaviaStyleConfig(
+        amphora_id=agent.amphora_id, lb_id=str(uuid.uuid4()), listener_id=str(uuid.uuid4()),
+        pool_id=str(uuid.uuid4()), base_path=str(agent.base_path),
+        bind=f"127.0.0.1:{port}", mode="tcp",
+        members=[(up_id, f"127.0.0.11:{member_port}"), (down_id, "127.0.0.99:9")])
+    backend = f"{cfg.pool_id}:{cfg.listener_id}"
+    try:
+        with agent.client() as client:
+            client.upload_haproxy(agent.amphora_id, cfg.lb_id, cfg.render())
+            client.lb_action(cfg.lb_id, "start")
+            deadline = time.monotonic() + 10
+            while True:
+                listeners, pools = _collect(agent)
+                members = pools.get(backend, {}).get("members", {})
+                if members.get(up_id) == "UP" and members.get(down_id) == "DOWN":
+                    break
+                assert time.monotonic() < deadline, pools
+                time.sleep(0.2)
+            assert pools[backend]["status"] == "UP"
+            assert listeners[cfg.listener_id]["status"] == "OPEN"
+            _collect(agent)  # baseline
+
+            with netns.entered(lb_namespace):
+                conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+                keeper = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                first = _request(conn)
+                _request(keeper)
+                listeners, _ = _collect(agent)
+                stats = listeners[cfg.listener_id]["stats"]
+                assert stats["totconns"] == 2 and stats["conns"] == 2
+
+                client.lb_action(cfg.lb_id, "reload")
+                master = str(agent.base_path / cfg.lb_id / "master.sock")
+                # TCP sessions stay with the old worker; `keeper` keeps it alive
+                assert sockets.show_proc(master).old_workers
+                # HAProxy adds a TCP session's bytes when it ends, here in the
+                # old worker: reading only the new worker's socket, as
+                # upstream does, never sees them
+                conn.close()
+                time.sleep(0.2)
+                listeners, _ = _collect(agent)
+                stats = listeners[cfg.listener_id]["stats"]
+                assert stats["tx"] >= len(first) and stats["rx"] > 0, stats
+                assert stats["totconns"] == 0 and stats["conns"] == 1
+            finally:
+                conn.close()
+                keeper.close()
+            # the next heartbeat reports nothing new
+            time.sleep(0.3)
+            listeners, _ = _collect(agent)
+            assert listeners[cfg.listener_id]["stats"]["tx"] == 0
+
+            # deltas persist across an agent restart: counters live in the state file
+            with netns.entered(lb_namespace):
+                fresh = socket.create_connection(("127.0.0.1", port), timeout=5)
+            _request(fresh)
+            fresh.close()
+            agent.process.stop()
+            agent.process.start()
+            agent.process.wait_ready(client)
+            listeners, _ = _collect(agent)
+            assert listeners[cfg.listener_id]["stats"]["totconns"] == 1
+            client.delete_listener(cfg.lb_id)
+    finally:
+        member.close()
+
+
+def test_heartbeat_silent_when_vrrp_configured_but_keepalived_down(agent: RunningAgent) -> None:
+    config = agent_config.load(agent.config_file)
+    assert health.should_send_heartbeat(config)
+    vrrp = agent.base_path / "vrrp"
+    vrrp.mkdir(parents=True)
+    (vrrp / "keepalived.conf").write_text("global_defs {}\n")
+    assert not health.should_send_heartbeat(config)
