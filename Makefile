@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 
-APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl
+APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk
 # image builder (elements, image-create.sh, boot test)
 APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fdisk gdisk \
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
@@ -31,7 +31,7 @@ lint: venv
 
 deps: apt venv .venv-dib .venv-glance
 
-# The full image build + qemu boot test alone (about 4-5 minutes here; `make test` runs it too).
+# The full image build + qemu boot test alone (about 4 minutes here; `make test` runs it too).
 test-image: deps
 	$(BIN)/pytest -m image tests/integration/image
 

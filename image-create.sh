@@ -42,8 +42,8 @@ Other:
       --check             only check the prerequisites
   -h, --help              this help
 
-A default build takes about 4-6 minutes here (first run; the debootstrap cache
-makes later runs faster) and needs root, about 6 GB free disk, debootstrap,
+A default build takes about 2.5-3 minutes here (the debootstrap cache
+is reused by later runs) and needs root, about 6 GB free disk, debootstrap,
 qemu-img, kpartx or partx, sgdisk, mkfs.ext4 and diskimage-builder
 (make .venv-dib).
 EOF

@@ -1,7 +1,7 @@
 """Full build with the default options, then boot under qemu TCG to a running agent.
 
-Slow (about 4-5 minutes here: build ~2.5 min with a warm debootstrap cache,
-boot to agent-ready ~45-80 s). ``AMPHORA_TEST_IMAGE=/path/x.qcow2`` reuses an
+Slow (about 4 minutes here: build ~2.6 min, with or without a warm cache,
+boot to agent-ready ~45 s). ``AMPHORA_TEST_IMAGE=/path/x.qcow2`` reuses an
 image built earlier (its ``.manifest.json`` must sit beside it).
 """
 
