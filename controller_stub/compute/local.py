@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from amphora_agent import netns
 from controller_stub.agent_process import AgentProcess
@@ -57,8 +58,14 @@ DEFAULT_NETWORKS: dict[str, tuple[str, str | None]] = {
     "member": ("198.51.100.0/24", "2001:db8:198::/64"),
     "client": ("192.0.2.0/24", "2001:db8:192::/64"),
 }
+_CREATED_PREFIXES: list[str] = []
 _ALLOWED = [ipaddress.ip_network(n) for n in (
     "198.18.0.0/15", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")]
+
+
+def created_prefixes() -> list[str]:
+    """Prefixes of every fabric this process created (for leftover checks)."""
+    return list(_CREATED_PREFIXES)
 
 
 def _check_range(subnet: ipaddress.IPv4Network | ipaddress.IPv6Network) -> None:
@@ -169,6 +176,7 @@ class LocalFabric:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.namespace = f"{self.prefix}-fab"
+        _CREATED_PREFIXES.append(self.prefix)
         self.ca = ca or CertificateAuthority.create("Amphora fabric CA")
         self.ca_file = self.workdir / "ca.pem"
         self.ca_file.write_bytes(self.ca.cert_pem)
@@ -248,7 +256,9 @@ class LocalFabric:
                 _check_range(subnet)
         network = Network(name, f"br-{name}"[:15], v4, v6)
         with netns.entered(self.namespace), IPRoute() as ipr:
-            ipr.link("add", ifname=network.bridge, kind="bridge")
+            # No multicast snooping: without an MLD querier it can starve IPv6
+            # neighbour discovery of freshly plugged ports.
+            ipr.link("add", ifname=network.bridge, kind="bridge", br_mcast_snooping=0)
             index = ipr.link_lookup(ifname=network.bridge)[0]
             ipr.link("set", index=index, state="up")
             addresses = [(str(network.gateway4), v4.prefixlen)]
@@ -335,11 +345,17 @@ class LocalFabric:
 
     def unplug_port(self, amphora: Amphora, port: Port) -> None:
         """Detach a NIC wherever the agent moved it (Nova interface detach)."""
-        with netns.entered(self.namespace), IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=port.fabric_ifname)
-            if index:
-                ipr.link("del", index=index[0])
+        self._delete_links([port.fabric_ifname])
         amphora.ports.remove(port)
+
+    def _delete_links(self, names: list[str]) -> None:
+        if not netns.exists(self.namespace):
+            return
+        with netns.entered(self.namespace), IPRoute() as ipr:
+            for name in names:
+                for index in ipr.link_lookup(ifname=name):
+                    with contextlib.suppress(NetlinkError):
+                        ipr.link("del", index=index)
 
     def reboot_amphora(self, amphora: Amphora) -> subprocess.CompletedProcess[str]:
         """Simulate a reboot: the NICs come back in the amphora namespace unconfigured,
@@ -375,11 +391,10 @@ class LocalFabric:
         amphora.process.stop()
         nsutil.delete(amphora.haproxy_namespace)
         nsutil.delete(amphora.namespace)
-        with netns.entered(self.namespace), IPRoute() as ipr:
-            for port in [*amphora.ports, amphora.mgmt_ifname]:
-                name = port.fabric_ifname if isinstance(port, Port) else port
-                if name and ipr.link_lookup(ifname=name):
-                    ipr.link("del", index=ipr.link_lookup(ifname=name)[0])
+        # The veths' fabric ends die with their peers, asynchronously; remove
+        # any still there, tolerating the ones that vanish meanwhile.
+        names = [p.fabric_ifname for p in amphora.ports] + [amphora.mgmt_ifname]
+        self._delete_links([n for n in names if n])
         if amphora in self.amphorae:
             self.amphorae.remove(amphora)
 
@@ -416,7 +431,7 @@ class LocalFabric:
             member.process = subprocess.Popen(
                 ["nsenter", f"--net={netns.path(member.namespace)}", "--", sys.executable,
                  "-m", "controller_stub.compute.member", "--name", member.name,
-                 "--port", str(port)],
+                 "--port", str(port), "--fabric", self.prefix],
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True)
         deadline = time.monotonic() + timeout

@@ -47,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="amphora-fabric-member")
     parser.add_argument("--name", required=True)
     parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--fabric", default="", help="owning fabric's prefix (for cleanup checks)")
     args = parser.parse_args(argv)
     server = _DualStackServer(("::", args.port), make_handler(args.name))
     print(f"member {args.name} listening on port {args.port}", flush=True)

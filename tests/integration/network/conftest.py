@@ -9,8 +9,14 @@ from dataclasses import dataclass
 import pytest
 
 from controller_stub.compute import nsutil
-from controller_stub.compute.local import Amphora, Endpoint, FabricAgentClient, Port
-from tests.support.fabric import PREFIX, LocalFabric, network_body, vip_body
+from controller_stub.compute.local import (
+    Amphora,
+    Endpoint,
+    FabricAgentClient,
+    Port,
+    created_prefixes,
+)
+from tests.support.fabric import LocalFabric, network_body, vip_body
 
 
 def _our_processes(marker: str) -> list[str]:
@@ -28,14 +34,18 @@ def _our_processes(marker: str) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def no_leftovers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the suite: no namespace with the fabric prefix, no agent or member left."""
+    """After the suite: no namespace of this run's fabrics, no agent or member left.
+
+    Only this process's fabrics (prefix ``ampx`` + random hex) are checked, so
+    a suite running concurrently on the same host does not interfere."""
     if os.geteuid() != 0:
         pytest.fail("network tests need root (namespaces, veth, nftables)")
     base = str(tmp_path_factory.getbasetemp())
     yield
-    assert nsutil.listed(PREFIX) == []
+    for prefix in created_prefixes():
+        assert nsutil.listed(prefix) == []
+        assert _our_processes(f"--fabric {prefix}") == []
     assert _our_processes(base) == []
-    assert _our_processes("controller_stub.compute.member") == []
 
 
 @pytest.fixture(scope="module")
