@@ -1,0 +1,1 @@
+"""Amphora networking: the HAProxy namespace, plugged interfaces, their files and rules."""
