@@ -66,6 +66,7 @@ class AgentConfig:
     workers: int = 1
     threads: int = 4
     keepalive_timeout: int = 30
+    handshake_timeout: int = 10
     heartbeat_state_file: str = ""
     # Where this config was read from; PUT /1.0/config replaces that file.
     config_file: str = field(default="", compare=False)
@@ -216,6 +217,7 @@ _PARSERS = {
         "workers": ("workers", lambda k, v: _int(k, v, 1, 16)),
         "threads": ("threads", lambda k, v: _int(k, v, 1, 64)),
         "keepalive_timeout": ("keepalive_timeout", lambda k, v: _int(k, v, 1, 3600)),
+        "handshake_timeout": ("handshake_timeout", lambda k, v: _int(k, v, 1, 600)),
         "heartbeat_state_file": ("heartbeat_state_file", _abs_path),
     },
 }

@@ -51,7 +51,7 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
             "keyfile": config.agent_server_cert,
             "ca_certs": config.agent_server_ca,
             "cert_reqs": ssl.CERT_REQUIRED,
-            "ssl_context": self.tls.gunicorn_hook(),
+            "ssl_context": self.tls.gunicorn_hook(config.handshake_timeout),
             "proc_name": "amphora-agent",
             "accesslog": "-" if config.debug else None,
             "errorlog": "-",

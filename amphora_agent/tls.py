@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -61,10 +63,26 @@ class ServerContextCache:
                 self._key = key
             return self._context
 
-    def gunicorn_hook(self) -> Callable[[object, object], ssl.SSLContext]:
-        def ssl_context(_conf: object, _default_factory: object) -> ssl.SSLContext:
-            return self.get()
+    def gunicorn_hook(self, handshake_timeout: float) -> Callable[[object, object], Any]:
+        def ssl_context(_conf: object, _default_factory: object) -> _DeadlineContext:
+            return _DeadlineContext(self.get(), handshake_timeout)
         return ssl_context
+
+
+class _DeadlineContext:
+    """Gunicorn wraps each accepted socket with ``ssl_context().wrap_socket``
+    and then handshakes on a blocking socket with no timeout: a client that
+    sends half a ClientHello would hold a worker thread forever, and a few of
+    them would silence the agent. Setting a timeout before wrapping bounds
+    the handshake (and request reads) on every new connection."""
+
+    def __init__(self, context: ssl.SSLContext, timeout: float) -> None:
+        self.context = context
+        self.timeout = timeout
+
+    def wrap_socket(self, sock: socket.socket, **kwargs: Any) -> ssl.SSLSocket:
+        sock.settimeout(self.timeout)
+        return self.context.wrap_socket(sock, **kwargs)
 
 
 def _public_bytes(key: object) -> bytes:

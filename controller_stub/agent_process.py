@@ -30,7 +30,10 @@ class AgentProcess:
         argv = [agent] if agent else [sys.executable, "-m", "amphora_agent.cli"]
         argv += ["--config-file", self.config_file]
         if self.namespace:
-            argv = ["ip", "netns", "exec", self.namespace, *argv]
+            # nsenter switches only the network namespace; ``ip netns exec``
+            # would also give the agent a private mount namespace, hiding the
+            # HAProxy namespace it creates under /run/netns from everyone else.
+            argv = ["nsenter", f"--net=/run/netns/{self.namespace}", "--", *argv]
         return argv
 
     def start(self) -> None:

@@ -164,8 +164,11 @@ class CertificateAuthority:
         return self._issue(name, [x509.DNSName(name)], ExtendedKeyUsageOID.CLIENT_AUTH,
                            days=days, key_kind=key_kind)
 
-    def issue_server_for_address(self, address: str, *, days: int = 730) -> Issued:
-        """Server certificate for a plain address (e.g. a local test service)."""
-        ip = ipaddress.ip_address(address)
-        return self._issue(address, [x509.IPAddress(ip)], ExtendedKeyUsageOID.SERVER_AUTH,
-                           days=days, key_kind="ec")
+    def issue_server(self, name: str, *, days: int = 730, key_kind: str = "ec") -> Issued:
+        """Server certificate for a DNS name or an IP address (e.g. a listener's)."""
+        try:
+            san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
+        except ValueError:
+            san = x509.DNSName(name)
+        return self._issue(name, [san], ExtendedKeyUsageOID.SERVER_AUTH, days=days,
+                           key_kind=key_kind)

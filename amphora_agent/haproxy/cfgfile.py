@@ -47,7 +47,46 @@ class Frontend:
 
 
 def _words(line: str) -> list[str]:
-    return line.split("#", 1)[0].split()
+    """Split a config line into words the way HAProxy does: double quotes
+    with backslash escapes (``\\xNN`` too), single quotes literal, ``#``
+    starting a comment outside quotes."""
+    words: list[str] = []
+    current: list[str] = []
+    in_word = False
+    i, n = 0, len(line)
+    quote: str | None = None
+    while i < n:
+        c = line[i]
+        if quote is None and c == "#":
+            break
+        if quote is None and c.isspace():
+            if in_word:
+                words.append("".join(current))
+                current, in_word = [], False
+            i += 1
+            continue
+        in_word = True
+        if quote != "'" and c == "\\" and i + 1 < n:
+            nxt = line[i + 1]
+            if nxt == "x" and i + 3 < n:
+                try:
+                    current.append(chr(int(line[i + 2:i + 4], 16)))
+                    i += 4
+                    continue
+                except ValueError:
+                    pass
+            current.append(nxt)
+            i += 2
+            continue
+        if c in "\"'" and quote in (None, c):
+            quote = None if quote == c else c
+            i += 1
+            continue
+        current.append(c)
+        i += 1
+    if in_word:
+        words.append("".join(current))
+    return words
 
 
 def sections(lines: list[str]) -> list[Section]:
@@ -151,17 +190,22 @@ def split_server_line(line: str) -> tuple[str, str, str, list[str]]:
 
 
 def set_option(options: list[str], keyword: str, value: str | None) -> list[str]:
-    """Replace ``keyword value`` (or drop it when value is None)."""
-    out, skip = [], False
-    for i, word in enumerate(options):
-        if skip:
-            skip = False
+    """Set ``keyword value`` in place (appended if absent), or drop it when
+    value is None."""
+    out: list[str] = []
+    i, found = 0, False
+    while i < len(options):
+        if options[i] == keyword and i + 1 < len(options):
+            if value is not None and not found:
+                out += [keyword, value]
+            found = True
+            i += 2
             continue
-        if word == keyword and i + 1 < len(options):
-            skip = True
-            continue
-        out.append(word)
-    return [*out, keyword, value] if value is not None else out
+        out.append(options[i])
+        i += 1
+    if value is not None and not found:
+        out += [keyword, value]
+    return out
 
 
 def set_flag(options: list[str], flag: str, present: bool) -> list[str]:

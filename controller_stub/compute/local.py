@@ -153,19 +153,6 @@ class FabricAgentClient(AgentClient):
             return super().request(method, path, **kwargs)
 
 
-class NamespaceAgentProcess(AgentProcess):
-    """The agent started with ``nsenter --net`` rather than ``ip netns exec``.
-
-    ``ip netns exec`` gives the agent a private (slave) mount namespace, so
-    the HAProxy namespace it bind-mounts under ``/run/netns`` would be
-    invisible outside it; ``nsenter --net`` switches only the network namespace.
-    """
-
-    def command(self) -> list[str]:
-        argv = AgentProcess(self.config_file).command()
-        return ["nsenter", f"--net={netns.path(self.namespace or '')}", "--", *argv]
-
-
 class LocalFabric:
     """One embedded deployment: fabric namespace, networks, amphorae, members, clients."""
 
@@ -300,14 +287,14 @@ class LocalFabric:
         namespace = f"{self.prefix}-a{number}"
         mgmt = self.networks["mgmt"]
         mgmt_ip, _ = mgmt.allocate()
-        root = self.workdir / f"amphora-{amphora_id}"
+        root = self.workdir / namespace  # short: HAProxy socket paths live below it
         options = {"namespace": f"{namespace}-hap", "service_manager": "direct"}
         options.update(agent_options or {})
         settings = AgentSettings(amphora_id=amphora_id, bind_host=str(mgmt_ip),
                                  bind_port=AGENT_PORT, topology=topology, amphora=options)
         config_file = write_amphora_files(root, settings, self.ca, self.ca.cert_pem)
         amphora = Amphora(amphora_id, namespace, options["namespace"], mgmt_ip, root,
-                          config_file, NamespaceAgentProcess(config_file, namespace=namespace),
+                          config_file, AgentProcess(config_file, namespace=namespace),
                           topology)
         self.amphorae.append(amphora)
         try:

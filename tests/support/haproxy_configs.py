@@ -21,6 +21,7 @@ class OctaviaStyleConfig:
     body: str | None = None  # answer from HAProxy itself instead of members
     extra_global: list[str] = field(default_factory=list)
     mode: str = "http"
+    extra_frontend: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         g = [
@@ -49,6 +50,7 @@ class OctaviaStyleConfig:
                   f"    peer {self.peer_name} {self.peer_address}", ""]
         g += [f"frontend {self.listener_id}", "    maxconn 1000", f"    bind {self.bind}",
               f"    mode {self.mode}"]
+        g += [f"    {line}" for line in self.extra_frontend]
         if self.body is not None:
             g += [f"    http-request return status 200 content-type text/plain "
                   f"string {self.body}"]

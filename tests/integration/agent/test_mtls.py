@@ -86,3 +86,28 @@ def test_pinned_identities(make_agent, pki: Pki) -> None:
             client.info()
     assert err.value.status == 403
     assert "amphora-7" in err.value.body["details"]
+
+
+def test_stalled_handshakes_do_not_silence_the_agent(make_agent) -> None:
+    """Half a ClientHello on every worker thread must not block the next client."""
+    agent = make_agent(amphora={"threads": "2", "handshake_timeout": "1"})
+    stalled = []
+    try:
+        for _ in range(6):
+            sock = socket.create_connection((agent.host, agent.port), timeout=5)
+            sock.sendall(b"\x16\x03\x01\x02")  # a TLS record header, then nothing
+            stalled.append(sock)
+        import time
+
+        start = time.monotonic()
+        with agent.client(retries=0) as client:
+            client.timeouts.read = 20
+            assert client.info()["api_version"] == "1.0"
+        assert time.monotonic() - start < 15
+        # the stalled connections were dropped by the server
+        for sock in stalled:
+            sock.settimeout(5)
+            assert sock.recv(1) == b""
+    finally:
+        for sock in stalled:
+            sock.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ from controller_stub.compute.local import (
     Port,
     created_prefixes,
 )
+from tests.support.agents import short_tmpdir
 from tests.support.fabric import LocalFabric, network_body, vip_body
 
 
@@ -50,11 +52,14 @@ def no_leftovers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def fabric(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFabric]:
-    fab = LocalFabric(tmp_path_factory.mktemp("fabric"))
+    workdir = short_tmpdir()
+    fab = LocalFabric(workdir)
     try:
         yield fab
     finally:
         fab.teardown()
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert _our_processes(str(workdir)) == []
     assert fab.leftovers() == []
 
 

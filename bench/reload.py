@@ -1,0 +1,144 @@
+"""Config reloads and runtime member changes under continuous load.
+
+Load runs from a client namespace through the VIP, in two streams counted
+separately: a new connection per request, and kept-alive connections.
+
+- 50 config uploads + reloads through the agent; each config stamps a new
+  generation in a response header, and we time PUT-to-serving.
+- Baseline, same run, same amphora: the same reload done by hand outside the
+  agent (write the file, ``haproxy -c``, ``reload`` on the master CLI).
+- 200 runtime member changes (weights) through the ``runtime-members``
+  extension; no reload may happen.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from amphora_agent import fileutil
+from amphora_agent.haproxy import process, sockets
+from amphora_agent.haproxy.layout import LbLayout
+from bench.common import emit, log
+from bench.fabric_setup import Bench, plugged_amphora
+from bench.loadgen import Load
+from tests.support.haproxy_configs import OctaviaStyleConfig
+
+RELOADS = 50
+CHANGES = 200
+
+
+def _config(bench: Bench, lb_id: str, listener_id: str, pool_id: str, generation: int,
+            member_ids: list[str]) -> str:
+    return OctaviaStyleConfig(
+        amphora_id=bench.amphora.id, lb_id=lb_id, listener_id=listener_id, pool_id=pool_id,
+        base_path=str(bench.base_path), bind=f"{bench.vip.ipv4}:80",
+        members=[(mid, f"{m.ipv4}:80") for mid, m in zip(member_ids, bench.members,
+                                                          strict=True)],
+        extra_frontend=[f"http-response set-header X-Generation {generation}"],
+    ).render()
+
+
+def _wait_generation(probe: Load, generation: int, start: float, timeout: float = 10) -> float:
+    while time.perf_counter() - start < timeout:
+        if probe.stats.last_headers.get("x-generation") == str(generation):
+            return time.perf_counter() - start
+        time.sleep(0.0005)
+    raise TimeoutError(f"generation {generation} never served")
+
+
+def _ms(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"median_ms": round(statistics.median(ordered) * 1000, 2),
+            "p90_ms": round(ordered[int(0.9 * (len(ordered) - 1))] * 1000, 2),
+            "n": len(ordered)}
+
+
+def main() -> int:
+    with plugged_amphora() as bench:
+        client = bench.client
+        lb_id, listener_id, pool_id = (str(uuid.uuid4()) for _ in range(3))
+        member_ids = [str(uuid.uuid4()) for _ in bench.members]
+        client.upload_haproxy(bench.amphora.id, lb_id,
+                              _config(bench, lb_id, listener_id, pool_id, 0, member_ids))
+        client.lb_action(lb_id, "start")
+        vip = str(bench.vip.ipv4)
+        new_conn = Load(bench.user.namespace, vip, 80, keep_alive=False).start()
+        kept = Load(bench.user.namespace, vip, 80, keep_alive=True).start()
+        probe = Load(bench.user.namespace, vip, 80, keep_alive=False).start()
+        time.sleep(1)
+        for load in (new_conn, kept):
+            load.reset()
+
+        # -- reloads through the agent
+        api, serving = [], []
+        for generation in range(1, RELOADS + 1):
+            text = _config(bench, lb_id, listener_id, pool_id, generation, member_ids)
+            start = time.perf_counter()
+            client.upload_haproxy(bench.amphora.id, lb_id, text)
+            client.lb_action(lb_id, "reload")
+            api.append(time.perf_counter() - start)
+            serving.append(_wait_generation(probe, generation, start))
+        agent_new, agent_kept = new_conn.stats, kept.stats
+        emit("reload_agent", reloads=RELOADS, upload_and_reload=_ms(api),
+             put_to_serving=_ms(serving),
+             new_connection={"ok": agent_new.ok, "failed": agent_new.failed,
+                             "errors": agent_new.errors},
+             keep_alive={"ok": agent_kept.ok, "failed": agent_kept.failed,
+                         "errors": agent_kept.errors})
+
+        # -- baseline: the same reload by hand, outside the agent
+        for load in (new_conn, kept):
+            load.reset()
+        layout = LbLayout(bench.base_path, lb_id)
+        base_serving = []
+        for i in range(1, RELOADS + 1):
+            generation = RELOADS + i
+            text = _config(bench, lb_id, listener_id, pool_id, generation, member_ids)
+            start = time.perf_counter()
+            fileutil.atomic_write(layout.config, text.encode())
+            subprocess.run(["haproxy", "-c", *process.config_args(
+                layout, layout.config, bench.amphora.id)], capture_output=True, check=True)
+            sockets.command(str(layout.master_socket), "reload")
+            base_serving.append(_wait_generation(probe, generation, start))
+        base_new, base_kept = new_conn.stats, kept.stats
+        emit("reload_baseline_haproxy_c_and_master_reload", reloads=RELOADS,
+             put_to_serving=_ms(base_serving),
+             new_connection={"ok": base_new.ok, "failed": base_new.failed},
+             keep_alive={"ok": base_kept.ok, "failed": base_kept.failed})
+        emit("reload_ratio_agent_to_baseline",
+             median_ratio=round(statistics.median(serving) / statistics.median(base_serving), 2))
+
+        # -- runtime member changes
+        for load in (new_conn, kept):
+            load.reset()
+        master = str(layout.master_socket)
+        reloads_before = sockets.show_proc(master).reloads
+        backend = f"{pool_id}:{listener_id}"
+        latencies = []
+        for i in range(CHANGES):
+            start = time.perf_counter()
+            applied = client.set_server(lb_id, backend, member_ids[i % len(member_ids)],
+                                        weight=1 + (i % 5))
+            latencies.append(time.perf_counter() - start)
+            if applied != "runtime":
+                raise RuntimeError(f"change {i} needed a {applied}")
+        emit("runtime_member_changes", changes=CHANGES, latency=_ms(latencies),
+             reloads=sockets.show_proc(master).reloads - reloads_before,
+             new_connection={"ok": new_conn.stats.ok, "failed": new_conn.stats.failed},
+             keep_alive={"ok": kept.stats.ok, "failed": kept.stats.failed})
+        for load in (new_conn, kept, probe):
+            load.stop()
+        client.delete_listener(lb_id)
+    log("reload bench done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
