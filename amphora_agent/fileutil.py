@@ -16,13 +16,13 @@ def ensure_dir(path: str | os.PathLike[str], mode: int = 0o700) -> Path:
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes | Iterable[bytes],
-                 mode: int = 0o600) -> None:
+                 mode: int = 0o600, *, sync_dir: bool = True) -> None:
     """Replace ``path`` so readers see the old or the new content, never a mix.
 
     ``data`` may be an iterable of chunks so request bodies can be streamed.
     """
     chunks = [bytes(data)] if isinstance(data, bytes | bytearray | memoryview) else data
-    with staged(path, chunks, mode):
+    with staged(path, chunks, mode, sync_dir=sync_dir):
         pass
 
 
@@ -36,12 +36,14 @@ def remove(path: str | os.PathLike[str]) -> bool:
 
 
 @contextlib.contextmanager
-def staged(path: str | os.PathLike[str], chunks: Iterable[bytes], mode: int = 0o600):  # type: ignore[no-untyped-def]
+def staged(path: str | os.PathLike[str], chunks: Iterable[bytes], mode: int = 0o600,  # type: ignore[no-untyped-def]
+           *, sync_dir: bool = True):
     """Write ``chunks`` to a temp file beside ``path`` and yield its path.
 
     If the body of the ``with`` returns, the temp file replaces ``path``
     atomically; if it raises (e.g. validation failed), the temp file is
-    removed and ``path`` is untouched.
+    removed and ``path`` is untouched. ``sync_dir=False`` leaves the
+    directory's fsync to a following write into the same directory.
     """
     target = Path(path)
     ensure_dir(target.parent)
@@ -59,8 +61,9 @@ def staged(path: str | os.PathLike[str], chunks: Iterable[bytes], mode: int = 0o
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    if sync_dir:
+        dir_fd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)

@@ -294,7 +294,6 @@ class Members:
         if not exists and change.address is None:
             raise InvalidRequest("a new server needs address and port")
         options = template_options(lines, backend)
-        new_text = edit_config(text, backend, server, change, add_options=options)
         with self.lbs._locked(layout):
             if admin_socket and change.backup is None:
                 try:
@@ -304,7 +303,8 @@ class Members:
                 else:
                     self._persist(layout, backend, server, change, options)
                     return "runtime"
-        self._apply_with_reload(layout, new_text)
+        self._apply_with_reload(layout, edit_config(text, backend, server, change,
+                                                    add_options=options))
         return "reload"
 
     def remove(self, lb_id: str, backend: str, server: str) -> str:
@@ -365,15 +365,19 @@ class Members:
 
     def _persist(self, layout: LbLayout, backend: str, server: str,
                  change: MemberChange | None, options: list[str]) -> None:
+        """Write the change into the installed and the last known good config
+        (one directory fsync covers both renames: same directory)."""
+        updates = []
         for path in (layout.config, layout.last_good):
             try:
                 text = path.read_text()
             except FileNotFoundError:
                 continue
-            if cfgfile.backend_section(text.splitlines(), backend) is None:
-                continue
-            fileutil.atomic_write(path, edit_config(text, backend, server, change,
-                                                    add_options=options).encode())
+            if cfgfile.backend_section(text.splitlines(), backend) is not None:
+                updates.append((path, edit_config(text, backend, server, change,
+                                                  add_options=options).encode()))
+        for index, (path, data) in enumerate(updates):
+            fileutil.atomic_write(path, data, sync_dir=index == len(updates) - 1)
 
     def _apply_with_reload(self, layout: LbLayout, new_text: str) -> None:
         """Validate the edited config, install it, and reload if running."""
