@@ -10,8 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amphora_agent import config as agent_config
-from controller_stub.compute.local import Amphora, Endpoint, FabricAgentClient, LocalFabric, Port
-from tests.support.fabric import network_body, vip_body
+from controller_stub.compute.local import (
+    Amphora,
+    Endpoint,
+    FabricAgentClient,
+    LocalFabric,
+    Port,
+    network_body,
+    vip_body,
+)
 
 
 @dataclass

@@ -1,61 +1,120 @@
-"""`make demo`: the most useful end-to-end run the project can do today.
+"""`make demo`: a load balancer end to end on the embedded default.
 
-Starts a real agent (gunicorn, mutual TLS) on loopback with throwaway
-certificates, talks to it with the controller's client and prints what it
-says. Everything is removed at the end.
+On this host, with amphorae as network namespaces (the local fabric): boot an
+amphora running the real agent (gunicorn, mutual TLS), plug its VIP and a
+member network through the agent API the way Octavia's controller does,
+start two members, render an HTTP load balancer with haproxy_templates for
+what the amphora reports, push and start it, send traffic from a client
+namespace through the VIP, drain a member at runtime (no reload), and tear
+everything down. Needs root (namespaces, veth pairs).
 """
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import shutil
-import socket
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
-from controller_stub.agent_process import AgentProcess
-from controller_stub.client import AgentClient
-from controller_stub.pki import CertificateAuthority
-from controller_stub.provision import AgentSettings, write_amphora_files
+from amphora_agent import config as agent_config
+from controller_stub.compute import nsutil
+from controller_stub.compute.local import LocalFabric, network_body, vip_body
+from controller_stub.loadbalancer import backend_name, http_document, render_for
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _say(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _get(namespace: str, address: str) -> dict[str, str]:
+    import http.client
+
+    def get() -> dict[str, str]:
+        conn = http.client.HTTPConnection(address, 80, timeout=3)
+        try:
+            conn.request("GET", "/")
+            return json.loads(conn.getresponse().read())
+        finally:
+            conn.close()
+    return nsutil.run_in(namespace, get)
+
+
+def _spread(namespace: str, address: str, n: int = 12) -> dict[str, int]:
+    return dict(collections.Counter(_get(namespace, address)["member"] for _ in range(n)))
 
 
 def main() -> int:
-    root = Path(tempfile.mkdtemp(prefix="amphora-demo-"))
-    process: AgentProcess | None = None
+    if os.geteuid() != 0:
+        print("make demo needs root: it creates network namespaces", file=sys.stderr)
+        return 2
+    workdir = Path(tempfile.mkdtemp(prefix="amp-demo-", dir="/tmp"))
+    fabric = LocalFabric(workdir)
     try:
-        ca = CertificateAuthority.create("Amphora demo CA")
-        (root / "ca.pem").write_bytes(ca.cert_pem)
-        client_pem = ca.issue_client("controller").write(root / "controller.pem")
-        amphora_id = str(uuid.uuid4())
-        port = _free_port()
-        settings = AgentSettings(amphora_id=amphora_id, bind_host="127.0.0.1", bind_port=port,
-                                 amphora={"namespace": f"amp-demo-{amphora_id[:8]}",
-                                          "service_manager": "direct"})
-        config_file = write_amphora_files(root / "amphora", settings, ca, ca.cert_pem)
-        print(f"amphora {amphora_id}: agent on https://127.0.0.1:{port} (mTLS)")
-        process = AgentProcess(config_file)
-        process.start()
-        with AgentClient("127.0.0.1", amphora_id, ca_file=str(root / "ca.pem"),
-                         client_cert=str(client_pem), port=port) as client:
-            process.wait_ready(client)
-            print(f"API version: {client.api_version()}")
-            print("GET /1.0/info")
-            print(json.dumps(client.info(), indent=2))
-            print("GET /1.0/details")
-            print(json.dumps(client.details(), indent=2))
+        _say("booting an amphora (namespace + real agent with mTLS)")
+        start = time.monotonic()
+        amphora = fabric.create_amphora()
+        client = fabric.client(amphora)
+        print(f"    amphora {amphora.id} agent at https://{amphora.mgmt_ip}:9443 "
+              f"ready in {time.monotonic() - start:.2f}s")
+        print(f"    /1.0/info: {json.dumps(client.info())}")
+
+        _say("plugging the VIP and a member network (Nova attaches, the agent plugs)")
+        vip = fabric.hotplug_port(amphora, "vip")
+        member_port = fabric.hotplug_port(amphora, "member")
+        print(f"    {client.plug_vip(str(vip.ipv4), vip_body(vip, ipv6=True))['details']}")
+        print(f"    {client.plug_network(network_body(member_port))['details']}")
+
+        _say("starting two members and a client")
+        members = [fabric.create_member("member", name=f"member-{i}") for i in (1, 2)]
+        user = fabric.create_client("client")
+        for member in members:
+            print(f"    {member.name} at {member.ipv4}")
+
+        _say("rendering an HTTP load balancer for this amphora and pushing it")
+        member_ids = [str(uuid.uuid4()) for _ in members]
+        document = http_document(amphora_id=amphora.id, vip=str(vip.ipv4),
+                                 additional_vips=[str(vip.ipv6)],
+                                 members=[(mid, str(m.ipv4))
+                                          for mid, m in zip(member_ids, members, strict=True)])
+        config = agent_config.load(amphora.config_file)
+        text = render_for(client, document, amphora_id=amphora.id,
+                          base_path=config.base_path, cert_dir=config.base_cert_dir)
+        lb_id = document["id"]
+        client.upload_haproxy(amphora.id, lb_id, text)
+        print(f"    {client.lb_action(lb_id, 'start')['details'].splitlines()[-1]}")
+        print(f"    listeners: {json.dumps(client.listeners())}")
+
+        deadline = time.monotonic() + 15
+        while len(_spread(user.namespace, str(vip.ipv4))) < 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("members never came up")
+            time.sleep(0.2)
+        for address in (str(vip.ipv4), str(vip.ipv6)):
+            print(f"    12 requests to {address}: {_spread(user.namespace, address)}")
+
+        _say("draining member-1 at runtime (HAProxy runtime API, no reload)")
+        backend = backend_name(document)
+        start = time.monotonic()
+        applied = client.set_server(lb_id, backend, member_ids[0], state="drain")
+        print(f"    applied by {applied} in {(time.monotonic() - start) * 1000:.1f} ms")
+        print(f"    12 requests: {_spread(user.namespace, str(vip.ipv4))}")
+        client.set_server(lb_id, backend, member_ids[0], state="ready")
+        print(f"    ready again: {_spread(user.namespace, str(vip.ipv4))}")
+
+        _say("deleting the load balancer and tearing the fabric down")
+        client.delete_listener(lb_id)
+        client.close()
         return 0
     finally:
-        if process is not None:
-            process.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        fabric.teardown()
+        shutil.rmtree(workdir, ignore_errors=True)
+        leftovers = fabric.leftovers()
+        print(f"    left behind: {leftovers or 'nothing'}")
 
 
 if __name__ == "__main__":

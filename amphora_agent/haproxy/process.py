@@ -8,15 +8,18 @@ use (same ``-f`` files, same ``-L`` peer name), so a config that passes
 from __future__ import annotations
 
 import grp
+import logging
 import signal
 import subprocess
 from pathlib import Path
 
 from amphora_agent import fileutil
+from amphora_agent.haproxy import cfgfile
 from amphora_agent.haproxy.layout import LbLayout
 from amphora_agent.services import ServiceSpec
 
 CHECK_TIMEOUT = 60
+LOG = logging.getLogger(__name__)
 
 
 def peer_name(amphora_id: str) -> str:
@@ -49,10 +52,42 @@ def check(haproxy_cmd: str, layout: LbLayout, config: Path, amphora_id: str) -> 
     return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
 
 
+# File descriptors HAProxy needs beyond two per connection (listeners,
+# sockets, checks, logs); a conservative allowance.
+FD_RESERVE = 256
+
+
+def maxconn_that_fits(limit_nofile: int) -> int:
+    """The largest ``maxconn`` whose sockets fit under the open-file limit
+    (each proxied connection holds a client and a server socket)."""
+    return max(1, (limit_nofile - FD_RESERVE) // 2)
+
+
+def maxconn_cap(config_text: str, limit_nofile: int | None) -> int | None:
+    """``-n`` to pass when the config's global maxconn cannot fit, else None.
+
+    HAProxy only warns when the limit is too low for ``maxconn`` and then
+    fails connections with EMFILE under load; capping it makes it refuse the
+    excess cleanly (queueing in the kernel) instead.
+    """
+    if not limit_nofile:
+        return None
+    words = cfgfile.global_setting(config_text, "maxconn")
+    fit = maxconn_that_fits(limit_nofile)
+    if words and words[0].isdigit() and int(words[0]) > fit:
+        return fit
+    return None
+
+
 def service_spec(haproxy_cmd: str, layout: LbLayout, amphora_id: str, namespace: str,
                  limit_nofile: int | None) -> ServiceSpec:
     args = [*config_args(layout, layout.config, amphora_id), "-p", str(layout.pid_file),
             "-S", f"{layout.master_socket},mode,600"]
+    cap = maxconn_cap(layout.config.read_text(errors="replace"), limit_nofile)
+    if cap is not None:
+        LOG.warning("maxconn of %s does not fit %d open files: capped at %d",
+                    layout.lb_id, limit_nofile, cap)
+        args += ["-n", str(cap)]
     return ServiceSpec(
         name=layout.service_name,
         description=f"HAProxy load balancer {layout.lb_id}",

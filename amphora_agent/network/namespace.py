@@ -38,6 +38,10 @@ SYSCTLS: tuple[tuple[str, str, bool], ...] = (
     ("net.ipv6.conf.all.forwarding", "1", False),
     ("net.ipv6.conf.default.accept_ra", "0", False),
     ("net.ipv6.conf.default.autoconf", "0", False),
+    # NICs moved in are ours alone on their port: their link-local addresses
+    # must serve neighbour discovery as soon as the VIP is plugged
+    ("net.ipv6.conf.all.accept_dad", "0", False),
+    ("net.ipv6.conf.default.accept_dad", "0", False),
     ("net.core.somaxconn", "65534", False),
     ("net.ipv4.tcp_max_syn_backlog", "100000", False),
     ("net.ipv4.tcp_tw_reuse", "1", False),

@@ -135,6 +135,9 @@ class DirectServiceManager(ServiceManager):
         if _pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while time.monotonic() < deadline and _pid_alive(pid):
+                time.sleep(0.01)
         spec = self._load(name)
         if spec is not None:
             fileutil.remove(spec.pid_file)

@@ -287,7 +287,8 @@ class LocalFabric:
         namespace = f"{self.prefix}-a{number}"
         mgmt = self.networks["mgmt"]
         mgmt_ip, _ = mgmt.allocate()
-        root = self.workdir / namespace  # short: HAProxy socket paths live below it
+        # short (HAProxy socket paths live below it) and never reused
+        root = self.workdir / f"{namespace}-{amphora_id[:8]}"
         options = {"namespace": f"{namespace}-hap", "service_manager": "direct"}
         options.update(agent_options or {})
         settings = AgentSettings(amphora_id=amphora_id, bind_host=str(mgmt_ip),
@@ -482,3 +483,34 @@ def _listening(port: int) -> bool:
     with socket.socket(socket.AF_INET6) as sock:
         sock.settimeout(0.2)
         return sock.connect_ex(("::1", port)) == 0
+
+
+# -- what a controller posts to plug these ports (Octavia's bodies) ----------------
+
+
+def vip_body(port: Port, *, ipv6: bool = True, vrrp_ip: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    """The body Octavia's controller posts to ``/1.0/plug/vip/{port.ipv4}``."""
+    net = port.network
+    body: dict[str, Any] = {
+        "subnet_cidr": str(net.ipv4), "gateway": str(net.gateway4), "mac_address": port.mac,
+        "vrrp_ip": vrrp_ip, "mtu": 1500, "host_routes": [], "additional_vips": [],
+        "is_sriov": False}
+    if ipv6 and port.ipv6 is not None:
+        body["additional_vips"] = [{"ip_address": str(port.ipv6), "subnet_cidr": str(net.ipv6),
+                                    "gateway": str(net.gateway6), "host_routes": []}]
+    body.update(extra)
+    return body
+
+
+def network_body(port: Port, **extra: Any) -> dict[str, Any]:
+    net = port.network
+    fixed = [{"ip_address": str(port.ipv4), "subnet_cidr": str(net.ipv4),
+              "gateway": str(net.gateway4), "host_routes": []}]
+    if port.ipv6 is not None:
+        fixed.append({"ip_address": str(port.ipv6), "subnet_cidr": str(net.ipv6),
+                      "gateway": str(net.gateway6), "host_routes": []})
+    body: dict[str, Any] = {"mac_address": port.mac, "fixed_ips": fixed, "mtu": 1500,
+                            "is_sriov": False}
+    body.update(extra)
+    return body

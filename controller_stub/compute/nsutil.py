@@ -28,6 +28,11 @@ def create(name: str) -> None:
         pyroute2_netns.create(name)
     with netns.entered(name), IPRoute() as ipr:
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+    # Links made here are fresh veths on a private bridge: skip duplicate
+    # address detection so their IPv6 link-local addresses (which neighbour
+    # discovery uses) are usable at once instead of after about a second.
+    for key in ("net.ipv6.conf.all.accept_dad", "net.ipv6.conf.default.accept_dad"):
+        sysctl(name, key, "0")
 
 
 def sysctl(name: str, key: str, value: str) -> None:

@@ -15,46 +15,26 @@ import pytest
 from amphora_agent import config as agent_config
 from controller_stub.client import BadRequest
 from controller_stub.compute.local import LocalFabric
-from haproxy_templates import LoadBalancer, RenderOptions, Target, render
+from controller_stub.loadbalancer import backend_name, http_document, render_for
 from tests.e2e.conftest import Plugged
 from tests.support.fabric import fetch
 
 pytestmark = pytest.mark.root
 
 
-def _target(client: Any) -> Target:
-    """What the controller renders for: the amphora's own report."""
-    info, details = client.info(), client.details()
-    return Target(haproxy_version=info["haproxy_version"], cpu_count=details["cpu_count"],
-                  memory_kb=details["memory"]["total"],
-                  fd_limit=details["open_file_limit"]["hard"])
-
-
 def _document(plugged: Plugged, members: list[tuple[str, str]], *,
               listeners: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    pool_id = str(uuid.uuid4())
-    return {
-        "id": str(uuid.uuid4()),
-        "vip_address": str(plugged.vip.ipv4),
-        "additional_vips": [{"ip_address": str(plugged.vip.ipv6)}],
-        "topology": "SINGLE",
-        "amphorae": [{"id": plugged.amphora.id, "role": "STANDALONE"}],
-        "listeners": listeners or [{"id": str(uuid.uuid4()), "protocol": "HTTP",
-                                    "protocol_port": 80, "default_pool_id": pool_id}],
-        "pools": [{"id": pool_id, "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
-                   "healthmonitor": {"id": str(uuid.uuid4()), "type": "HTTP", "delay": 1,
-                                     "timeout": 1, "max_retries": 1, "max_retries_down": 2,
-                                     "url_path": "/health"},
-                   "members": [{"id": member_id, "address": address, "protocol_port": 80}
-                               for member_id, address in members]}],
-    }
+    doc = http_document(amphora_id=plugged.amphora.id, vip=str(plugged.vip.ipv4),
+                        additional_vips=[str(plugged.vip.ipv6)], members=members)
+    if listeners:
+        doc["listeners"] = listeners
+    return doc
 
 
 def _render(plugged: Plugged, doc: dict[str, Any]) -> str:
     config = agent_config.load(plugged.amphora.config_file)
-    options = RenderOptions(base_path=config.base_path, cert_dir=config.base_cert_dir)
-    return render(LoadBalancer.from_dict(doc), amphora_id=plugged.amphora.id,
-                  target=_target(plugged.client), options=options)
+    return render_for(plugged.client, doc, amphora_id=plugged.amphora.id,
+                      base_path=config.base_path, cert_dir=config.base_cert_dir)
 
 
 def _who(plugged: Plugged, vip: str, n: int = 12) -> collections.Counter[str]:
@@ -114,7 +94,7 @@ def test_rendered_lb_serves_through_the_vip(fabric: LocalFabric, plugged: Plugge
         assert set(_who(plugged, str(plugged.vip.ipv4))) == {"member-1"}
 
         # and back at runtime, without a reload
-        backend = f"{doc['pools'][0]['id']}:{doc['listeners'][0]['id']}"
+        backend = backend_name(doc)
         applied = client.set_server(lb_id, backend, members[1][0], address=str(second.ipv4),
                                     port=80)
         assert applied == "runtime", plugged.amphora.process.log_tail()

@@ -10,7 +10,7 @@ from typing import Any
 
 from amphora_agent import netns
 from controller_stub.compute import nsutil
-from controller_stub.compute.local import PREFIX, LocalFabric, Network, Port
+from controller_stub.compute.local import PREFIX, LocalFabric, network_body, vip_body
 
 __all__ = [
     "PREFIX",
@@ -22,34 +22,6 @@ __all__ = [
     "snapshot",
     "vip_body",
 ]
-
-
-def vip_body(port: Port, *, ipv6: bool = True, vrrp_ip: str | None = None,
-             **extra: Any) -> dict[str, Any]:
-    """The body Octavia's controller posts to ``/1.0/plug/vip/{port.ipv4}``."""
-    net = port.network
-    body: dict[str, Any] = {
-        "subnet_cidr": str(net.ipv4), "gateway": str(net.gateway4), "mac_address": port.mac,
-        "vrrp_ip": vrrp_ip, "mtu": 1500, "host_routes": [], "additional_vips": [],
-        "is_sriov": False}
-    if ipv6 and port.ipv6 is not None:
-        body["additional_vips"] = [{"ip_address": str(port.ipv6), "subnet_cidr": str(net.ipv6),
-                                    "gateway": str(net.gateway6), "host_routes": []}]
-    body.update(extra)
-    return body
-
-
-def network_body(port: Port, **extra: Any) -> dict[str, Any]:
-    net: Network = port.network
-    fixed = [{"ip_address": str(port.ipv4), "subnet_cidr": str(net.ipv4),
-              "gateway": str(net.gateway4), "host_routes": []}]
-    if port.ipv6 is not None:
-        fixed.append({"ip_address": str(port.ipv6), "subnet_cidr": str(net.ipv6),
-                      "gateway": str(net.gateway6), "host_routes": []})
-    body: dict[str, Any] = {"mac_address": port.mac, "fixed_ips": fixed, "mtu": 1500,
-                            "is_sriov": False}
-    body.update(extra)
-    return body
 
 
 class Listener:

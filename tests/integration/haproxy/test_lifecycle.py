@@ -235,3 +235,28 @@ def test_paths_are_validated(agent: RunningAgent) -> None:
         with pytest.raises(NotFound):  # a slash never reaches a handler
             client.request("DELETE", "/1.0/listeners/..%2F..%2Fetc", retry_not_ready=False)
     assert Path("/etc/passwd").exists()
+
+
+def test_maxconn_is_made_to_fit_the_open_file_limit(agent: RunningAgent,
+                                                    lb_namespace: str) -> None:
+    import resource
+
+    from amphora_agent.haproxy.process import maxconn_that_fits
+
+    port = free_port()
+    cfg = _config(agent, port, body="fits")
+    text = cfg.render().replace("    maxconn 1000\n", "    maxconn 5000000\n", 1)
+    with agent.client() as client:
+        client.upload_haproxy(agent.amphora_id, cfg.lb_id, text)
+        client.lb_action(cfg.lb_id, "start")
+        assert _get(lb_namespace, port) == b"fits"
+        info = sockets.command(str(agent.base_path / f"{cfg.lb_id}.sock"), "show info")
+        maxconn = int(next(line.split(":")[1] for line in info.splitlines()
+                           if line.startswith("Maxconn:")))
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        assert maxconn == maxconn_that_fits(hard) < 5000000
+        # server state is saved for the next generation at every reload
+        client.lb_action(cfg.lb_id, "reload")
+        state = (agent.base_path / cfg.lb_id / "servers.state").read_text()
+        assert state.splitlines()[0].strip() == "1"  # show servers state format version
+        client.delete_listener(cfg.lb_id)
