@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import emit, log
 from bench.fabric_setup import Bench, plugged_amphora
+from controller_stub.compute import nsutil
 from controller_stub.pki import CertificateAuthority
 from tests.support.haproxy_configs import OctaviaStyleConfig
 
@@ -87,6 +88,10 @@ def main() -> int:
         ca.issue_server(str(bench.members[0].ipv4)).write(pem)
         member_ip, member_pid = start_static_member(bench, pem)
         user = bench.user.namespace
+        # tens of thousands of short connections per run: let the client
+        # namespace reuse TIME_WAIT ports, or later runs measure port scarcity
+        nsutil.sysctl(user, "net.ipv4.tcp_tw_reuse", "1")
+        nsutil.sysctl(user, "net.ipv4.ip_local_port_range", "1024 65535")
         try:
             direct = {
                 "http_keep_alive": wrk(user, f"http://{member_ip}:8080/"),
