@@ -14,7 +14,7 @@ APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fd
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
 
 .PHONY: test test-unit test-integration test-image lint deps apt venv demo bench clean \
-	.venv-dib .venv-glance
+	.venv-dib .venv-glance .venv-octavia
 
 test: deps
 	$(BIN)/ruff check .
@@ -74,8 +74,17 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 demo: deps
 	$(BIN)/python -m controller_stub.demo
 
-bench: deps
-	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+# OpenStack Octavia's own amphora agent, the baseline in bench/agent_api.py.
+.venv-octavia: $(STAMPS)/venv-octavia
+$(STAMPS)/venv-octavia:
+	@mkdir -p $(STAMPS)
+	test -x .venv-octavia/bin/python || $(PYTHON) -m venv .venv-octavia
+	.venv-octavia/bin/pip install -q octavia pyroute2 'gunicorn<23' flask distro webob psutil
+	@touch $@
+
+BENCHES := agent_api plug reload dataplane render image
+bench: deps .venv-octavia
+	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .venv-dib .venv-glance $(STAMPS) build *.egg-info

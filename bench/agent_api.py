@@ -1,10 +1,11 @@
-"""Agent API latency over mTLS and the agent's idle memory.
+"""Agent API latency over mTLS and the agents' idle memory.
 
 For ``GET /1.0/info`` and ``/1.0/details``: a fresh connection per request
-(full mTLS handshake) and a kept-alive session. Baseline, measured in the same
-run against the same agent: the bare mTLS handshake (connect, handshake,
-close) — the floor any HTTPS agent pays per new connection; ``ratio`` says how
-far above it a whole request is.
+(full mTLS handshake) and a kept-alive session. Baselines, measured in the
+same run: the bare mTLS handshake against our agent (the floor any HTTPS agent
+pays per new connection), and OpenStack Octavia's own amphora agent (from
+``.venv-octavia``, ``make .venv-octavia``) started from the very same config
+file and certificates, for which ``ratio_to_octavia`` is ours / theirs.
 """
 
 from __future__ import annotations
@@ -17,10 +18,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from amphora_agent import netns
 from bench.common import emit, log, process_tree, pss_kib, rss_kib, summary_ms
+from controller_stub.client import AgentError
 from tests.support.agents import Pki, start_agent
 
 REQUESTS = 200
+OCTAVIA_AGENT = Path(__file__).resolve().parents[1] / ".venv-octavia" / "bin" / "amphora-agent"
 
 
 def _time(fn, n: int) -> list[float]:
@@ -36,6 +40,7 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-agent-"))
     pki = Pki(root / "pki")
     agent = start_agent(root / "amp", pki)
+    results: dict[str, dict[str, float]] = {}
     try:
         ctx = agent.client_context()
 
@@ -54,23 +59,72 @@ def main() -> int:
                                              REQUESTS))
                     emit(f"agent_get_{path.rsplit('/', 1)[1]}", mode=mode, **stats,
                          ratio_to_handshake=round(stats["median_ms"] / baseline["median_ms"], 2))
+                    if mode == "new_connection":
+                        results[path.rsplit("/", 1)[1]] = stats
         time.sleep(2)  # idle
-        pids = process_tree(agent.process.pid)
-        agent_pids = [p for p in pids if "amphora-agent" in _cmdline(p)]
-        emit("agent_idle_memory", processes=len(agent_pids),
-             pss_mib=round(sum(pss_kib(p) for p in agent_pids) / 1024, 1),
-             rss_mib=round(sum(rss_kib(p) for p in agent_pids) / 1024, 1))
+        ours = _memory(agent.process.pid)
+        emit("agent_idle_memory", **ours)
     finally:
         agent.process.stop()
     log(f"agent log: {agent.process.log_file}")
+    if OCTAVIA_AGENT.exists():
+        _octavia_baseline(agent, results, ours)
+    else:
+        log(f"no {OCTAVIA_AGENT}: run `make .venv-octavia` for the Octavia baseline")
     return 0
 
 
-def _cmdline(pid: int) -> str:
+def _memory(pid: int) -> dict[str, float]:
+    pids = process_tree(pid)  # master, workers and any helper process
+    return {"processes": len(pids),
+            "pss_mib": round(sum(pss_kib(p) for p in pids) / 1024, 1),
+            "rss_mib": round(sum(rss_kib(p) for p in pids) / 1024, 1)}
+
+
+def _octavia_baseline(agent, results: dict[str, dict[str, float]],  # type: ignore[no-untyped-def]
+                      ours: dict[str, float]) -> None:
+    """Octavia's agent on the same port, config and certificates."""
+    import subprocess
+
+    launcher = Path(__file__).with_name("octavia_launch.py")
+    # Octavia's /details reads the interfaces of its fixed namespace name
+    made_namespace = not netns.exists("amphora-haproxy")
+    if made_namespace:
+        subprocess.run(["ip", "netns", "add", "amphora-haproxy"], check=True)
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--", str(OCTAVIA_AGENT.parent / "python"), str(launcher),
+         str(OCTAVIA_AGENT), "--config-file", str(agent.config_file)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        cwd=agent.config_file.parent)
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
+        with agent.client(keep_alive=False) as fresh:
+            agent.process.wait_ready(fresh, timeout=60)
+            for path in ("/1.0/info", "/1.0/details"):
+                try:
+                    fresh.request("GET", path)
+                except AgentError as exc:
+                    emit(f"octavia_agent_get_{path.rsplit('/', 1)[1]}", error=str(exc)[:200])
+                    continue
+                stats = summary_ms(_time(lambda p=path: fresh.request("GET", p), REQUESTS))
+                name = path.rsplit("/", 1)[1]
+                emit(f"octavia_agent_get_{name}", mode="new_connection", **stats,
+                     ratio_ours_to_octavia=round(
+                         results[name]["median_ms"] / stats["median_ms"], 2))
+            reply = fresh.request("GET", "/1.0/info", headers={"Connection": "keep-alive"})
+            emit("octavia_agent_keep_alive",
+                 supported=reply.headers.get("Connection", "").lower() != "close")
+        time.sleep(2)
+        theirs = _memory(proc.pid)
+        emit("octavia_agent_idle_memory", **theirs,
+             ratio_ours_to_octavia=round(ours["pss_mib"] / theirs["pss_mib"], 2))
+    finally:
+        import os
+        import signal
+
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+        if made_namespace:
+            subprocess.run(["ip", "netns", "del", "amphora-haproxy"], check=False)
 
 
 if __name__ == "__main__":
