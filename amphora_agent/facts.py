@@ -31,14 +31,14 @@ def info() -> dict[str, Any]:
 def details(agent: Agent) -> dict[str, Any]:
     config = agent.config
     versions = sysinfo.package_versions()
-    listeners = agent.loadbalancers.listeners()
+    running, listeners = agent.loadbalancers.status()
     return {
         "hostname": sysinfo.hostname(),
         "haproxy_version": versions["haproxy"],
         "api_version": API_VERSION,
         "networks": netns.interface_counters(config.namespace),
         "active": True,
-        "haproxy_count": agent.loadbalancers.running_count(),
+        "haproxy_count": running,
         "cpu_count": sysinfo.cpu_count(),
         "cpu": sysinfo.cpu_times(),
         "memory": sysinfo.memory_kb(),

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from amphora_agent import netns
 from controller_stub.client import AgentClient
 
 
@@ -33,7 +34,7 @@ class AgentProcess:
             # nsenter switches only the network namespace; ``ip netns exec``
             # would also give the agent a private mount namespace, hiding the
             # HAProxy namespace it creates under /run/netns from everyone else.
-            argv = ["nsenter", f"--net=/run/netns/{self.namespace}", "--", *argv]
+            argv = ["nsenter", f"--net={netns.path(self.namespace)}", "--", *argv]
         return argv
 
     def start(self) -> None:

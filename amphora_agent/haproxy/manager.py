@@ -102,7 +102,7 @@ class LoadBalancers:
                 yield chunk
 
         try:
-            with self._locked(layout), fileutil.staged(layout.config, hashed()) as staged:
+            with self.locked(layout), fileutil.staged(layout.config, hashed()) as staged:
                 ok, output = process.check(self.config.haproxy_cmd, layout, staged, amp_id)
                 if not ok:
                     raise InvalidRequest(output)
@@ -128,12 +128,12 @@ class LoadBalancers:
             raise InvalidRequest(f"Unknown action: {action}", message="Invalid Request")
         layout = self.installed_layout(lb_id)
         if verb == "stop":
-            with self._locked(layout):
+            with self.locked(layout):
                 self.save_server_state(layout)
                 self.services.stop(layout.service_name)
             return f"haproxy daemon for {layout.lb_id} stopped"
         if verb == "start":
-            with self._locked(layout):
+            with self.locked(layout):
                 if not self.services.is_running(layout.service_name):
                     self._start(layout)
             return f"Configuration file is valid\nhaproxy daemon for {layout.lb_id} started"
@@ -144,7 +144,7 @@ class LoadBalancers:
             return self._coalescers.setdefault(lb_id, Coalescer())
 
     @contextlib.contextmanager
-    def _locked(self, layout: LbLayout) -> Iterator[None]:
+    def locked(self, layout: LbLayout) -> Iterator[None]:
         """One writer per LB, also across gunicorn worker processes."""
         fileutil.ensure_dir(layout.directory)
         with open(layout.lock_file, "a") as handle:
@@ -184,7 +184,7 @@ class LoadBalancers:
             time.sleep(0.01)
 
     def _reload(self, layout: LbLayout) -> str:
-        with self._locked(layout):
+        with self.locked(layout):
             if not self.services.is_running(layout.service_name):
                 self._start(layout)
                 return f"Configuration file is valid\nhaproxy daemon for {layout.lb_id} started"
@@ -272,22 +272,25 @@ class LoadBalancers:
 
     # -- reading and deleting ---------------------------------------------------
 
-    def running_count(self) -> int:
-        return sum(self.services.is_running(LbLayout(self.base_path, lb_id).service_name)
-                   for lb_id in installed_lb_ids(self.base_path))
-
     def listeners(self) -> list[dict[str, str]]:
+        return self.status()[1]
+
+    def status(self) -> tuple[int, list[dict[str, str]]]:
+        """(running LBs, one entry per listener frontend), in one pass."""
+        running = 0
         result = []
         for lb_id in installed_lb_ids(self.base_path):
             layout = LbLayout(self.base_path, lb_id)
-            status = "ACTIVE" if self.services.is_running(layout.service_name) else "OFFLINE"
+            active = self.services.is_running(layout.service_name)
+            running += active
+            status = "ACTIVE" if active else "OFFLINE"
             text = layout.config.read_text(errors="replace")
             for frontend in cfgfile.frontends(text):
                 if not frontend.is_listener:
                     continue  # e.g. the internal Prometheus exporter endpoint
                 result.append({"status": status, "uuid": frontend.name,
                                "type": frontend.listener_type})
-        return result
+        return running, result
 
     def delete(self, lb_id: str) -> None:
         """Stop and remove an LB with its certs, sockets and state; idempotent."""

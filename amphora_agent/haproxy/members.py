@@ -294,7 +294,7 @@ class Members:
         if not exists and change.address is None:
             raise InvalidRequest("a new server needs address and port")
         options = template_options(lines, backend)
-        with self.lbs._locked(layout):
+        with self.lbs.locked(layout):
             if admin_socket and change.backup is None:
                 try:
                     self._apply_runtime(admin_socket, backend, server, change, exists, options)
@@ -312,7 +312,7 @@ class Members:
         layout, text, admin_socket = self._context(lb_id, backend)
         if cfgfile.find_server(text.splitlines(), backend, server) is None:
             return "none"  # idempotent
-        with self.lbs._locked(layout):
+        with self.lbs.locked(layout):
             if admin_socket:
                 try:
                     _runtime(admin_socket, f"set server {backend}/{server} state maint")
@@ -382,7 +382,7 @@ class Members:
     def _apply_with_reload(self, layout: LbLayout, new_text: str) -> None:
         """Validate the edited config, install it, and reload if running."""
         amphora_id = self.lbs.amphora_id(layout)
-        with self.lbs._locked(layout):
+        with self.lbs.locked(layout):
             with fileutil.staged(layout.config, [new_text.encode()]) as staged:
                 ok, output = process.check(self.lbs.config.haproxy_cmd, layout, staged,
                                            amphora_id)
