@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import subprocess
 import tempfile
@@ -86,18 +87,13 @@ class DirectServiceManager(ServiceManager):
         argv = list(spec.daemon)
         if spec.namespace:
             argv = ["ip", "netns", "exec", spec.namespace, *argv]
+        if spec.limit_nofile:
+            # prlimit rather than a preexec_fn: forking with a Python callback
+            # is not safe in the agent's threaded worker
+            _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            limit = min(spec.limit_nofile, hard)
+            argv = ["prlimit", f"--nofile={limit}:{limit}", "--", *argv]
         return argv
-
-    def _preexec(self, spec: ServiceSpec):  # type: ignore[no-untyped-def]
-        limit = spec.limit_nofile
-
-        def apply() -> None:
-            if limit:
-                import resource
-
-                _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), min(limit, hard)))
-        return apply
 
     def start(self, spec: ServiceSpec) -> None:
         self.install(spec)
@@ -110,7 +106,7 @@ class DirectServiceManager(ServiceManager):
             proc = subprocess.run(
                 self._command(spec), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=env, check=False, timeout=START_TIMEOUT,
-                preexec_fn=self._preexec(spec), start_new_session=True)
+                start_new_session=True)
             out.seek(0)
             output = out.read().decode(errors="replace").strip()
         if proc.returncode != 0:
