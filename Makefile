@@ -71,7 +71,7 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test,image]'
 	@touch $@
 
-demo: deps
+demo: apt venv
 	$(BIN)/python -m controller_stub.demo
 
 # OpenStack Octavia's own amphora agent, the baseline in bench/agent_api.py.
@@ -87,4 +87,4 @@ bench: deps .venv-octavia
 	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .venv-dib .venv-glance $(STAMPS) build *.egg-info
+	rm -rf $(VENV) .venv-dib .venv-glance .venv-octavia $(STAMPS) build *.egg-info
