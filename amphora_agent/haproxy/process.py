@@ -48,8 +48,10 @@ def check(haproxy_cmd: str, layout: LbLayout, config: Path, amphora_id: str) -> 
     """``haproxy -c`` with the service's own arguments; (ok, output)."""
     ensure_user_group_file(layout)
     proc = subprocess.run([haproxy_cmd, "-c", *config_args(layout, config, amphora_id)],
-                          capture_output=True, text=True, check=False, timeout=CHECK_TIMEOUT)
-    return proc.returncode == 0, (proc.stdout + proc.stderr).strip()
+                          capture_output=True, check=False, timeout=CHECK_TIMEOUT)
+    # HAProxy quotes offending config bytes back, and they need not be UTF-8
+    output = (proc.stdout + proc.stderr).decode("utf-8", errors="replace").strip()
+    return proc.returncode == 0, output
 
 
 # File descriptors HAProxy needs beyond two per connection (listeners,

@@ -141,3 +141,14 @@ def test_rotate_certificate_rejects_bad_pems(client: FlaskClient, agent_config: 
     response = client.put("/1.0/certificate", data=good.pem)
     assert response.status_code == 202
     assert cert_path.read_bytes() == good.pem
+
+
+def test_config_with_non_utf8_bytes_is_a_clean_400(client: FlaskClient,
+                                                   agent_config: AgentConfig) -> None:
+    amp, lb = str(uuid.uuid4()), str(uuid.uuid4())
+    response = client.put(f"/1.0/loadbalancer/{amp}/{lb}/haproxy",
+                          data=b"global\n    \x89\xffnonsense\n")
+    assert response.status_code == 400
+    assert response.json["message"] == "Invalid request"
+    assert "nonsense" in response.json["details"]
+    assert not (Path(agent_config.base_path) / lb).exists()
