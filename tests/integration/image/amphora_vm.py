@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller_stub.client import AgentClient
+from controller_stub.client import AgentClient, Timeouts
 from controller_stub.pki import CertificateAuthority
 from controller_stub.provision import AgentSettings
 
@@ -110,6 +111,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+AGENT_STARTED = "Started amphora-agent"
+ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+
+
 class AmphoraVM:
     """One qemu TCG guest booted from a copy-on-write overlay of the image."""
 
@@ -147,16 +152,27 @@ class AmphoraVM:
 
     def wait_for_agent(self, identity: ControllerIdentity, timeout: float = 900.0,
                        ) -> tuple[AgentClient, dict[str, Any], float]:
-        """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds)."""
+        """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds).
+
+        Polling starts once the guest's console says the agent service
+        started: a connection that reaches qemu's user-mode network before
+        the guest has its DHCP address can wedge that forwarded port for good
+        (seen here about one boot in five), which no real network does.
+        """
         assert self.proc is not None
         client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),
-                             client_cert=str(identity.client_cert), port=self.port, retries=0)
+                             client_cert=str(identity.client_cert), port=self.port, retries=0,
+                             timeouts=Timeouts(connect=5.0, read=15.0))
         deadline = self.started_at + timeout
+        while AGENT_STARTED not in ANSI_ESCAPE.sub("", self.console_tail(200_000)):
+            self._check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the agent service never started within {timeout:.0f}s:\n"
+                                   + self.console_tail())
+            time.sleep(1)
         last: BaseException | None = None
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"qemu exited with {self.proc.returncode}:\n"
-                                   + self.console_tail())
+            self._check_alive()
             try:
                 info = client.info()
                 return client, info, time.monotonic() - self.started_at
@@ -165,6 +181,12 @@ class AmphoraVM:
                 time.sleep(2)
         raise TimeoutError(f"agent did not answer within {timeout:.0f}s (last: {last}):\n"
                            + self.console_tail())
+
+    def _check_alive(self) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"qemu exited with {self.proc.returncode}:\n"
+                               + self.console_tail())
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
