@@ -155,9 +155,10 @@ class AmphoraVM:
         """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds).
 
         Polling starts once the guest's console says the agent service
-        started: a connection that reaches qemu's user-mode network before
-        the guest has its DHCP address can wedge that forwarded port for good
-        (seen here about one boot in five), which no real network does.
+        started. Now and then (one boot in three to five here) the guest's
+        network stops answering qemu's user-mode port forward for good, TCP
+        included, although the console shows a normal boot; the caller boots
+        again when that happens (see tests/integration/image/test_image_boot.py).
         """
         assert self.proc is not None
         client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),

@@ -26,8 +26,9 @@ from tests.integration.glance_fixture import GlanceServer
 from .amphora_vm import AmphoraVM, BuiltImage, build_image, existing_image, make_config_drive
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
-# A boot takes 40-80 s here under TCG; five minutes means it is stuck.
-BOOT_TIMEOUT = 300.0
+# A boot takes 40-80 s here under TCG; three minutes means it is stuck.
+BOOT_TIMEOUT = 180.0
+BOOT_ATTEMPTS = 3
 
 
 @pytest.fixture(scope="module")
@@ -44,23 +45,31 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltImage:
 
 @pytest.fixture(scope="module")
 def booted(built: BuiltImage, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    workdir = tmp_path_factory.mktemp("vm")
-    iso, identity = make_config_drive(workdir)
-    vm = AmphoraVM(built.path, iso, workdir)
-    vm.start()
-    try:
+    """The image booted to a ready agent, allowing a few stuck boots.
+
+    On this CI host a TCG guest's network sometimes stops answering qemu's
+    user-mode port forward altogether (cause not found yet, see
+    docs/image.md). Each stuck attempt's console is printed, so a real
+    regression (every boot stuck) still fails and shows why.
+    """
+    iso, identity = make_config_drive(tmp_path_factory.mktemp("drive"))
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        vm = AmphoraVM(built.path, iso, tmp_path_factory.mktemp("vm"))
+        vm.start()
         try:
             client, info, seconds = vm.wait_for_agent(identity, timeout=BOOT_TIMEOUT)
         except TimeoutError as exc:
-            # One more boot from a fresh overlay: qemu's user-mode networking
-            # on this CI host has wedged a forwarded port now and then. The
-            # first attempt's console is printed so a real regression shows.
-            print(f"\nfirst boot did not answer, booting again:\n{exc}")
             vm.stop()
-            vm = AmphoraVM(built.path, iso, tmp_path_factory.mktemp("vm-retry"))
-            vm.start()
-            client, info, seconds = vm.wait_for_agent(identity, timeout=BOOT_TIMEOUT)
-        print(f"\nboot to agent ready: {seconds:.0f}s")
+            print(f"\nboot attempt {attempt} stuck:\n{exc}")
+            if attempt == BOOT_ATTEMPTS:
+                raise
+            continue
+        except BaseException:
+            vm.stop()
+            raise
+        break
+    print(f"\nboot to agent ready: {seconds:.0f}s (attempt {attempt})")
+    try:
         yield vm, identity, client, info
     finally:
         vm.stop()
