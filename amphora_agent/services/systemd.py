@@ -14,7 +14,8 @@ from pathlib import Path
 from amphora_agent import fileutil
 from amphora_agent.services.base import ServiceError, ServiceManager, ServiceSpec
 
-UNIT_DIR = "/run/systemd/system"
+# Persistent and enabled: a rebooted amphora brings its load balancers back.
+UNIT_DIR = "/etc/systemd/system"
 
 
 def _quote(arg: str) -> str:
@@ -78,6 +79,7 @@ class SystemdServiceManager(ServiceManager):
             pass
         fileutil.atomic_write(path, unit, mode=0o644)
         self._run("daemon-reload")
+        self._run("enable", f"{spec.name}.service")
 
     def start(self, spec: ServiceSpec) -> None:
         self.install(spec)
@@ -106,5 +108,7 @@ class SystemdServiceManager(ServiceManager):
 
     def uninstall(self, name: str) -> None:
         self.stop(name)
+        if self.unit_path(name).exists():
+            self._run("disable", f"{name}.service", check=False)
         if fileutil.remove(self.unit_path(name)):
             self._run("daemon-reload")

@@ -65,10 +65,11 @@ def test_manager_writes_unit_and_drives_systemctl(tmp_path: Path) -> None:
     unit_file = tmp_path / "units" / f"{SPEC.name}.service"
     assert unit_file.read_text() == render_unit(SPEC)
     calls = log.read_text().splitlines()
-    assert calls == ["daemon-reload", f"is-active --quiet {SPEC.name}.service",
-                     f"start {SPEC.name}.service"]
+    assert calls == ["daemon-reload", f"enable {SPEC.name}.service",
+                     f"is-active --quiet {SPEC.name}.service", f"start {SPEC.name}.service"]
     manager.install(SPEC)  # unchanged unit: no second daemon-reload
     assert log.read_text().splitlines() == calls
     manager.uninstall(SPEC.name)
     assert not unit_file.exists()
-    assert log.read_text().splitlines()[-2:] == [f"stop {SPEC.name}.service", "daemon-reload"]
+    assert log.read_text().splitlines()[-3:] == [f"stop {SPEC.name}.service",
+                                                 f"disable {SPEC.name}.service", "daemon-reload"]
