@@ -10,7 +10,10 @@ file and certificates, for which ``ratio_to_octavia`` is ours / theirs.
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -84,8 +87,6 @@ def _memory(pid: int) -> dict[str, float]:
 def _octavia_baseline(agent, results: dict[str, dict[str, float]],  # type: ignore[no-untyped-def]
                       ours: dict[str, float]) -> None:
     """Octavia's agent on the same port, config and certificates."""
-    import subprocess
-
     launcher = Path(__file__).with_name("octavia_launch.py")
     # Octavia's /details reads the interfaces of its fixed namespace name
     made_namespace = not netns.exists("amphora-haproxy")
@@ -118,9 +119,6 @@ def _octavia_baseline(agent, results: dict[str, dict[str, float]],  # type: igno
         emit("octavia_agent_idle_memory", **theirs,
              ratio_ours_to_octavia=round(ours["pss_mib"] / theirs["pss_mib"], 2))
     finally:
-        import os
-        import signal
-
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
         if made_namespace:

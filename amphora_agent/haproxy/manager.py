@@ -160,14 +160,20 @@ class LoadBalancers:
             self._confirm_started(layout)
         except (ServiceError, sockets.SocketError, TimeoutError) as exc:
             output = getattr(exc, "output", "") or str(exc)
-            if self._restore_last_good(layout):
-                with contextlib.suppress(ServiceError, sockets.SocketError, TimeoutError):
-                    self.services.start(self.spec(layout))
-                    self._confirm_started(layout)
-                    raise StartFailed(f"{output}\nrolled back to the last known good "
-                                      "configuration, which is running") from exc
+            if self._restore_last_good(layout) and self._started(layout):
+                raise StartFailed(f"{output}\nrolled back to the last known good "
+                                  "configuration, which is running") from exc
             raise StartFailed(output) from exc
         self._mark_good(layout)
+
+    def _started(self, layout: LbLayout) -> bool:
+        """Start the installed config; whether HAProxy runs it."""
+        try:
+            self.services.start(self.spec(layout))
+            self._confirm_started(layout)
+        except (ServiceError, sockets.SocketError, TimeoutError):
+            return False
+        return True
 
     def _confirm_started(self, layout: LbLayout) -> sockets.ProcessTable:
         deadline = time.monotonic() + CONFIRM_TIMEOUT

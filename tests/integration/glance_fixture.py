@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.agents import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GLANCE_VENV = Path(os.environ.get("AMPHORA_GLANCE_VENV", REPO / ".venv-glance"))
@@ -31,12 +32,6 @@ class GlanceServer:
     url: str
     workdir: Path
     log: Path
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _paste_ini() -> Path:

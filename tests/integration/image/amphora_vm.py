@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -26,6 +25,7 @@ from typing import Any
 from controller_stub.client import AgentClient, Timeouts
 from controller_stub.pki import CertificateAuthority
 from controller_stub.provision import AgentSettings
+from tests.support.agents import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 DEFAULT_CACHE = Path(os.environ.get("AMPHORA_IMAGE_CACHE",
@@ -103,12 +103,6 @@ def make_config_drive(workdir: Path, hostname: str = "amphora-boot-test",
                     str(drive)], check=True)
     shutil.rmtree(drive)
     return iso, ControllerIdentity(amphora_id, ca_file, client_cert)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 AGENT_STARTED = "Started amphora-agent"

@@ -27,12 +27,7 @@ from hpt_haproxy import HAPROXY
 from hpt_pki import PKI
 
 from haproxy_templates import RenderOptions, Target, peer_name, render
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.agents import free_port
 
 
 class _Member(http.server.BaseHTTPRequestHandler):
@@ -61,7 +56,7 @@ def member_port() -> Iterator[int]:
 
 @pytest.fixture
 def running_lb(tmp_path: Path, pki: PKI, member_port: int, haproxy_bin) -> Iterator[dict]:
-    port = _free_port()
+    port = free_port()
     doc = {
         "id": LB_ID, "vip_address": "127.0.0.1", "amphorae": [{"id": AMP_A}],
         "listeners": [listener(1, "TERMINATED_HTTPS", port, 11,
