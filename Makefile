@@ -16,9 +16,11 @@ APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fd
 .PHONY: test test-unit test-integration test-image lint deps apt venv demo bench clean \
 	.venv-dib .venv-glance .venv-octavia
 
+# The qemu boot of the built image runs in `make test-image` only: under TCG on
+# CI-class hosts its user-mode network sometimes wedges (docs/image.md).
 test: deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests -m "not boot"
 
 test-unit: venv
 	$(BIN)/pytest tests/unit

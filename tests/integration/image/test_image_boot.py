@@ -89,6 +89,7 @@ def test_build_outputs(built: BuiltImage) -> None:
     assert manifest["builder"]["options"]["no_sshd"] is True
 
 
+@pytest.mark.boot
 def test_agent_answers_info_over_mtls_with_the_manifest_versions(
         built: BuiltImage, booted: tuple) -> None:
     _vm, _identity, _client, info = booted
@@ -101,6 +102,7 @@ def test_agent_answers_info_over_mtls_with_the_manifest_versions(
     assert info["hostname"] == "amphora-boot-test"
 
 
+@pytest.mark.boot
 def test_agent_details_describe_the_vm(booted: tuple) -> None:
     _vm, identity, client, _info = booted
     details = client.details()
@@ -111,6 +113,7 @@ def test_agent_details_describe_the_vm(booted: tuple) -> None:
     assert 600_000 < details["memory"]["total"] < 1_100_000
 
 
+@pytest.mark.boot
 def test_agent_refuses_clients_without_a_certificate(booted: tuple) -> None:
     vm, identity, _client, _info = booted
     context = ssl.create_default_context(cafile=str(identity.ca_file))
