@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 
 from amphora_agent import config as agent_config
 from amphora_agent import fileutil, tls
 from amphora_agent.errors import InvalidRequest
 
 LOG = logging.getLogger(__name__)
+_ROTATION = threading.Lock()
 
 
 def replace_config(current: agent_config.AgentConfig, body: bytes) -> agent_config.AgentConfig:
@@ -40,8 +42,26 @@ def replace_config(current: agent_config.AgentConfig, body: bytes) -> agent_conf
 
 
 def rotate_server_certificate(current: agent_config.AgentConfig, body: bytes) -> None:
-    """Install a new server cert+key PEM; new connections use it at once."""
-    leaf = tls.validate_server_pem(body)
-    fileutil.atomic_write(current.agent_server_cert, body)
+    """Install a new server cert+key PEM; new connections use it at once.
+
+    The PEM is validated, then written beside the installed one and turned
+    into the real server context (client CA, CRL, TLS floor) before it
+    replaces anything. The replaced certificate is kept as ``<cert>.prev``,
+    which serves if the installed one ever stops building a context.
+    """
+    target = current.agent_server_cert
+    with _ROTATION:
+        leaf = tls.validate_server_pem(body, amphora_id=current.amphora_id,
+                                       installed_cert=target)
+        with fileutil.staged(target, [body]) as candidate:
+            tls.serve_check(str(candidate), current.agent_server_ca,
+                            current.agent_tls_protocol, current.client_crl_file)
+            try:
+                with open(target, "rb") as handle:
+                    installed = handle.read()
+            except FileNotFoundError:
+                installed = b""
+            if installed:
+                fileutil.atomic_write(tls.previous_path(target), installed, sync_dir=False)
     LOG.info("server certificate rotated: serial %x, valid until %s",
              leaf.serial_number, leaf.not_valid_after_utc.isoformat())

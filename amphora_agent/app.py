@@ -64,19 +64,17 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 
+    clients = identity.ClientPolicy(config)
+
     @app.before_request
     def _pin_client_identity():  # type: ignore[no-untyped-def]
-        allowed = agent.config.allowed_client_identities
-        if not allowed:
-            return None
         sock = request.environ.get("gunicorn.socket")
         peercert = sock.getpeercert() if hasattr(sock, "getpeercert") else None
-        if identity.is_allowed(peercert, allowed):
+        refusal = clients.current().refusal(peercert)
+        if refusal is None:
             return None
-        names = ", ".join(sorted(identity.peer_identities(peercert))) or "none"
-        LOG.warning("refused client identity %s", names)
-        return jsonify(message="Forbidden",
-                       details=f"client identity {names} is not allowed"), 403
+        LOG.warning("refused client: %s", refusal)
+        return jsonify(message="Forbidden", details=refusal), 403
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]

@@ -62,6 +62,8 @@ class AgentConfig:
     service_manager: str = "auto"
     max_body_size: int = 16 * 1024 * 1024
     allowed_client_identities: tuple[str, ...] = ()
+    allow_uuid_client_identity: bool = False
+    client_crl_file: str | None = None
     keepalived_cmd: str = "/usr/sbin/keepalived"
     workers: int = 1
     threads: int = 4
@@ -213,6 +215,8 @@ _PARSERS = {
         "service_manager": ("service_manager", lambda k, v: _choice(k, v, _SERVICE_MANAGERS)),
         "max_body_size": ("max_body_size", lambda k, v: _int(k, v, 1024, 1 << 30)),
         "allowed_client_identities": ("allowed_client_identities", _identities),
+        "allow_uuid_client_identity": ("allow_uuid_client_identity", _bool),
+        "client_crl_file": ("client_crl_file", _existing_file),
         "keepalived_cmd": ("keepalived_cmd", _existing_file),
         "workers": ("workers", lambda k, v: _int(k, v, 1, 16)),
         "threads": ("threads", lambda k, v: _int(k, v, 1, 64)),

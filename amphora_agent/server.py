@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from amphora_agent import heartbeat
+from amphora_agent import heartbeat, identity
 from amphora_agent.app import create_app
 from amphora_agent.config import AgentConfig
 from amphora_agent.tls import ServerContextCache
@@ -31,8 +31,9 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: AgentConfig) -> None:
         self.agent_config = config
         self.tls = ServerContextCache(config.agent_server_cert, config.agent_server_ca,
-                                      config.agent_tls_protocol)
+                                      config.agent_tls_protocol, config.client_crl_file)
         self.tls.get()  # fail at start, not on the first connection
+        identity.warn_if_unpinned(config.allowed_client_identities)
         self.sender: heartbeat.HeartbeatSender | None = None
         super().__init__()
 

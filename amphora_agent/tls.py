@@ -4,6 +4,7 @@ and validation of a rotated certificate before it replaces the old one."""
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import socket
 import ssl
@@ -12,54 +13,102 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from amphora_agent.errors import InvalidRequest
 
 _MIN_VERSIONS = {"TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
+# TLS 1.2 suites: forward secrecy (ECDHE) and AEAD only. TLS 1.3 suites are
+# all AEAD and are not affected by set_ciphers().
+TLS12_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+PREVIOUS_SUFFIX = ".prev"
+
+LOG = logging.getLogger(__name__)
 
 
-def _stamp(path: str) -> tuple[int, int, int]:
-    st = os.stat(path)
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def build_server_context(cert_pem: str, client_ca: str,
-                         min_version: str = "TLSv1.2") -> ssl.SSLContext:
-    """Client certificate required, chained to ``client_ca``; TLS 1.2+ only."""
+def previous_path(cert_pem: str) -> str:
+    """Where the certificate replaced by the last rotation is kept."""
+    return cert_pem + PREVIOUS_SUFFIX
+
+
+def build_server_context(cert_pem: str, client_ca: str, min_version: str = "TLSv1.2",
+                         crl_file: str | None = None) -> ssl.SSLContext:
+    """Client certificate required, chained to ``client_ca`` and, with
+    ``crl_file``, not revoked; TLS 1.2+ with ECDHE+AEAD suites only and no
+    renegotiation (OpenSSL 3 already refuses client-initiated renegotiation
+    by default; the option makes that independent of the library's defaults)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = _MIN_VERSIONS[min_version]
     context.maximum_version = ssl.TLSVersion.TLSv1_3
+    context.set_ciphers(TLS12_CIPHERS)
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(cafile=client_ca)
+    if crl_file:
+        context.load_verify_locations(cafile=crl_file)
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     context.load_cert_chain(certfile=cert_pem)
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.options |= (ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+                        | ssl.OP_NO_RENEGOTIATION)
     return context
 
 
 class ServerContextCache:
-    """One SSLContext per (cert, CA) file version.
+    """One SSLContext per (cert, CA, CRL) file version.
 
     Gunicorn asks for a context on every accepted connection; building one
     costs milliseconds, so we rebuild only when a file changed. A rotated
     certificate is thus served from the next connection on, in every worker.
+    When the installed certificate cannot build a context, the previous one
+    (kept by rotation) serves instead, so the controller is never locked out.
     """
 
-    def __init__(self, cert_pem: str, client_ca: str, min_version: str = "TLSv1.2") -> None:
+    def __init__(self, cert_pem: str, client_ca: str, min_version: str = "TLSv1.2",
+                 crl_file: str | None = None) -> None:
         self.cert_pem = cert_pem
         self.client_ca = client_ca
         self.min_version = min_version
+        self.crl_file = crl_file or None
         self._lock = threading.Lock()
         self._key: tuple[object, ...] | None = None
         self._context: ssl.SSLContext | None = None
 
+    def _paths(self) -> list[str]:
+        paths = [self.cert_pem, previous_path(self.cert_pem), self.client_ca]
+        return paths + ([self.crl_file] if self.crl_file else [])
+
+    def _build(self) -> ssl.SSLContext:
+        try:
+            return build_server_context(self.cert_pem, self.client_ca, self.min_version,
+                                        self.crl_file)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            previous = previous_path(self.cert_pem)
+            if not os.path.exists(previous):
+                raise
+            try:
+                context = build_server_context(previous, self.client_ca, self.min_version,
+                                               self.crl_file)
+            except (OSError, ValueError):
+                raise exc from None
+            LOG.error("server certificate %s cannot serve TLS (%s); serving the previous "
+                      "certificate %s instead", self.cert_pem, _reason(exc), previous)
+            return context
+
     def get(self) -> ssl.SSLContext:
-        key = (_stamp(self.cert_pem), _stamp(self.client_ca))
+        key = tuple(_stamp(path) for path in self._paths())
         with self._lock:
             if self._context is None or key != self._key:
-                self._context = build_server_context(
-                    self.cert_pem, self.client_ca, self.min_version)
+                self._context = self._build()
                 self._key = key
             return self._context
 
@@ -67,6 +116,15 @@ class ServerContextCache:
         def ssl_context(_conf: object, _default_factory: object) -> _DeadlineContext:
             return _DeadlineContext(self.get(), handshake_timeout)
         return ssl_context
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason without file contents: the OpenSSL reason code if any."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
 
 
 class _DeadlineContext:
@@ -90,27 +148,141 @@ def _public_bytes(key: object) -> bytes:
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def validate_server_pem(data: bytes, *, now: datetime.datetime | None = None) -> x509.Certificate:
-    """A rotated server PEM must parse, its key must match, and it must be valid now."""
+# What every TLS client of the management network will accept from a server:
+# the curves TLS defines ECDSA signature schemes for, RSA of 2048 bits or more.
+# Ed25519/Ed448 are refused: OpenSSL would serve them, but only to clients
+# that offer the ed25519/ed448 signature schemes (FIPS-mode OpenSSL and many
+# HTTP stacks don't), so such a certificate could lock a controller out.
+_CURVES = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
+MIN_RSA_BITS = 2048
+_SIGNATURE_HASHES = ("sha256", "sha384", "sha512")
+MIN_REMAINING_VALIDITY = datetime.timedelta(hours=1)
+
+
+def _check_key(key: object) -> None:
+    if isinstance(key, rsa.RSAPrivateKey):
+        if key.key_size < MIN_RSA_BITS:
+            raise InvalidRequest(f"certificate: RSA key of {key.key_size} bits; "
+                                 f"at least {MIN_RSA_BITS} are required")
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        if key.curve.name not in _CURVES:
+            raise InvalidRequest(f"certificate: EC curve {key.curve.name} is not one of "
+                                 f"{', '.join(_CURVES.values())}")
+    else:
+        raise InvalidRequest("certificate: key type not accepted; use RSA (>= 2048 bits) "
+                             "or EC (P-256, P-384, P-521)")
+
+
+def _check_signatures(certs: list[x509.Certificate]) -> None:
+    for position, cert in enumerate(certs):
+        what = "certificate" if position == 0 else f"chain certificate {position}"
+        try:
+            digest = cert.signature_hash_algorithm
+        except UnsupportedAlgorithm:
+            raise InvalidRequest(f"certificate: {what} has an unknown signature "
+                                 "algorithm") from None
+        if digest is None:  # Ed25519/Ed448 signatures carry no separate hash
+            continue
+        if digest.name not in _SIGNATURE_HASHES:
+            raise InvalidRequest(f"certificate: {what} is signed with {digest.name.upper()}; "
+                                 f"use one of {', '.join(_SIGNATURE_HASHES)}")
+
+
+def _dns_names(cert: x509.Certificate) -> set[str]:
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return set()
+    return {name.lower() for name in san.value.get_values_for_type(x509.DNSName)}
+
+
+def _installed_names(path: str | None) -> set[str]:
+    if not path:
+        return set()
+    try:
+        with open(path, "rb") as handle:
+            return _dns_names(x509.load_pem_x509_certificates(handle.read())[0])
+    except (OSError, ValueError):
+        return set()
+
+
+def _check_name(leaf: x509.Certificate, amphora_id: str | None,
+                installed_cert: str | None) -> None:
+    """The controller checks the server certificate's DNS SAN against the
+    amphora id (urllib3 2 ignores the CN), so that is what must match."""
+    names = _dns_names(leaf)
+    if amphora_id:
+        if amphora_id.lower() not in names:
+            raise InvalidRequest(f"certificate: no DNS subjectAltName names amphora "
+                                 f"{amphora_id}")
+        return
+    installed = _installed_names(installed_cert)
+    if installed and not names & installed:
+        raise InvalidRequest("certificate: amphora_id is not set and no DNS subjectAltName "
+                             "matches the installed certificate's "
+                             f"({', '.join(sorted(installed))})")
+    if not names:
+        raise InvalidRequest("certificate: no DNS subjectAltName")
+
+
+def _check_usage(leaf: x509.Certificate) -> None:
+    try:
+        eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        pass
+    else:
+        if ExtendedKeyUsageOID.SERVER_AUTH not in eku:
+            raise InvalidRequest("certificate: extended key usage does not include serverAuth")
+    try:
+        usage = leaf.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return
+    if not usage.digital_signature:
+        raise InvalidRequest("certificate: key usage lacks digitalSignature, which the "
+                             "ECDHE suites need")
+
+
+def validate_server_pem(data: bytes, *, amphora_id: str | None = None,
+                        installed_cert: str | None = None,
+                        now: datetime.datetime | None = None) -> x509.Certificate:
+    """Everything about a rotated server PEM that decides whether every
+    controller will still connect: parsable, key matches and is a kind TLS
+    clients use, strong signatures, names this amphora, usable for a TLS
+    server, valid now and for at least the next hour. Whether it builds a
+    context is checked by the caller with the agent's real settings."""
     try:
         certs = x509.load_pem_x509_certificates(data)
     except ValueError:
         raise InvalidRequest("certificate: no parsable PEM certificate in body") from None
     try:
         key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         raise InvalidRequest("certificate: no unencrypted PEM private key in body") from None
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
-                      | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey):
-        raise InvalidRequest("certificate: unsupported private key type")
     leaf = certs[0]
     if _public_bytes(leaf.public_key()) != _public_bytes(key.public_key()):
         raise InvalidRequest("certificate: private key does not match the certificate")
+    _check_key(key)
+    _check_signatures(certs)
+    _check_name(leaf, amphora_id, installed_cert)
+    _check_usage(leaf)
     now = now or datetime.datetime.now(datetime.UTC)
-    if leaf.not_valid_after_utc <= now:
-        raise InvalidRequest(
-            f"certificate: expired at {leaf.not_valid_after_utc.isoformat()}")
     if leaf.not_valid_before_utc > now:
         raise InvalidRequest(
             f"certificate: not valid before {leaf.not_valid_before_utc.isoformat()}")
+    if leaf.not_valid_after_utc <= now:
+        raise InvalidRequest(
+            f"certificate: expired at {leaf.not_valid_after_utc.isoformat()}")
+    if leaf.not_valid_after_utc <= now + MIN_REMAINING_VALIDITY:
+        raise InvalidRequest(
+            f"certificate: expires at {leaf.not_valid_after_utc.isoformat()}, less than "
+            f"{MIN_REMAINING_VALIDITY} from now")
     return leaf
+
+
+def serve_check(cert_pem: str, client_ca: str, min_version: str,
+                crl_file: str | None) -> None:
+    """Build the real server context from ``cert_pem``; a 400 if it can't."""
+    try:
+        build_server_context(cert_pem, client_ca, min_version, crl_file)
+    except (OSError, ValueError) as exc:
+        raise InvalidRequest(f"certificate: cannot serve TLS with it ({_reason(exc)})") from None

@@ -21,6 +21,11 @@ from requests.adapters import HTTPAdapter
 
 LOG = logging.getLogger(__name__)
 NOT_READY_DETAIL = "No suitable network interface found"
+# The largest answers are a downloaded HAProxy config and /details; the agent
+# accepts uploads up to its max_body_size (16 MiB by default), so a config it
+# stored can always be read back.
+DEFAULT_MAX_RESPONSE_SIZE = 16 * 1024 * 1024
+_READ_CHUNK = 64 * 1024
 
 
 class AgentError(Exception):
@@ -49,6 +54,10 @@ class ServiceUnavailable(AgentError): ...
 
 class AgentUnreachable(Exception):
     """No answer after every retry."""
+
+
+class ResponseTooLarge(Exception):
+    """The agent's answer exceeds ``max_response_size``; it was not read in full."""
 
 
 class UnsupportedAPIVersion(Exception):
@@ -100,7 +109,8 @@ class AgentClient:
     def __init__(self, address: str, amphora_id: str, *, ca_file: str, client_cert: str,
                  port: int = 9443, timeouts: Timeouts | None = None, retries: int = 30,
                  retry_interval: float = 0.5, keep_alive: bool = True,
-                 tls_version: ssl.TLSVersion | None = None) -> None:
+                 tls_version: ssl.TLSVersion | None = None,
+                 max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE) -> None:
         host = f"[{address}]" if isinstance(ipaddress.ip_address(address),
                                             ipaddress.IPv6Address) else address
         self.base_url = f"https://{host}:{port}"
@@ -109,6 +119,7 @@ class AgentClient:
         self.retries = retries
         self.retry_interval = retry_interval
         self.keep_alive = keep_alive
+        self.max_response_size = max_response_size
         context = ssl.create_default_context(cafile=ca_file)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         if tls_version is not None:
@@ -158,7 +169,9 @@ class AgentClient:
             if attempt:
                 time.sleep(self.retry_interval)
             try:
-                response = self.session.request(method, url, headers=headers, **kwargs)
+                response = self.session.request(method, url, headers=headers, stream=True,
+                                                **kwargs)
+                self._read_bounded(response, f"{method} {path}")
             except (requests.ConnectionError, requests.Timeout) as exc:
                 last = exc
                 LOG.debug("%s %s: %s (attempt %d)", method, path, exc, attempt + 1)
@@ -173,6 +186,24 @@ class AgentClient:
             return response
         raise AgentUnreachable(f"{method} {url}: no answer after {retries + 1} attempts: "
                                f"{last}") from last
+
+    def _read_bounded(self, response: requests.Response, what: str) -> None:
+        """Read the body (decoded) into ``response``, refusing more than
+        ``max_response_size`` bytes: a hostile or broken agent can't make
+        the controller buffer an unbounded answer."""
+        limit = self.max_response_size
+        with response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                raise ResponseTooLarge(f"{what}: agent announced {int(declared)} bytes, "
+                                       f"more than the {limit} allowed")
+            body = bytearray()
+            for chunk in response.iter_content(_READ_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise ResponseTooLarge(f"{what}: agent answer exceeds {limit} bytes")
+        # requests keeps a streamed body here once read; .json()/.text use it
+        response._content = bytes(body)
 
     @staticmethod
     def _raise_for_status(response: requests.Response) -> None:

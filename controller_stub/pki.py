@@ -11,24 +11,35 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import os
+import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+# Key kinds: "ec" (P-256) and "rsa" (2048) are what the PKI issues; the others
+# exist so tests can offer an agent the keys it must refuse.
+_CURVES = {"ec": ec.SECP256R1, "p384": ec.SECP384R1, "p192": ec.SECP192R1}
+_RSA_BITS = {"rsa": 2048, "rsa1024": 1024}
 
 
 def new_key(kind: str = "ec") -> PrivateKey:
-    if kind == "ec":
-        return ec.generate_private_key(ec.SECP256R1())
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    raise ValueError(f"unknown key kind {kind!r} (ec or rsa)")
+    if kind in _CURVES:
+        return ec.generate_private_key(_CURVES[kind]())
+    if kind in _RSA_BITS:
+        return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[kind])
+    if kind == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    raise ValueError(f"unknown key kind {kind!r} "
+                     f"({', '.join([*_CURVES, *_RSA_BITS, 'ed25519'])})")
 
 
 def key_pem(key: PrivateKey) -> bytes:
@@ -128,10 +139,12 @@ class CertificateAuthority:
         _write_private(key_path, key_pem(self.key))
         return cert_path, key_path
 
-    def _issue(self, subject_cn: str, sans: list[x509.GeneralName], usage: ExtendedKeyUsageOID,
-               *, days: int, key_kind: str,
-               not_before: datetime.datetime | None = None) -> Issued:
-        key = new_key(key_kind)
+    def _issue(self, subject_cn: str, sans: Sequence[x509.GeneralName],
+               usages: Sequence[ObjectIdentifier] | None, *, days: int, key_kind: str,
+               not_before: datetime.datetime | None = None,
+               not_after: datetime.datetime | None = None,
+               key: PrivateKey | None = None) -> Issued:
+        key = key or new_key(key_kind)
         start = not_before or (_now() - datetime.timedelta(minutes=5))
         builder = (
             x509.CertificateBuilder()
@@ -140,14 +153,16 @@ class CertificateAuthority:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start)
-            .not_valid_after(start + datetime.timedelta(days=days))
+            .not_valid_after(not_after or start + datetime.timedelta(days=days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self.key.public_key()), critical=False)
         )
+        if usages:
+            builder = builder.add_extension(x509.ExtendedKeyUsage(list(usages)), critical=False)
         if sans:
-            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)),
+                                            critical=False)
         return Issued(cert=builder.sign(self.key, hashes.SHA256()), key=key)
 
     def issue_amphora(self, amphora_id: str, *, days: int = 730, key_kind: str = "ec",
@@ -155,14 +170,64 @@ class CertificateAuthority:
         """Server certificate for an amphora agent: CN and DNS SAN = amphora id."""
         amphora_id = str(uuid.UUID(amphora_id))
         return self._issue(amphora_id, [x509.DNSName(amphora_id)],
-                           ExtendedKeyUsageOID.SERVER_AUTH, days=days, key_kind=key_kind,
+                           [ExtendedKeyUsageOID.SERVER_AUTH], days=days, key_kind=key_kind,
                            not_before=not_before)
 
+    def issue_amphora_variant(self, amphora_id: str, *, name: str | None = None,
+                              key_kind: str = "ec",
+                              usages: Sequence[ObjectIdentifier] | None = (
+                                  ExtendedKeyUsageOID.SERVER_AUTH,),
+                              not_before: datetime.datetime | None = None,
+                              not_after: datetime.datetime | None = None) -> Issued:
+        """An amphora server certificate with one property changed (the name
+        it carries, its key, its EKU, its validity), for rotation tests."""
+        name = name or str(uuid.UUID(amphora_id))
+        return self._issue(name, [x509.DNSName(name)], usages, days=730, key_kind=key_kind,
+                           not_before=not_before, not_after=not_after)
+
+    def issue_amphora_sha1(self, amphora_id: str) -> Issued:
+        """An amphora certificate signed with SHA-1. ``cryptography`` refuses to
+        sign with SHA-1, so the ``openssl`` CLI signs it."""
+        amphora_id = str(uuid.UUID(amphora_id))
+        key = new_key("ec")
+        with tempfile.TemporaryDirectory(prefix="pki-sha1-") as tmp:
+            work = Path(tmp)
+            _write_private(work / "ca.key", key_pem(self.key))
+            (work / "ca.pem").write_bytes(self.cert_pem)
+            _write_private(work / "leaf.key", key_pem(key))
+            (work / "ext.cnf").write_text(
+                f"subjectAltName = DNS:{amphora_id}\nextendedKeyUsage = serverAuth\n"
+                "basicConstraints = critical, CA:FALSE\n")
+            subprocess.run(["openssl", "req", "-new", "-key", str(work / "leaf.key"),
+                            "-subj", f"/CN={amphora_id}", "-out", str(work / "leaf.csr")],
+                           check=True, capture_output=True)
+            subprocess.run(["openssl", "x509", "-req", "-sha1", "-days", "30",
+                            "-in", str(work / "leaf.csr"), "-CA", str(work / "ca.pem"),
+                            "-CAkey", str(work / "ca.key"), "-set_serial",
+                            str(x509.random_serial_number()), "-extfile", str(work / "ext.cnf"),
+                            "-out", str(work / "leaf.pem")], check=True, capture_output=True)
+            cert = x509.load_pem_x509_certificate((work / "leaf.pem").read_bytes())
+        return Issued(cert=cert, key=key)
+
     def issue_client(self, name: str = "controller", *, days: int = 730,
-                     key_kind: str = "ec") -> Issued:
+                     key_kind: str = "ec",
+                     extra_sans: Sequence[x509.GeneralName] = ()) -> Issued:
         """Client certificate for a controller (CN = name, DNS SAN = name)."""
-        return self._issue(name, [x509.DNSName(name)], ExtendedKeyUsageOID.CLIENT_AUTH,
-                           days=days, key_kind=key_kind)
+        return self._issue(name, [x509.DNSName(name), *extra_sans],
+                           [ExtendedKeyUsageOID.CLIENT_AUTH], days=days, key_kind=key_kind)
+
+    def crl(self, revoked: Iterable[x509.Certificate], *, days: int = 1) -> bytes:
+        """A PEM CRL revoking ``revoked``, valid for ``days``."""
+        now = _now()
+        builder = (x509.CertificateRevocationListBuilder()
+                   .issuer_name(self.cert.subject)
+                   .last_update(now - datetime.timedelta(minutes=5))
+                   .next_update(now + datetime.timedelta(days=days)))
+        for cert in revoked:
+            builder = builder.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(cert.serial_number)
+                .revocation_date(now - datetime.timedelta(minutes=1)).build())
+        return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
 
     def issue_server(self, name: str, *, days: int = 730, key_kind: str = "ec") -> Issued:
         """Server certificate for a DNS name or an IP address (e.g. a listener's)."""
@@ -170,5 +235,5 @@ class CertificateAuthority:
             san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(name))
         except ValueError:
             san = x509.DNSName(name)
-        return self._issue(name, [san], ExtendedKeyUsageOID.SERVER_AUTH, days=days,
+        return self._issue(name, [san], [ExtendedKeyUsageOID.SERVER_AUTH], days=days,
                            key_kind=key_kind)
