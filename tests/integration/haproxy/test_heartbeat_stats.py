@@ -7,12 +7,12 @@ import socket
 import time
 import uuid
 
-from amphora_agent import config as agent_config
-from amphora_agent import health, netns
+from amphora_agent import health
 from amphora_agent.haproxy import sockets
+from amphora_contract import agent_config, netns
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 
 def _request(sock: socket.socket) -> bytes:

@@ -10,10 +10,10 @@ import pytest
 
 from amphora_agent.haproxy import sockets
 from controller_stub.client import BadRequest, InternalServerError, NotFound
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from haproxy_templates import peer_name
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 
 def _config(agent: RunningAgent, port: int, **kwargs: object) -> OctaviaStyleConfig:

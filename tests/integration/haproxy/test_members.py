@@ -10,9 +10,9 @@ import pytest
 
 from amphora_agent.haproxy import sockets
 from controller_stub.client import BadRequest, NotFound
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 MEMBER_IPS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
