@@ -231,14 +231,15 @@ mkdir -p "${WHEELHOUSE}"
 
 HOST_PY=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [ -n "${AGENT_VERSION}" ]; then
-    AGENT_REQ="amphora==${AGENT_VERSION}"
+    AGENT_REQ="amphora-agent==${AGENT_VERSION}"
     python3 -m pip download --quiet --no-deps --only-binary=:all: -d "${WHEELHOUSE}" "${AGENT_REQ}" \
         || die "cannot fetch ${AGENT_REQ} from the package index"
 else
-    python3 -m pip wheel --quiet --no-deps -w "${WHEELHOUSE}" "${REPO}" \
-        || die "cannot build the amphora wheel from ${REPO}"
+    # The agent's own distribution: agent and wire contract, not the controller.
+    python3 -m pip wheel --quiet --no-deps -w "${WHEELHOUSE}" "${REPO}/packaging/amphora-agent" \
+        || die "cannot build the amphora-agent wheel from ${REPO}/packaging/amphora-agent"
 fi
-AGENT_WHEEL=$(ls "${WHEELHOUSE}"/amphora-*.whl)
+AGENT_WHEEL=$(ls "${WHEELHOUSE}"/amphora_agent-*.whl)
 if [ "${HOST_PY}" = "${TARGET_PY}" ] && [ "${ARCH}" = "$(dpkg --print-architecture)" ]; then
     python3 -m pip wheel --quiet -w "${WHEELHOUSE}" "${AGENT_WHEEL}" \
         || die "cannot build the agent's dependencies into ${WHEELHOUSE}"

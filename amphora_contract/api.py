@@ -11,10 +11,21 @@ answer, because the NIC may still be hot-plugging.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 API_VERSION = "1.0"
 NOT_READY_DETAIL = "No suitable network interface found"
+# Certificate filenames in /1.0/loadbalancer/{lb_id}/certificates/{filename};
+# the renderer names the files its configs reference by the same rule.
+PEM_FILENAME_RULE = "[A-Za-z0-9._-]{1,200}\\.pem, no '..', not starting with '.'"
+_PEM_FILENAME = re.compile(r"[A-Za-z0-9._-]{1,200}\.pem")
+
+
+def is_pem_filename(name: str) -> bool:
+    """Whether ``name`` may name a certificate file of a load balancer."""
+    return (_PEM_FILENAME.fullmatch(name) is not None and ".." not in name
+            and not name.startswith("."))
 
 
 def error_body(message: str, details: str = "") -> dict[str, str]:
