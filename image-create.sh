@@ -236,6 +236,8 @@ if [ -n "${AGENT_VERSION}" ]; then
         || die "cannot fetch ${AGENT_REQ} from the package index"
 else
     # The agent's own distribution: agent and wire contract, not the controller.
+    # setuptools reuses build/lib, which would carry modules deleted since.
+    rm -rf "${REPO}/packaging/amphora-agent/build"
     python3 -m pip wheel --quiet --no-deps -w "${WHEELHOUSE}" "${REPO}/packaging/amphora-agent" \
         || die "cannot build the amphora-agent wheel from ${REPO}/packaging/amphora-agent"
 fi

@@ -11,6 +11,7 @@ image is code an amphora never runs but would carry.
 from __future__ import annotations
 
 import configparser
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -33,6 +34,8 @@ def _version() -> str:
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
+    # as image-create.sh does: setuptools would reuse build/lib, stale modules included
+    shutil.rmtree(REPO / "packaging" / "amphora-agent" / "build", ignore_errors=True)
     done = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
          "-w", str(out), str(REPO / "packaging" / "amphora-agent")],
