@@ -23,7 +23,7 @@ Output:
 Content:
   -r, --release NAME      Debian release (default: bookworm)
   -a, --arch ARCH         amd64 (default) or arm64
-      --agent-version V   install amphora==V from PyPI instead of this tree
+      --agent-version V   install amphora-agent==V from PyPI instead of this tree
       --with-sshd         keep an SSH server (default: none)
       --cpu-pinning       tuned profile leaving CPU 0 to the system, others to HAProxy
       --time-sync WHAT    chrony (default), timesyncd or none
