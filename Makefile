@@ -20,6 +20,7 @@ APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fd
 # CI-class hosts its user-mode network sometimes wedges (docs/image.md).
 test: deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest tests -m "not boot"
 
 test-unit: venv
@@ -30,6 +31,7 @@ test-integration: deps
 
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 deps: apt venv .venv-dib .venv-glance
 

@@ -23,7 +23,7 @@ Output:
 Content:
   -r, --release NAME      Debian release (default: bookworm)
   -a, --arch ARCH         amd64 (default) or arm64
-      --agent-version V   install amphora==V from PyPI instead of this tree
+      --agent-version V   install amphora-agent==V from PyPI instead of this tree
       --with-sshd         keep an SSH server (default: none)
       --cpu-pinning       tuned profile leaving CPU 0 to the system, others to HAProxy
       --time-sync WHAT    chrony (default), timesyncd or none
@@ -231,14 +231,17 @@ mkdir -p "${WHEELHOUSE}"
 
 HOST_PY=$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 if [ -n "${AGENT_VERSION}" ]; then
-    AGENT_REQ="amphora==${AGENT_VERSION}"
+    AGENT_REQ="amphora-agent==${AGENT_VERSION}"
     python3 -m pip download --quiet --no-deps --only-binary=:all: -d "${WHEELHOUSE}" "${AGENT_REQ}" \
         || die "cannot fetch ${AGENT_REQ} from the package index"
 else
-    python3 -m pip wheel --quiet --no-deps -w "${WHEELHOUSE}" "${REPO}" \
-        || die "cannot build the amphora wheel from ${REPO}"
+    # The agent's own distribution: agent and wire contract, not the controller.
+    # setuptools reuses build/lib, which would carry modules deleted since.
+    rm -rf "${REPO}/packaging/amphora-agent/build"
+    python3 -m pip wheel --quiet --no-deps -w "${WHEELHOUSE}" "${REPO}/packaging/amphora-agent" \
+        || die "cannot build the amphora-agent wheel from ${REPO}/packaging/amphora-agent"
 fi
-AGENT_WHEEL=$(ls "${WHEELHOUSE}"/amphora-*.whl)
+AGENT_WHEEL=$(ls "${WHEELHOUSE}"/amphora_agent-*.whl)
 if [ "${HOST_PY}" = "${TARGET_PY}" ] && [ "${ARCH}" = "$(dpkg --print-architecture)" ]; then
     python3 -m pip wheel --quiet -w "${WHEELHOUSE}" "${AGENT_WHEEL}" \
         || die "cannot build the agent's dependencies into ${WHEELHOUSE}"

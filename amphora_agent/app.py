@@ -22,9 +22,11 @@ from amphora_agent.errors import ApiError
 from amphora_agent.haproxy.manager import LoadBalancers
 from amphora_agent.haproxy.members import Members
 from amphora_agent.services import ServiceManager, make_service_manager
+from amphora_contract import api
+from amphora_contract.api import API_VERSION
 
 LOG = logging.getLogger(__name__)
-API_VERSION = "1.0"
+__all__ = ["API_VERSION", "Agent", "create_app", "current_agent"]
 
 
 @dataclass
@@ -83,7 +85,7 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
         code = exc.code or 500
-        return jsonify(error=exc.description or exc.name, http_code=code), code
+        return jsonify(api.routing_error_body(exc.description or exc.name, code)), code
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from amphora_contract.api import error_body
+
 
 class ApiError(Exception):
     """An error answered as ``{"message": ..., "details": ...}`` with ``status``."""
@@ -19,7 +21,7 @@ class ApiError(Exception):
             self.status = status
 
     def body(self) -> dict[str, str]:
-        return {"message": self.message, "details": self.details}
+        return error_body(self.message, self.details)
 
 
 class InvalidRequest(ApiError):

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from amphora_agent import netns, sysinfo
+from amphora_agent import sysinfo
+from amphora_contract import api, netns
 
 if TYPE_CHECKING:
     from amphora_agent.app import Agent
 
-API_VERSION = "1.0"
+API_VERSION = api.API_VERSION
 
 
 def info() -> dict[str, Any]:

@@ -70,7 +70,7 @@ def _load_state(path: Path) -> dict[str, dict[str, dict[str, int]]]:
 
 
 def collect_stats(config: AgentConfig) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(listeners, pools) in heartbeat.md's shapes, counters as deltas."""
+    """(listeners, pools) as heartbeats carry them (docs/architecture.md); counters as deltas."""
     base = Path(config.base_path)
     state_path = config.heartbeat_state_path
     previous = _load_state(state_path)

@@ -1,4 +1,7 @@
-"""Health heartbeats to the controller (heartbeat.md, envelope version 3).
+"""Health heartbeats to the controller: the sender loop.
+
+The envelope (version 3) is :mod:`amphora_contract.heartbeat`; the message
+shapes are described in docs/architecture.md.
 
 The sender re-reads the agent config file whenever it changes, which is how
 ``PUT /1.0/config`` changes targets, interval and key without a restart.
@@ -6,58 +9,30 @@ The sender re-reads the agent config file whenever it changes, which is how
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import itertools
-import json
 import logging
 import os
 import socket
 import threading
-import zlib
 from collections.abc import Callable
 from typing import Any
 
 from amphora_agent import config as agent_config
+from amphora_contract.heartbeat import (
+    DIGEST_HEX_LEN,
+    MAX_DATAGRAM,
+    MAX_DECOMPRESSED,
+    EnvelopeError,
+    message,
+    unwrap,
+    wrap,
+)
 
+# The envelope is re-exported for the agent's own modules; other code imports
+# amphora_contract.heartbeat.
+__all__ = ["DIGEST_HEX_LEN", "MAX_DATAGRAM", "MAX_DECOMPRESSED", "EnvelopeError",
+           "HeartbeatSender", "StatsCollector", "no_stats", "unwrap", "wrap"]
 LOG = logging.getLogger(__name__)
-DIGEST_HEX_LEN = 64
-MAX_DATAGRAM = 65507
-MAX_DECOMPRESSED = 1 << 20
-
-
-class EnvelopeError(ValueError):
-    """A datagram that is not a valid, correctly signed heartbeat."""
-
-
-def wrap(message: dict[str, Any], key: str) -> bytes:
-    payload = zlib.compress(json.dumps(message, separators=(",", ":")).encode(), 9)
-    digest = hmac.new(key.encode("utf-8"), payload, hashlib.sha256).hexdigest()
-    return payload + digest.encode("ascii")
-
-
-def unwrap(envelope: bytes, key: str) -> dict[str, Any]:
-    """Check the HMAC in constant time, then decompress with a size bound."""
-    if len(envelope) <= DIGEST_HEX_LEN:
-        raise EnvelopeError("datagram too short")
-    payload, digest = envelope[:-DIGEST_HEX_LEN], envelope[-DIGEST_HEX_LEN:]
-    expected = hmac.new(key.encode("utf-8"), payload, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(digest, expected):
-        raise EnvelopeError("HMAC mismatch")
-    decompressor = zlib.decompressobj()
-    try:
-        raw = decompressor.decompress(payload, MAX_DECOMPRESSED)
-    except zlib.error as exc:
-        raise EnvelopeError(f"not zlib data: {exc}") from None
-    if decompressor.unconsumed_tail:
-        raise EnvelopeError("payload too large")
-    try:
-        message = json.loads(raw)
-    except ValueError:
-        raise EnvelopeError("payload is not JSON") from None
-    if not isinstance(message, dict):
-        raise EnvelopeError("payload is not a JSON object")
-    return message
 
 
 StatsCollector = Callable[[agent_config.AgentConfig], tuple[dict[str, Any], dict[str, Any]]]
@@ -104,8 +79,7 @@ class HeartbeatSender:
 
     def build_message(self, config: agent_config.AgentConfig) -> dict[str, Any]:
         listeners, pools = self.collect(config)
-        return {"id": config.amphora_id, "seq": self.seq, "ver": 3,
-                "listeners": listeners, "pools": pools}
+        return message(config.amphora_id, self.seq, listeners, pools)
 
     def send_once(self) -> bool:
         config = self._refresh_config()

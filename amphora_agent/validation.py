@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 import uuid
 
 from amphora_agent.errors import InvalidRequest
-
-_PEM_FILENAME = re.compile(r"^[A-Za-z0-9._-]{1,200}\.pem$")
+from amphora_contract.api import PEM_FILENAME_RULE, is_pem_filename
 
 
 def require_uuid(value: str, what: str = "id") -> str:
@@ -25,8 +23,8 @@ def require_uuid(value: str, what: str = "id") -> str:
 
 
 def require_pem_filename(value: str) -> str:
-    if not _PEM_FILENAME.fullmatch(value) or ".." in value or value.startswith("."):
-        raise InvalidRequest("filename must match ^[A-Za-z0-9._-]+\\.pem$ without '..'")
+    if not is_pem_filename(value):
+        raise InvalidRequest(f"filename must match {PEM_FILENAME_RULE}")
     return value
 
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from amphora_agent import netns
+from amphora_contract import netns
 from bench.common import emit, log, process_tree, pss_kib, rss_kib, summary_ms
 from controller_stub.client import AgentError
-from tests.support.agents import Pki, start_agent
+from controller_stub.local_agent import Pki, start_agent
 
 REQUESTS = 200
 OCTAVIA_AGENT = Path(__file__).resolve().parents[1] / ".venv-octavia" / "bin" / "amphora-agent"

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import emit, log
 from bench.fabric_setup import Bench, plugged_amphora
 from controller_stub.compute import nsutil
+from controller_stub.octavia_style import OctaviaStyleConfig
 from controller_stub.pki import CertificateAuthority
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 DURATION = "5s"
 CONNECTIONS = 32

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from amphora_agent import config as agent_config
+from amphora_contract import agent_config
 from controller_stub.compute.local import (
     Amphora,
     Endpoint,

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import emit
-from tests.integration.image.amphora_vm import (
+from controller_stub.compute.qemu import (
     AmphoraVM,
     build_image,
     existing_image,

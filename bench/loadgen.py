@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from amphora_agent import netns
+from amphora_contract import netns
 
 _ctx = multiprocessing.get_context("fork")
 

@@ -23,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller_stub.compute.local import LocalFabric
-from tests.support.fabric import network_body, vip_body
+from controller_stub.compute.local import LocalFabric, network_body, vip_body
 
 TARGET_PLUG_VIP_S = 0.5
 

@@ -22,16 +22,22 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from amphora_agent import fileutil
-from amphora_agent.haproxy import process, sockets
-from amphora_agent.haproxy.layout import LbLayout
+from amphora_contract.peers import peer_name
 from bench.common import emit, log
 from bench.fabric_setup import Bench, plugged_amphora
 from bench.loadgen import Load
-from tests.support.haproxy_configs import OctaviaStyleConfig
+from controller_stub import haproxy_cli
+from controller_stub.octavia_style import OctaviaStyleConfig
 
 RELOADS = 50
 CHANGES = 200
+
+
+def _lb_files(base_path: Path, lb_id: str) -> tuple[Path, Path, Path]:
+    """(config, master socket, user/group file) where the agent keeps them (docs/haproxy.md)."""
+    directory = base_path / lb_id
+    return (directory / "haproxy.cfg", directory / "master.sock",
+            base_path / "haproxy-default-user-group.conf")
 
 
 def _config(bench: Bench, lb_id: str, listener_id: str, pool_id: str, generation: int,
@@ -46,18 +52,6 @@ def _config(bench: Bench, lb_id: str, listener_id: str, pool_id: str, generation
         extra_frontend=[f"http-response set-header X-Generation {generation}",
                         "option idle-close-on-response"],
     ).render()
-
-
-def _settled(master: str, timeout: float = 10) -> sockets.ProcessTable:
-    """The master's process table once it answers again after a re-exec."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return sockets.show_proc(master)
-        except sockets.SocketError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 def _ms(samples: list[float]) -> dict[str, float]:
@@ -101,17 +95,19 @@ def main() -> int:
         # -- baseline: the same reload by hand, outside the agent
         for load in (new_conn, kept):
             load.reset()
-        layout = LbLayout(bench.base_path, lb_id)
+        config, master, user_group = _lb_files(bench.base_path, lb_id)
         base_serving = []
         for i in range(1, RELOADS + 1):
             generation = RELOADS + i
             text = _config(bench, lb_id, listener_id, pool_id, generation, member_ids)
             start = time.perf_counter()
-            fileutil.atomic_write(layout.config, text.encode())
-            subprocess.run(["haproxy", "-c", *process.config_args(
-                layout, layout.config, bench.amphora.id)], capture_output=True, check=True)
-            _settled(str(layout.master_socket))  # the master answers between re-execs
-            sockets.command(str(layout.master_socket), "reload")
+            staged = config.with_suffix(".bench")
+            staged.write_text(text)
+            staged.replace(config)
+            subprocess.run(["haproxy", "-c", "-f", str(config), "-f", str(user_group),
+                            "-L", peer_name(bench.amphora.id)], capture_output=True, check=True)
+            haproxy_cli.reloads(master)  # the master answers between re-execs
+            haproxy_cli.command(master, "reload")
             base_serving.append(probe.wait_generation(generation, start))
         base_new, base_kept = new_conn.stats, kept.stats
         emit("reload_baseline_haproxy_c_and_master_reload", reloads=RELOADS,
@@ -124,8 +120,7 @@ def main() -> int:
         # -- runtime member changes
         for load in (new_conn, kept):
             load.reset()
-        master = str(layout.master_socket)
-        reloads_before = _settled(master).reloads
+        reloads_before = haproxy_cli.reloads(master)
         backend = f"{pool_id}:{listener_id}"
         latencies = []
         for i in range(CHANGES):
@@ -136,7 +131,7 @@ def main() -> int:
             if applied != "runtime":
                 raise RuntimeError(f"change {i} needed a {applied}")
         emit("runtime_member_changes", changes=CHANGES, latency=_ms(latencies),
-             reloads=_settled(master).reloads - reloads_before,
+             reloads=haproxy_cli.reloads(master) - reloads_before,
              new_connection={"ok": new_conn.stats.ok, "failed": new_conn.stats.failed},
              keep_alive={"ok": kept.stats.ok, "failed": kept.stats.failed})
         for name, load in (("new_connection", new_conn), ("keep_alive", kept)):

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from amphora_agent import netns
+from amphora_contract import netns
 from controller_stub.client import AgentClient
 
 

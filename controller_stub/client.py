@@ -19,13 +19,16 @@ from typing import Any
 import requests
 from requests.adapters import HTTPAdapter
 
+from amphora_contract import api
+from amphora_contract.api import API_VERSION, NOT_READY_DETAIL
+
 LOG = logging.getLogger(__name__)
-NOT_READY_DETAIL = "No suitable network interface found"
 # The largest answers are a downloaded HAProxy config and /details; the agent
 # accepts uploads up to its max_body_size (16 MiB by default), so a config it
 # stored can always be read back.
 DEFAULT_MAX_RESPONSE_SIZE = 16 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
+__all__ = ["NOT_READY_DETAIL", "AgentClient", "AgentError", "AgentUnreachable"]
 
 
 class AgentError(Exception):
@@ -36,8 +39,7 @@ class AgentError(Exception):
     def __init__(self, status: int, body: Any, text: str = "") -> None:
         self.status = status
         self.body = body
-        detail = body.get("details") or body.get("message") or body.get("error") \
-            if isinstance(body, dict) else text[:200]
+        detail = api.error_detail(body) if isinstance(body, dict) else text[:200]
         super().__init__(f"agent returned {status}: {detail}")
 
 
@@ -152,8 +154,8 @@ class AgentClient:
         try:
             body = response.json()
         except ValueError:
-            return True
-        return isinstance(body, dict) and NOT_READY_DETAIL in str(body.get("details", ""))
+            body = None
+        return api.is_not_ready(response.status_code, body)
 
     def request(self, method: str, path: str, *, retry_not_ready: bool = True,
                 retries: int | None = None, **kwargs: Any) -> requests.Response:
@@ -224,8 +226,8 @@ class AgentClient:
     def api_version(self) -> str:
         """Version discovery; only 1.0 is spoken."""
         version = self._json("GET", "/").get("api_version")
-        if version != "1.0":
-            raise UnsupportedAPIVersion(f"agent speaks API {version!r}, not '1.0'")
+        if version != API_VERSION:
+            raise UnsupportedAPIVersion(f"agent speaks API {version!r}, not {API_VERSION!r}")
         return version
 
     def answers(self) -> bool:

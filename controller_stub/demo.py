@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from amphora_agent import config as agent_config
+from amphora_contract import agent_config
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import LocalFabric, network_body, vip_body
 from controller_stub.loadbalancer import backend_name, http_document, render_for

@@ -1,61 +1,20 @@
 """What a controller gives a new amphora: its agent config and certificates.
 
 The same files go into a config drive for a VM, or straight onto disk for an
-amphora running as a namespace on this host.
+amphora running as a namespace on this host. The config itself is written by
+:class:`amphora_contract.agent_config.AgentSettings`, next to the parser the
+agent reads it with.
 """
 
 from __future__ import annotations
 
-import configparser
-import io
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from amphora_contract.agent_config import AgentSettings
 from controller_stub.pki import CertificateAuthority
 
-
-@dataclass
-class AgentSettings:
-    """The agent config a controller renders, in Octavia's keys plus ``[amphora]``."""
-
-    amphora_id: str
-    base_path: str = "/var/lib/octavia"
-    base_cert_dir: str = "/var/lib/octavia/certs"
-    bind_host: str = "::"
-    bind_port: int = 9443
-    agent_server_ca: str = "/etc/octavia/certs/client_ca.pem"
-    agent_server_cert: str = "/etc/octavia/certs/server.pem"
-    agent_server_network_dir: str = "/etc/octavia/interfaces"
-    controllers: list[str] = field(default_factory=list)
-    heartbeat_interval: int = 10
-    heartbeat_key: str | None = None
-    topology: str = "SINGLE"
-    debug: bool = False
-    amphora: dict[str, str] = field(default_factory=dict)
-
-    def render(self) -> str:
-        parser = configparser.ConfigParser(interpolation=None)
-        parser["DEFAULT"] = {"debug": str(self.debug)}
-        parser["haproxy_amphora"] = {
-            "base_path": self.base_path, "base_cert_dir": self.base_cert_dir,
-            "bind_host": self.bind_host, "bind_port": str(self.bind_port)}
-        health = {"controller_ip_port_list": ", ".join(self.controllers),
-                  "heartbeat_interval": str(self.heartbeat_interval)}
-        if self.heartbeat_key:
-            health["heartbeat_key"] = self.heartbeat_key
-        parser["health_manager"] = health
-        parser["amphora_agent"] = {
-            "agent_server_ca": self.agent_server_ca,
-            "agent_server_cert": self.agent_server_cert,
-            "agent_server_network_dir": self.agent_server_network_dir,
-            "amphora_id": self.amphora_id}
-        parser["controller_worker"] = {"loadbalancer_topology": self.topology}
-        if self.amphora:
-            parser["amphora"] = dict(self.amphora)
-        out = io.StringIO()
-        parser.write(out)
-        return out.getvalue()
+__all__ = ["AgentSettings", "write_amphora_files"]
 
 
 def write_amphora_files(root: str | os.PathLike[str], settings: AgentSettings,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from amphora_contract.api import PEM_FILENAME_RULE, is_pem_filename
 from haproxy_templates.errors import ValidationError
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -162,8 +163,6 @@ _IGNORED: dict[str, frozenset[str]] = {
 
 _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
                       r"[0-9a-fA-F]{12}$")
-# The agent's certificate filename rule (agent-api.md).
-PEM_FILENAME_RE = re.compile(r"^[A-Za-z0-9._-]+\.pem$")
 # Header/cookie names end up inside sample-fetch arguments (``req.hdr(NAME)``),
 # which have their own parser; only characters that need no quoting there.
 _NAME_ARG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
@@ -189,16 +188,16 @@ T = TypeVar("T")
 def cert_filename(ref: str) -> str:
     """The PEM file a container reference names in the LB's cert directory.
 
-    A plain filename (``^[A-Za-z0-9._-]+\\.pem$``) is used as is; a URL-style
+    A plain filename the agent accepts (:func:`amphora_contract.api.is_pem_filename`)
+    is used as is; a URL-style
     reference (Barbican, Castellan) maps to the SHA-1 of the reference, which
     is also how the controller must name the file when it uploads it.
     """
-    if PEM_FILENAME_RE.match(ref) and ".." not in ref and ref not in (".pem",):
+    if is_pem_filename(ref):
         return ref
     if "://" in ref and not any(ch.isspace() or ord(ch) < 32 for ch in ref):
         return hashlib.sha1(ref.encode(), usedforsecurity=False).hexdigest() + ".pem"
-    raise ValueError("must be a PEM filename matching ^[A-Za-z0-9._-]+\\.pem$ "
-                     "or a container URL")
+    raise ValueError(f"must be a PEM filename ({PEM_FILENAME_RULE}) or a container URL")
 
 
 class _Reader:

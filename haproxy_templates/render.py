@@ -13,7 +13,6 @@ parse them: a frontend is named after its listener id, a backend
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any
 
 import jinja2
 
+from amphora_contract.peers import peer_name
 from haproxy_templates import capabilities
 from haproxy_templates.errors import ValidationError
 from haproxy_templates.model import (
@@ -103,19 +103,6 @@ class RenderOptions:
     stick_table_size: str = "10k"
     persistence_cookie: str = "SRV"
     prometheus_bind: str | None = None  # e.g. "127.0.0.1:9101": internal exporter frontend
-
-
-def peer_name(amphora_id: str) -> str:
-    """HAProxy peer name for an amphora, the same as Octavia derives it.
-
-    Base64 of the SHA-1 of the id with ``_`` and ``-`` as the two extra
-    characters (Octavia's alphabet: ``+`` becomes ``_``, ``/`` becomes ``-``),
-    padding stripped, and a leading ``-`` replaced by ``x`` because HAProxy
-    would read it as a command-line option of ``-L``.
-    """
-    digest = hashlib.sha1(amphora_id.encode("utf-8"), usedforsecurity=False).digest()
-    name = base64.b64encode(digest, altchars=b"_-").decode("ascii").rstrip("=")
-    return "x" + name[1:] if name.startswith("-") else name
 
 
 def backend_name(pool_id: str, listener_id: str) -> str:

@@ -1,6 +1,6 @@
 """Load balancers on this amphora: upload, run, reload, read and delete.
 
-Rules (agent-api.md, ARCHITECTURE.md):
+Rules (docs/haproxy.md, docs/architecture.md):
 - an uploaded config is validated by the real ``haproxy -c`` with the
   service's own arguments before it replaces anything; a bad one is a 400 and
   the installed config and the running process are untouched;

@@ -17,15 +17,10 @@ from amphora_agent import fileutil
 from amphora_agent.haproxy import cfgfile
 from amphora_agent.haproxy.layout import LbLayout
 from amphora_agent.services import ServiceSpec
+from amphora_contract.peers import peer_name
 
 CHECK_TIMEOUT = 60
 LOG = logging.getLogger(__name__)
-
-
-def peer_name(amphora_id: str) -> str:
-    from haproxy_templates import peer_name as derive
-
-    return derive(amphora_id)
 
 
 def ensure_user_group_file(layout: LbLayout) -> Path:

@@ -13,8 +13,8 @@ import logging
 import socket
 import struct
 
-from amphora_agent import netns
 from amphora_agent.network import schema
+from amphora_contract import netns
 
 LOG = logging.getLogger(__name__)
 

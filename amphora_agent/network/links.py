@@ -1,6 +1,6 @@
 """Netlink side of plugging: find a NIC by MAC, move it, converge it to its config.
 
-Everything runs in the calling thread with :func:`amphora_agent.netns.entered`
+Everything runs in the calling thread with :func:`amphora_contract.netns.entered`
 and an ``IPRoute`` created inside the block, so no helper process is forked
 per request. Applying is idempotent: addresses and rules are added only when
 missing, routes are replaced, and only what a previous config of the same
@@ -17,9 +17,9 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from amphora_agent import netns
 from amphora_agent.network import schema
 from amphora_agent.network.interfaces import Address, InterfaceConfig, PolicyRule, Route
+from amphora_contract import netns
 
 LOG = logging.getLogger(__name__)
 

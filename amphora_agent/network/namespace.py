@@ -17,7 +17,7 @@ import threading
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 
-from amphora_agent import netns
+from amphora_contract import netns
 
 LOG = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 
-from amphora_agent import fileutil, netns
+from amphora_agent import fileutil
 from amphora_agent.config import AgentConfig
 from amphora_agent.errors import Conflict, NotFound
 from amphora_agent.network import announce, links, namespace, rules, schema
@@ -35,9 +35,11 @@ from amphora_agent.network.interfaces import (
     Route,
     index_of,
 )
+from amphora_contract import netns
+from amphora_contract.api import NOT_READY_DETAIL
 
 LOG = logging.getLogger(__name__)
-NOT_READY = "No suitable network interface found"
+NOT_READY = NOT_READY_DETAIL
 _THREAD_LOCK = threading.Lock()
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Iterable
 
-from amphora_agent import netns
 from amphora_agent.errors import ApiError
 from amphora_agent.network import interfaces, schema
+from amphora_contract import netns
 
 NFT = "nft"
 TABLE_PREFIX = "amphora_"

@@ -39,7 +39,7 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from amphora_agent import netns
+from amphora_contract import netns
 from controller_stub.agent_process import AgentProcess
 from controller_stub.client import AgentClient
 from controller_stub.compute import nsutil

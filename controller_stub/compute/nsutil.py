@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 
-from amphora_agent import netns
+from amphora_contract import netns
 
 T = TypeVar("T")
 IFA_F_NODAD = 0x02

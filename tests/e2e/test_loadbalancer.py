@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from amphora_agent import config as agent_config
+from amphora_contract import agent_config
 from controller_stub.client import BadRequest
 from controller_stub.compute.local import LocalFabric
 from controller_stub.loadbalancer import backend_name, http_document, render_for

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.agents import free_port
+from controller_stub.local_agent import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 GLANCE_VENV = Path(os.environ.get("AMPHORA_GLANCE_VENV", REPO / ".venv-glance"))

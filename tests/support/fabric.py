@@ -8,7 +8,7 @@ import subprocess
 import threading
 from typing import Any
 
-from amphora_agent import netns
+from amphora_contract import netns
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import PREFIX, LocalFabric, network_body, vip_body
 

@@ -1,6 +1,6 @@
 """Network namespaces for tests, and small clients and servers inside them.
 
-A thread that enters a namespace (``amphora_agent.netns.entered``) creates
+A thread that enters a namespace (``amphora_contract.netns.entered``) creates
 sockets that stay in it, so servers and clients run as threads of the test
 process, with no helper processes to leak.
 """
@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from amphora_agent import netns
+from amphora_contract import netns
 
 PREFIX = "amp-t-"
 

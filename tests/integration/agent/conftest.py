@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.agents import Pki, RunningAgent, start_agent
+from controller_stub.local_agent import Pki, RunningAgent, start_agent
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from amphora_agent import heartbeat
+from amphora_contract import heartbeat
 from controller_stub.client import BadRequest
-from tests.support.agents import RunningAgent
+from controller_stub.local_agent import RunningAgent
 
 
 def _served_cert(agent: RunningAgent) -> bytes:

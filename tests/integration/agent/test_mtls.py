@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from controller_stub.client import Forbidden
+from controller_stub.local_agent import Pki, RunningAgent
 from controller_stub.pki import CertificateAuthority
-from tests.support.agents import Pki, RunningAgent
 
 
 def _handshake(agent: RunningAgent, ctx: ssl.SSLContext) -> bytes:

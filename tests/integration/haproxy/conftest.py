@@ -5,8 +5,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from controller_stub.local_agent import Pki, RunningAgent, short_tmpdir, start_agent
 from tests.support import namespaces
-from tests.support.agents import Pki, RunningAgent, short_tmpdir, start_agent
 
 
 @pytest.fixture(scope="module")

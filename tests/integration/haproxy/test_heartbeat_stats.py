@@ -7,12 +7,12 @@ import socket
 import time
 import uuid
 
-from amphora_agent import config as agent_config
-from amphora_agent import health, netns
-from amphora_agent.haproxy import sockets
+from amphora_agent import health
+from amphora_contract import agent_config, netns
+from controller_stub import haproxy_cli
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 
 def _request(sock: socket.socket) -> bytes:
@@ -69,7 +69,7 @@ def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: 
                 client.lb_action(cfg.lb_id, "reload")
                 master = str(agent.base_path / cfg.lb_id / "master.sock")
                 # TCP sessions stay with the old worker; `keeper` keeps it alive
-                assert sockets.show_proc(master).old_workers
+                assert haproxy_cli.show_proc(master).old_workers
                 # HAProxy adds a TCP session's bytes when it ends, here in the
                 # old worker: reading only the new worker's socket, as
                 # upstream does, never sees them

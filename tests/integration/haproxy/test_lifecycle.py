@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from amphora_agent.haproxy import sockets
+from controller_stub import haproxy_cli
 from controller_stub.client import BadRequest, InternalServerError, NotFound
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from haproxy_templates import peer_name
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 
 def _config(agent: RunningAgent, port: int, **kwargs: object) -> OctaviaStyleConfig:
@@ -102,7 +102,7 @@ def test_invalid_config_is_400_and_traffic_goes_on(agent: RunningAgent,
     with agent.client() as client:
         client.upload_haproxy(agent.amphora_id, cfg.lb_id, cfg.render())
         client.lb_action(cfg.lb_id, "start")
-        pid_before = sockets.show_proc(str(agent.base_path / cfg.lb_id / "master.sock"))
+        pid_before = haproxy_cli.show_proc(str(agent.base_path / cfg.lb_id / "master.sock"))
         worker = threading.Thread(target=traffic)
         worker.start()
         try:
@@ -120,7 +120,7 @@ def test_invalid_config_is_400_and_traffic_goes_on(agent: RunningAgent,
             stop.set()
             worker.join()
         assert failures == [] and served[0] > 0
-        after = sockets.show_proc(str(agent.base_path / cfg.lb_id / "master.sock"))
+        after = haproxy_cli.show_proc(str(agent.base_path / cfg.lb_id / "master.sock"))
         assert after.master_pid == pid_before.master_pid
         leftovers = [p.name for p in (agent.base_path / cfg.lb_id).iterdir()
                      if p.name.endswith(".new")]
@@ -169,7 +169,7 @@ def test_concurrent_reloads_are_coalesced(agent: RunningAgent, lb_namespace: str
     with agent.client() as client:
         client.upload_haproxy(agent.amphora_id, cfg.lb_id, cfg.render())
         client.lb_action(cfg.lb_id, "start")
-        before = sockets.show_proc(master).reloads
+        before = haproxy_cli.show_proc(master).reloads
         results: list[str] = []
 
         def reload() -> None:
@@ -182,7 +182,7 @@ def test_concurrent_reloads_are_coalesced(agent: RunningAgent, lb_namespace: str
         for thread in threads:
             thread.join()
         assert len(results) == 8 and all("reloaded" in r for r in results)
-        reloads = sockets.show_proc(master).reloads - before
+        reloads = haproxy_cli.show_proc(master).reloads - before
         assert 1 <= reloads < 8
         client.delete_listener(cfg.lb_id)
 
@@ -193,7 +193,7 @@ def test_lb_survives_agent_restart(agent: RunningAgent, lb_namespace: str) -> No
     with agent.client() as client:
         client.upload_haproxy(agent.amphora_id, cfg.lb_id, cfg.render())
         client.lb_action(cfg.lb_id, "start")
-    master_pid = sockets.show_proc(str(agent.base_path / cfg.lb_id / "master.sock")).master_pid
+    master_pid = haproxy_cli.show_proc(str(agent.base_path / cfg.lb_id / "master.sock")).master_pid
     agent.process.stop()
     assert _get(lb_namespace, port) == b"persistent"
     agent.process.start()
@@ -203,7 +203,7 @@ def test_lb_survives_agent_restart(agent: RunningAgent, lb_namespace: str) -> No
                                        "type": "HTTP"}]
         assert client.details()["haproxy_count"] == 1
         client.lb_action(cfg.lb_id, "reload")
-        assert sockets.show_proc(
+        assert haproxy_cli.show_proc(
             str(agent.base_path / cfg.lb_id / "master.sock")).master_pid == master_pid
         client.delete_listener(cfg.lb_id)
 
@@ -250,7 +250,7 @@ def test_maxconn_is_made_to_fit_the_open_file_limit(agent: RunningAgent,
         client.upload_haproxy(agent.amphora_id, cfg.lb_id, text)
         client.lb_action(cfg.lb_id, "start")
         assert _get(lb_namespace, port) == b"fits"
-        info = sockets.command(str(agent.base_path / f"{cfg.lb_id}.sock"), "show info")
+        info = haproxy_cli.command(str(agent.base_path / f"{cfg.lb_id}.sock"), "show info")
         maxconn = int(next(line.split(":")[1] for line in info.splitlines()
                            if line.startswith("Maxconn:")))
         hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]

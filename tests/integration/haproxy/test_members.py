@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from amphora_agent.haproxy import sockets
+from controller_stub import haproxy_cli
 from controller_stub.client import BadRequest, NotFound
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 MEMBER_IPS = ("127.0.0.11", "127.0.0.12", "127.0.0.13")
 
@@ -70,7 +70,7 @@ def test_runtime_changes_without_reload_and_they_persist(
     cfg, member_port, port = _lb(agent, members)
     backend = f"{cfg.pool_id}:{cfg.listener_id}"
     master = str(agent.base_path / cfg.lb_id / "master.sock")
-    reloads = sockets.show_proc(master).reloads
+    reloads = haproxy_cli.show_proc(master).reloads
     _wait_up(agent, cfg, backend, 2)
     assert set(_spread(lb_namespace, port)) == {"member-127.0.0.11", "member-127.0.0.12"}
     new_id = str(uuid.uuid4())
@@ -94,7 +94,7 @@ def test_runtime_changes_without_reload_and_they_persist(
         assert client.delete_server(cfg.lb_id, backend, new_id) == "none"
         assert client.set_server(cfg.lb_id, backend, second_id, weight=2) == "runtime"
         assert set(_spread(lb_namespace, port)) == {"member-127.0.0.12"}
-        assert sockets.show_proc(master).reloads == reloads  # no reload happened
+        assert haproxy_cli.show_proc(master).reloads == reloads  # no reload happened
 
         config = client.get_haproxy(cfg.lb_id)
         assert new_id not in config
@@ -136,12 +136,12 @@ def test_without_an_admin_socket_changes_fall_back_to_reload(
     cfg, member_port, port = _lb(agent, members, level="user")
     backend = f"{cfg.pool_id}:{cfg.listener_id}"
     master = str(agent.base_path / cfg.lb_id / "master.sock")
-    reloads = sockets.show_proc(master).reloads
+    reloads = haproxy_cli.show_proc(master).reloads
     new_id = str(uuid.uuid4())
     with agent.client() as client:
         assert client.set_server(cfg.lb_id, backend, new_id, address="127.0.0.13",
                                  port=member_port) == "reload"
-        assert sockets.show_proc(master).reloads == reloads + 1
+        assert haproxy_cli.show_proc(master).reloads == reloads + 1
         assert new_id in client.get_haproxy(cfg.lb_id)
         import time
 

@@ -21,9 +21,14 @@ from pathlib import Path
 import pytest
 
 from controller_stub import images
+from controller_stub.compute.qemu import (
+    AmphoraVM,
+    BuiltImage,
+    build_image,
+    existing_image,
+    make_config_drive,
+)
 from tests.integration.glance_fixture import GlanceServer
-
-from .amphora_vm import AmphoraVM, BuiltImage, build_image, existing_image, make_config_drive
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
 # A boot takes 40-80 s here under TCG; three minutes means it is stuck.

@@ -17,7 +17,7 @@ from controller_stub.compute.local import (
     Port,
     created_prefixes,
 )
-from tests.support.agents import short_tmpdir
+from controller_stub.local_agent import short_tmpdir
 from tests.support.fabric import LocalFabric, network_body, vip_body
 
 

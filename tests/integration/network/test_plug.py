@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from amphora_agent import netns
+from amphora_contract import netns
 from controller_stub.client import BadRequest, Conflict, NotFound
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import Amphora, FabricAgentClient

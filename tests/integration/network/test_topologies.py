@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from amphora_agent import netns
+from amphora_contract import netns
 from controller_stub.compute import nsutil
 from tests.support.fabric import Listener, LocalFabric, network_body, probe, snapshot, vip_body
 

@@ -26,8 +26,8 @@ from hpt_cases import AMP_A, LB_ID, listener, pool, uid
 from hpt_haproxy import HAPROXY
 from hpt_pki import PKI
 
+from controller_stub.local_agent import free_port
 from haproxy_templates import RenderOptions, Target, peer_name, render
-from tests.support.agents import free_port
 
 
 class _Member(http.server.BaseHTTPRequestHandler):

@@ -1,5 +1,5 @@
-"""HAProxy configs shaped like the ones Octavia's controller renders, for
-agent tests that must not depend on our own renderer."""
+"""HAProxy configs shaped like the ones Octavia's controller renders, for agent
+tests and benchmarks that must not depend on our own renderer."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Start real agents for tests: generated PKI, config on disk, gunicorn with mTLS."""
+"""Start real agents on loopback with a throwaway PKI: config on disk, gunicorn with mTLS.
+
+Used by the integration tests and by the benchmarks (which may not import tests/).
+"""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from amphora_agent import heartbeat
+from amphora_contract import heartbeat
 
 
 def test_envelope_is_octavia_v3() -> None:

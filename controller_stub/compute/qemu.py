@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from controller_stub.client import AgentClient, Timeouts
+from controller_stub.local_agent import free_port
 from controller_stub.pki import CertificateAuthority
 from controller_stub.provision import AgentSettings
-from tests.support.agents import free_port
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]  # the source tree: image-create.sh lives there
 DEFAULT_CACHE = Path(os.environ.get("AMPHORA_IMAGE_CACHE",
                                     Path.home() / ".cache" / "amphora-image"))
 
