@@ -26,7 +26,9 @@ def test_wheel_contains_every_package(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     missing = []
     for top in TOP_PACKAGES:
-        for module in sorted((REPO / top).rglob("*.py")):
+        modules = sorted((REPO / top).rglob("*.py"))
+        assert modules, f"{top} has no modules: is TOP_PACKAGES out of date?"
+        for module in modules:
             relative = module.relative_to(REPO).as_posix()
             if "__pycache__" not in relative and relative not in names:
                 missing.append(relative)
