@@ -224,17 +224,31 @@ def test_octavia_rendered_features_are_accepted(agent: RunningAgent, lb_namespac
         client.delete_listener(cfg.lb_id)
 
 
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
 def test_paths_are_validated(agent: RunningAgent) -> None:
+    before = _tree(agent.base_path.parent)
+    assert before, "the agent's directories are empty: nothing to compare"
     with agent.client() as client:
-        for path in ("/1.0/loadbalancer/../haproxy", "/1.0/loadbalancer/abc/haproxy"):
-            with pytest.raises((BadRequest, NotFound)):
-                client.request("GET", path, retry_not_ready=False)
+        # the dot segment is resolved before routing: no such route, a JSON 404
+        with pytest.raises(NotFound) as missing:
+            client.request("GET", "/1.0/loadbalancer/../haproxy", retry_not_ready=False)
+        assert missing.value.body["http_code"] == 404
+        with pytest.raises(BadRequest) as bad:
+            client.request("GET", "/1.0/loadbalancer/abc/haproxy", retry_not_ready=False)
+        assert bad.value.body == {"message": "Invalid request",
+                                  "details": "lb_id must be a UUID"}
         for bad in ("not-a-uuid", "%2E%2E", "{00000000-0000-0000-0000-000000000000}"):
-            with pytest.raises(BadRequest):
+            with pytest.raises(BadRequest) as err:
                 client.request("DELETE", f"/1.0/listeners/{bad}")
-        with pytest.raises(NotFound):  # a slash never reaches a handler
+            assert err.value.body["message"] == "Invalid request", bad
+        with pytest.raises(NotFound) as missing:  # a slash never reaches a handler
             client.request("DELETE", "/1.0/listeners/..%2F..%2Fetc", retry_not_ready=False)
-    assert Path("/etc/passwd").exists()
+        assert missing.value.body["http_code"] == 404
+    # nothing the agent owns, nor the directory above it, lost a file
+    assert _tree(agent.base_path.parent) == before
 
 
 def test_maxconn_is_made_to_fit_the_open_file_limit(agent: RunningAgent,
