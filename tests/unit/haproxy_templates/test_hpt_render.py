@@ -154,7 +154,9 @@ def test_ca_on_pool_means_verify_required_on_every_server() -> None:
                                         "timeout": 3, "max_retries": 2}
     text = render(doc, amphora_id=AMP_A, target=GOLDEN_TARGET)
     ca_servers = [ln for ln in lines(text, "server ") if "pool_ca.pem" in ln]
-    assert all("verify none" not in ln for ln in ca_servers)
+    assert len(ca_servers) == 2
+    assert all(" verify required ca-file " in ln and "verify none" not in ln
+               for ln in ca_servers)
 
 
 def test_two_vips_bind_each() -> None:
