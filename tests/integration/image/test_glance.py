@@ -6,7 +6,6 @@ import datetime
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -219,12 +218,3 @@ def test_cli_errors_are_one_line(make_image: MakeImage) -> None:
     assert missing.returncode == 1
     assert "no image file /nonexistent.qcow2" in missing.stderr
 
-
-def test_fixture_binds_loopback_only(glance: GlanceServer) -> None:
-    port = int(glance.url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port), timeout=5):
-        pass
-    listeners = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
-                               text=True).stdout
-    local = [line.split()[3] for line in listeners.splitlines()]
-    assert local == [f"127.0.0.1:{port}"]
