@@ -217,6 +217,11 @@ def test_octavia_rendered_features_are_accepted(agent: RunningAgent, lb_namespac
         client.upload_haproxy(agent.amphora_id, cfg.lb_id, cfg.render())
         client.lb_action(cfg.lb_id, "start")
         assert _get(lb_namespace, port) == b"octavia"
+        # the running master was given this amphora's peer name (the rule is pinned
+        # to Octavia's known answers in tests/unit/haproxy_templates/test_hpt_render.py)
+        master = sockets.show_proc(str(agent.base_path / cfg.lb_id / "master.sock")).master_pid
+        argv = Path(f"/proc/{master}/cmdline").read_bytes().split(b"\0")
+        assert argv[argv.index(b"-L") + 1].decode() == peer_name(agent.amphora_id)
         status, metrics = namespaces.http_get(lb_namespace, "127.0.0.1", prom_port, "/metrics")
         assert status == 200 and b"haproxy_process_" in metrics
         # the internal exporter is not a listener

@@ -8,7 +8,9 @@ import pytest
 from amphora_agent.errors import InvalidRequest
 from amphora_agent.haproxy import cfgfile
 from amphora_agent.haproxy.coalesce import Coalescer
+from amphora_agent.haproxy.layout import LbLayout
 from amphora_agent.haproxy.members import MemberChange, edit_config, template_options
+from amphora_agent.haproxy.process import config_args
 
 L1 = "11111111-1111-4111-8111-111111111111"
 L2 = "22222222-2222-4222-8222-222222222222"
@@ -78,6 +80,19 @@ def test_added_server_inherits_check_options_not_identity() -> None:
     assert new == ["    server m3 198.51.100.3:80 weight 1 check inter 5s fall 3 rise 2"]
     # it lands inside the backend, before the trailing blank line
     assert out.splitlines().index(new[0]) == len(CONFIG.splitlines()) - 1
+
+
+# Known answers of Octavia's own code: octavia.common.utils.base64_sha1_string(id) with
+# "=" stripped, as Octavia's agent passes it to ``haproxy -L`` (both pairs are in
+# Octavia's test of base64_sha1_string; recomputed with the octavia package that
+# `make .venv-octavia` installs). See also tests/unit/haproxy_templates/test_hpt_render.py.
+@pytest.mark.parametrize(("amphora_id", "peer"), [
+    ("77e7d60d-e137-4246-8a84-a25db33571cd", "iVZVQ5AKmk2Ae0uGLP0Ue4OseRM"),
+    ("4db4a3cf-9fef-4057-b1fd-b2afbf7a8a0f", "xxqntK8jJ_gE3QEmh-D1-XgCW_E"),  # '-' -> 'x'
+])
+def test_haproxy_runs_with_octavias_peer_name(amphora_id: str, peer: str, tmp_path) -> None:
+    args = config_args(LbLayout(tmp_path, L1), tmp_path / "haproxy.cfg", amphora_id)
+    assert args[args.index("-L") + 1] == peer
 
 
 @pytest.mark.parametrize("body", [

@@ -44,16 +44,6 @@ def test_peer_name_is_octavias(amphora_id: str, expected: str) -> None:
     assert peer_name(amphora_id) == expected
 
 
-@pytest.mark.parametrize(("amphora_id", "expected"), sorted(OCTAVIA_PEER_NAMES.items()))
-def test_agent_runs_haproxy_with_octavias_peer_name(amphora_id: str, expected: str,
-                                                    tmp_path) -> None:
-    from amphora_agent.haproxy.layout import LbLayout
-    from amphora_agent.haproxy.process import config_args
-
-    args = config_args(LbLayout(tmp_path, LB_ID), tmp_path / "haproxy.cfg", amphora_id)
-    assert args[args.index("-L") + 1] == expected
-
-
 def test_rendered_peers_use_octavias_names() -> None:
     text = render(case("active_standby"), amphora_id=AMP_B, target=GOLDEN_TARGET)
     assert lines(text, "peer ") == [f'peer "{OCTAVIA_PEER_NAMES[AMP_A]}" 198.51.100.5:1025',
