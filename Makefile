@@ -23,7 +23,8 @@ test: deps
 	$(BIN)/lint-imports --no-logo
 	$(BIN)/pytest tests -m "not boot"
 
-test-unit: venv
+# The unit tier runs the real haproxy/openssl/shellcheck (apt) and dib-lint (.venv-dib).
+test-unit: apt venv .venv-dib
 	$(BIN)/pytest tests/unit
 
 test-integration: deps

@@ -7,6 +7,8 @@ the agent's code would be checking (or timing) itself.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import socket
 import time
@@ -30,6 +32,15 @@ def command(path: str | Path, line: str, timeout: float = 5.0) -> str:
         while chunk := sock.recv(65536):
             chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+def show_stat(path: str | Path, prefix: str = "") -> list[dict[str, str]]:
+    """``show stat`` as dicts; ``prefix`` (``@!PID ``) targets one worker via the master CLI."""
+    text = command(path, f"{prefix}show stat")
+    lines = [line for line in text.splitlines() if line.strip()]
+    if not lines or not lines[0].startswith("# "):
+        raise ValueError(f"not a show stat reply: {text[:200]!r}")
+    return list(csv.DictReader(io.StringIO("\n".join([lines[0][2:], *lines[1:]]))))
 
 
 @dataclass

@@ -100,6 +100,16 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"glance did not answer within {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
 
 
+def _check_loopback_only(port: int) -> None:
+    """The test Glance must listen on loopback only (the suite's network rule);
+    a setup guard, so a wrong bind stops the run instead of being a product test."""
+    listeners = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                               text=True, check=True).stdout
+    local = [line.split()[3] for line in listeners.splitlines()]
+    if local != [f"127.0.0.1:{port}"]:
+        raise RuntimeError(f"glance listens on {local}, not only 127.0.0.1:{port}")
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is not None:
         return
@@ -136,6 +146,7 @@ def start_glance(workdir: Path) -> tuple[GlanceServer, subprocess.Popen[bytes]]:
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(url, proc, log)
+        _check_loopback_only(port)
     except BaseException:
         _stop(proc)
         raise

@@ -112,6 +112,17 @@ def test_no_heartbeat_key_means_no_heartbeats(make_agent) -> None:
         with pytest.raises(TimeoutError):
             sink.recvfrom(65535)
         assert "heartbeat_key is not set" in agent.process.log_tail()
+        # Control: the silence was the missing key, not a sink the agent never
+        # sends to. With a key set, the same sink hears a heartbeat.
+        text = agent.config_file.read_text()
+        assert "\nheartbeat_key =" not in text
+        text = text.replace("heartbeat_interval = 1\n",
+                            "heartbeat_interval = 1\nheartbeat_key = late-key\n")
+        with agent.client() as client:
+            client.put_config(text)
+        sink.settimeout(10)
+        data, _ = sink.recvfrom(65535)
+        assert heartbeat.unwrap(data, "late-key")["id"] == agent.amphora_id
     finally:
         sink.close()
 
@@ -124,11 +135,16 @@ def test_keep_alive_reuses_one_connection(shared_agent: RunningAgent) -> None:
                 tls.sendall(b"GET /1.0/info HTTP/1.1\r\nHost: a\r\n\r\n")
                 head = b""
                 while b"\r\n\r\n" not in head:
-                    head += tls.recv(4096)
+                    chunk = tls.recv(4096)
+                    assert chunk, "the agent closed a kept-alive connection"
+                    head += chunk
                 header, _, body = head.partition(b"\r\n\r\n")
                 assert header.startswith(b"HTTP/1.1 200")
+                assert b"connection: close" not in header.lower()
                 length = int(next(line.split(b":")[1] for line in header.split(b"\r\n")
                                   if line.lower().startswith(b"content-length")))
                 while len(body) < length:
-                    body += tls.recv(4096)
-                assert b"haproxy_version" in body
+                    chunk = tls.recv(4096)
+                    assert chunk, "the agent closed the connection mid-body"
+                    body += chunk
+                assert len(body) == length and b"haproxy_version" in body

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from controller_stub.client import BadRequest
 from controller_stub.pki import CertificateAuthority, Issued, cert_pem, new_key
-from tests.support.agents import RunningAgent
+from controller_stub.local_agent import RunningAgent
 
 
 def _served_cert(agent: RunningAgent) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from cryptography import x509
 
 from controller_stub.client import AgentClient, Forbidden
-from tests.support.agents import Pki, RunningAgent
+from controller_stub.local_agent import Pki, RunningAgent
 
 
 def _client(agent: RunningAgent, cert: Path) -> AgentClient:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from controller_stub.client import AgentClient, ResponseTooLarge
-from tests.support.agents import Pki
+from controller_stub.local_agent import Pki
 
 BOUND = 1024 * 1024
 HUGE = 64 * 1024 * 1024

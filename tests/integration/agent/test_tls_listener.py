@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.support.agents import RunningAgent
+from controller_stub.local_agent import RunningAgent
 
 AEAD_TLS12 = ("ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
               "ECDHE-ECDSA-CHACHA20-POLY1305")

@@ -29,6 +29,21 @@ def _collect(agent: RunningAgent) -> tuple[dict, dict]:
     return health.collect_stats(agent_config.load(agent.config_file))
 
 
+def _wait_for(condition, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _sessions(master: str, pid: int, frontend: str) -> int:
+    """Current sessions of one worker's frontend, read from HAProxy itself
+    (not through collect_stats, which would consume the counters' deltas)."""
+    rows = haproxy_cli.show_stat(master, f"@!{pid} ")
+    return int(next(r["scur"] for r in rows
+                    if r["pxname"] == frontend and r["svname"] == "FRONTEND"))
+
+
 def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: str) -> None:
     member_port = free_port()
     member = namespaces.Member(lb_namespace, "127.0.0.11", member_port, "member-127.0.0.11")
@@ -69,12 +84,14 @@ def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: 
                 client.lb_action(cfg.lb_id, "reload")
                 master = str(agent.base_path / cfg.lb_id / "master.sock")
                 # TCP sessions stay with the old worker; `keeper` keeps it alive
-                assert haproxy_cli.show_proc(master).old_workers
+                (old_pid,) = haproxy_cli.show_proc(master).old_workers
+                assert _sessions(master, old_pid, cfg.listener_id) == 2
                 # HAProxy adds a TCP session's bytes when it ends, here in the
                 # old worker: reading only the new worker's socket, as
                 # upstream does, never sees them
                 conn.close()
-                time.sleep(0.2)
+                _wait_for(lambda: _sessions(master, old_pid, cfg.listener_id) == 1,
+                          "the old worker to end the closed session")
                 listeners, _ = _collect(agent)
                 stats = listeners[cfg.listener_id]["stats"]
                 assert stats["tx"] >= len(first) and stats["rx"] > 0, stats
@@ -82,8 +99,10 @@ def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: 
             finally:
                 conn.close()
                 keeper.close()
-            # the next heartbeat reports nothing new
-            time.sleep(0.3)
+            # the next heartbeat reports nothing new: the old worker's last
+            # session ended with `keeper`, and the worker exits with it
+            _wait_for(lambda: not haproxy_cli.show_proc(master).old_workers,
+                      "the old worker to exit")
             listeners, _ = _collect(agent)
             assert listeners[cfg.listener_id]["stats"]["tx"] == 0
 

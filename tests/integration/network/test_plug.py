@@ -33,16 +33,18 @@ def _ip(namespace: str, *args: str) -> None:
 
 def test_client_reaches_vip_and_amphora_reaches_member(plugged: Plugged) -> None:
     hap = plugged.amphora.haproxy_namespace
-    for vip in (str(plugged.vip.ipv4), str(plugged.vip.ipv6)):
-        with Listener(hap, vip, 8080, b"from-vip") as listener:
-            assert probe(plugged.user.namespace, vip, 8080) == b"from-vip"
-        assert listener.peers[0] in (str(plugged.user.ipv4), str(plugged.user.ipv6))
-    for member_ip in (str(plugged.member.ipv4), str(plugged.member.ipv6)):
-        answer = fetch(hap, member_ip)
+    # each family's client address arrives unchanged (no NAT on the way)
+    for vip, client in ((plugged.vip.ipv4, plugged.user.ipv4),
+                        (plugged.vip.ipv6, plugged.user.ipv6)):
+        with Listener(hap, str(vip), 8080, b"from-vip") as listener:
+            assert probe(plugged.user.namespace, str(vip), 8080) == b"from-vip"
+        assert listener.peers == [str(client)]
+    for member_ip, own in ((plugged.member.ipv4, plugged.member_port.ipv4),
+                           (plugged.member.ipv6, plugged.member_port.ipv6)):
+        answer = fetch(hap, str(member_ip))
         assert answer["member"] == "member-1"
-        # The member sees the amphora's address on the member network.
-        assert answer["client"] in (str(plugged.member_port.ipv4),
-                                    str(plugged.member_port.ipv6))
+        # The member sees the amphora's address on the member network, same family.
+        assert answer["client"] == str(own)
 
 
 def test_replies_from_vip_leave_by_vip_gateway(fabric: LocalFabric, plugged: Plugged) -> None:
@@ -177,7 +179,8 @@ def test_get_interface(plugged: Plugged) -> None:
         client.get_interface("203.0.113.300")
     with pytest.raises(NotFound) as err:
         client.get_interface("192.0.2.250")
-    assert isinstance(err.value.body, dict)
+    # Octavia's message for an address no interface has
+    assert err.value.body["message"] == "Error interface not found for IP address"
 
 
 def test_interface_rules_filter_the_vip(plugged: Plugged) -> None:
@@ -214,8 +217,11 @@ def test_interface_rules_filter_the_vip(plugged: Plugged) -> None:
 
 
 def test_interface_files_are_private(plugged: Plugged) -> None:
-    for path in (plugged.amphora.root / "interfaces").glob("eth*.json"):
-        assert os.stat(path).st_mode & 0o777 == 0o600
+    files = sorted((plugged.amphora.root / "interfaces").glob("eth*.json"))
+    # the VIP (eth1) and the member network (eth2) are plugged
+    assert [path.name for path in files] == ["eth1.json", "eth2.json"]
+    for path in files:
+        assert os.stat(path).st_mode & 0o777 == 0o600, path
 
 
 def test_single_topology_announces_the_vip(fabric: LocalFabric, amphora: Amphora,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from amphora_agent.services import DirectServiceManager, ServiceSpec
+from tests.support import namespaces
 
 
 @pytest.fixture
@@ -52,6 +54,25 @@ def _ns_of(pid: int) -> str:
     return os.readlink(f"/proc/{pid}/ns/net")
 
 
+def _workers(master_pid: int) -> set[int]:
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text()
+    return {int(pid) for pid in children.split()}
+
+
+def _wait_for(condition, what: str, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _serves(namespace: str) -> bool:
+    try:
+        return namespaces.http_get(namespace, "127.0.0.1", 8080, timeout=1) == (200, b"ok")
+    except OSError:
+        return False
+
+
 def test_start_survives_a_new_manager_and_stops(tmp_path: Path, namespace: str) -> None:
     spec = _spec(tmp_path, namespace)
     manager = DirectServiceManager(str(tmp_path / "services"))
@@ -71,8 +92,13 @@ def test_start_survives_a_new_manager_and_stops(tmp_path: Path, namespace: str) 
     again.start(spec)  # idempotent: still the same master
     assert again.main_pid(spec.name) == pid
 
-    again.reload(spec)  # master-worker reload keeps the master
+    workers = _workers(pid)
+    assert workers, "the master has no worker"
+    again.reload(spec)  # master-worker reload keeps the master, replaces the workers
     assert again.main_pid(spec.name) == pid
+    _wait_for(lambda: (now := _workers(pid)) and not now & workers,
+              "the reload to replace the workers")
+    _wait_for(lambda: _serves(namespace), "the new worker to serve")
 
     again.stop(spec.name)
     assert not again.is_running(spec.name)
@@ -89,7 +115,9 @@ def test_reload_of_a_stopped_service_starts_it(tmp_path: Path, namespace: str) -
     manager = DirectServiceManager(str(tmp_path / "services"))
     manager.reload(spec)
     try:
-        assert manager.is_running(spec.name)
+        pid = manager.main_pid(spec.name)
+        assert pid is not None and _ns_of(pid) != _ns_of(os.getpid())
+        _wait_for(lambda: _serves(namespace), "HAProxy to serve in the namespace")
     finally:
         manager.uninstall(spec.name)
 

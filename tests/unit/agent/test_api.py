@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.exceptions import MethodNotAllowed, NotFound
 
 from amphora_agent.app import create_app
 from amphora_agent.config import AgentConfig
@@ -41,12 +42,11 @@ def test_root_info_details(client: FlaskClient, agent_config: AgentConfig) -> No
 
 def test_routing_errors_are_json(client: FlaskClient) -> None:
     missing = client.get("/1.0/nothing-here")
-    assert missing.status_code == 404
-    assert missing.json == {"error": missing.json["error"], "http_code": 404}
+    assert missing.status_code == 404 and missing.is_json
+    assert missing.json == {"error": NotFound.description, "http_code": 404}
     wrong = client.post("/1.0/info")
-    assert wrong.status_code == 405
-    assert wrong.json["http_code"] == 405
-    assert wrong.is_json
+    assert wrong.status_code == 405 and wrong.is_json
+    assert wrong.json == {"error": MethodNotAllowed.description, "http_code": 405}
 
 
 def test_certificate_lifecycle(client: FlaskClient, agent_config: AgentConfig) -> None:

@@ -27,9 +27,21 @@ def test_memory_is_in_kb_and_matches_proc() -> None:
     assert sysinfo.memory_kb()["total"] == total
 
 
+def _proc_stat_cpu() -> list[int]:
+    with open("/proc/stat") as handle:
+        return [int(v) for v in handle.readline().split()[1:]]
+
+
 def test_cpu_total_is_the_sum_of_jiffies() -> None:
+    # Jiffies only grow, so each value the agent reads lies between two reads of
+    # /proc/stat taken around it. Octavia's total is the sum of every field of
+    # the "cpu" line (user nice system idle iowait irq softirq steal guest ...).
+    before = _proc_stat_cpu()
     cpu = sysinfo.cpu_times()
-    assert cpu["total"] >= cpu["user"] + cpu["system"] + cpu["soft_irq"]
+    after = _proc_stat_cpu()
+    assert sum(before) <= cpu["total"] <= sum(after)
+    for name, index in (("user", 0), ("system", 2), ("soft_irq", 6)):
+        assert before[index] <= cpu[name] <= after[index], name
 
 
 def test_version_cache_follows_dpkg_status(tmp_path, monkeypatch) -> None:

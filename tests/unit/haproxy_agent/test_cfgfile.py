@@ -8,7 +8,9 @@ import pytest
 from amphora_agent.errors import InvalidRequest
 from amphora_agent.haproxy import cfgfile
 from amphora_agent.haproxy.coalesce import Coalescer
+from amphora_agent.haproxy.layout import LbLayout
 from amphora_agent.haproxy.members import MemberChange, edit_config, template_options
+from amphora_agent.haproxy.process import config_args
 
 L1 = "11111111-1111-4111-8111-111111111111"
 L2 = "22222222-2222-4222-8222-222222222222"
@@ -80,6 +82,19 @@ def test_added_server_inherits_check_options_not_identity() -> None:
     assert out.splitlines().index(new[0]) == len(CONFIG.splitlines()) - 1
 
 
+# Known answers of Octavia's own code: octavia.common.utils.base64_sha1_string(id) with
+# "=" stripped, as Octavia's agent passes it to ``haproxy -L`` (both pairs are in
+# Octavia's test of base64_sha1_string; recomputed with the octavia package that
+# `make .venv-octavia` installs). See also tests/unit/haproxy_templates/test_hpt_render.py.
+@pytest.mark.parametrize(("amphora_id", "peer"), [
+    ("77e7d60d-e137-4246-8a84-a25db33571cd", "iVZVQ5AKmk2Ae0uGLP0Ue4OseRM"),
+    ("4db4a3cf-9fef-4057-b1fd-b2afbf7a8a0f", "xxqntK8jJ_gE3QEmh-D1-XgCW_E"),  # '-' -> 'x'
+])
+def test_haproxy_runs_with_octavias_peer_name(amphora_id: str, peer: str, tmp_path) -> None:
+    args = config_args(LbLayout(tmp_path, L1), tmp_path / "haproxy.cfg", amphora_id)
+    assert args[args.index("-L") + 1] == peer
+
+
 @pytest.mark.parametrize("body", [
     {"weight": -1}, {"weight": True}, {"address": "300.1.1.1", "port": 1},
     {"address": "192.0.2.1"}, {"port": 80}, {"state": "READY"}, {"extra": 1}, [],
@@ -89,36 +104,73 @@ def test_member_change_validation(body: object) -> None:
         MemberChange.from_json(body)
 
 
+def _wait_for(condition, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def _callers_during_a_run(coalescer: Coalescer, action, callers: int) -> list[object]:
+    """``callers`` threads call ``coalescer.run(action)``: the first one's run is
+    held until all the others are inside ``run`` (counted by the coalescer's
+    own ticket counter), then released. Returns each caller's result or error."""
+    started, release = threading.Event(), threading.Event()
+    first_run = [True]
+
+    def gated() -> object:
+        if first_run[0]:
+            first_run[0] = False
+            started.set()
+            assert release.wait(10)
+        return action()
+
+    outcomes: list[object] = []
+
+    def call() -> None:
+        try:
+            outcomes.append(coalescer.run(gated))
+        except Exception as exc:  # recorded, and asserted by the caller of this helper
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(callers)]
+    threads[0].start()
+    assert started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    _wait_for(lambda: coalescer._arrived == callers, "every caller to arrive")
+    release.set()
+    for thread in threads:
+        thread.join(10)
+        assert not thread.is_alive()
+    return outcomes
+
+
 def test_coalescer_runs_once_for_simultaneous_callers() -> None:
     coalescer: Coalescer[int] = Coalescer()
-    gate = threading.Event()
     runs: list[int] = []
 
     def action() -> int:
         runs.append(1)
-        gate.wait(2)
         return len(runs)
 
-    results: list[int] = []
-    threads = [threading.Thread(target=lambda: results.append(coalescer.run(action)))
-               for _ in range(6)]
-    threads[0].start()
-    time.sleep(0.1)  # the first reload is under way; the rest arrive during it
-    for thread in threads[1:]:
-        thread.start()
-    time.sleep(0.1)
-    gate.set()
-    for thread in threads:
-        thread.join()
-    # one run for the first caller, one for all who arrived while it ran
-    assert coalescer.runs == 2 and len(results) == 6
+    results = _callers_during_a_run(coalescer, action, 6)
+    # one run for the first caller; one more for all five who arrived while it ran,
+    # and each of them gets that second run's result
+    assert coalescer.runs == 2 and len(runs) == 2
+    assert sorted(results) == [1, 2, 2, 2, 2, 2]  # type: ignore[type-var]
 
 
 def test_coalescer_hands_errors_to_covered_callers() -> None:
     coalescer: Coalescer[None] = Coalescer()
+    runs: list[int] = []
 
     def fail() -> None:
-        raise RuntimeError("reload failed")
+        runs.append(1)
+        raise RuntimeError(f"reload {len(runs)} failed")
 
-    with pytest.raises(RuntimeError, match="reload failed"):
-        coalescer.run(fail)
+    outcomes = _callers_during_a_run(coalescer, fail, 4)
+    assert coalescer.runs == 2
+    messages = sorted(str(o) for o in outcomes if isinstance(o, RuntimeError))
+    # the first caller gets its own run's error; the three it covered share the second's
+    assert messages == ["reload 1 failed"] + ["reload 2 failed"] * 3

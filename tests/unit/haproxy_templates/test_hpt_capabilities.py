@@ -109,7 +109,21 @@ def test_defaults_degrade_quietly_on_older_targets(tmp_path: Path, pki, haproxy_
 
 
 def test_detect_reads_local_machine(haproxy_bin) -> None:
+    import os
+    import re
+    import resource
+    import subprocess
+
     target = Target.detect()
-    assert target.haproxy >= Version(1, 8)
-    assert target.cpu_count >= 1 and target.memory_kb > 0 and target.fd_limit > 0
-    assert target.services is not None
+    vv = subprocess.run([haproxy_bin, "-vv"], capture_output=True, text=True,
+                        check=True).stdout
+    major, minor, patch = re.search(r"version (\d+)\.(\d+)\.(\d+)", vv).groups()  # type: ignore[union-attr]
+    assert target.haproxy == Version(int(major), int(minor), int(patch))
+    services = re.search(r"^Available services : (.*)$", vv, re.MULTILINE)
+    assert services is not None, "this haproxy -vv names no services line"
+    assert target.services == frozenset(services.group(1).split())
+    assert target.cpu_count == os.cpu_count()
+    with open("/proc/meminfo") as meminfo:
+        assert target.memory_kb == int(meminfo.readline().split()[1])  # MemTotal comes first
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert target.fd_limit == (soft if soft != resource.RLIM_INFINITY else 1024 * 1024)

@@ -126,7 +126,7 @@ FIELDS: dict[str, tuple[str, Setter, str, Callable[[str], str] | None]] = {
 # a plain token (no quote, comment, space or escape).
 PARSED_FIELDS = frozenset({"amphora.vrrp_ip", "member.address", "vip_address",
                            "listener.allowed_cidr", "listener.tls_versions", "listener.id"})
-_PLAIN_WORD = re.compile(r"^[A-Za-z0-9_.:/%{}\[\]()+,!@=-]+$")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_.:/%{}\[\]()+,!@=-]+")
 
 
 def _same_shape(field: str, text: str, reference: list[tuple[str, ...]]) -> None:
@@ -137,7 +137,7 @@ def _same_shape(field: str, text: str, reference: list[tuple[str, ...]]) -> None
     assert [line[0] for line in shape] == [line[0] for line in reference]
     for line in shape:
         for word in line:
-            assert word == "<Q>" or _PLAIN_WORD.match(word), (word, line)
+            assert word == "<Q>" or _PLAIN_WORD.fullmatch(word), (word, line)
 
 
 def _render(base: str, setter: Setter, value: str) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import re
 
 import pytest
@@ -21,20 +19,35 @@ def value(text: str, keyword: str) -> str:
     return lines(text, keyword + " ")[0][len(keyword) + 1:]
 
 
-def test_peer_name_rule() -> None:
-    amp = "2d9e8ff0-3c58-4b5a-9a4b-3a2c1a0f5e6d"
-    raw = base64.b64encode(hashlib.sha1(amp.encode()).digest(), altchars=b"_-").decode()
-    assert peer_name(amp) == raw.rstrip("=").replace("-", "x", 1) if raw.startswith("-") else \
-        raw.rstrip("=")
-    assert "=" not in peer_name(amp) and len(peer_name(amp)) == 27
-    # Find an id whose digest starts with '-' (0b111110...), which must become 'x'.
-    for n in range(5000):
-        candidate = uid(n)
-        if base64.b64encode(hashlib.sha1(candidate.encode()).digest(), b"_-").startswith(b"-"):
-            assert peer_name(candidate).startswith("x")
-            break
-    else:
-        pytest.fail("no id with a leading '-' found")
+# Octavia's peer names: octavia.common.utils.base64_sha1_string(amphora_id) with the
+# padding removed (its agent's ``haproxy -L`` name uses ``.rstrip("=")``, its template's
+# ``peer`` line ``replace('=', '')``). The first three
+# pairs are the known answers of Octavia's own unit test for base64_sha1_string
+# (octavia/tests/unit/common/test_utils.py), padding stripped as its agent does; all
+# were recomputed with the octavia package that `make .venv-octavia` installs:
+#   .venv-octavia/bin/python -c 'from octavia.common.utils import base64_sha1_string as b;
+#       print(b("<id>").rstrip("="))'
+OCTAVIA_PEER_NAMES = {
+    # no alternative characters
+    "77e7d60d-e137-4246-8a84-a25db33571cd": "iVZVQ5AKmk2Ae0uGLP0Ue4OseRM",
+    # '-' (base64 '/') inside the name stays
+    "9c6e5f27-a0da-4ceb-afe5-5a81230be42e": "NjrNgt3Egl-H5ScbYM5ChtUH3M8",
+    # a leading '-' becomes 'x'; '_' is base64's '+'
+    "4db4a3cf-9fef-4057-b1fd-b2afbf7a8a0f": "xxqntK8jJ_gE3QEmh-D1-XgCW_E",
+    AMP_A: "vy6fPjDoC0FXPYFxJ_GeYNxSRBg",
+    AMP_B: "at9OpjfFZRMR3MXZjocNx4II_54",
+}
+
+
+@pytest.mark.parametrize(("amphora_id", "expected"), sorted(OCTAVIA_PEER_NAMES.items()))
+def test_peer_name_is_octavias(amphora_id: str, expected: str) -> None:
+    assert peer_name(amphora_id) == expected
+
+
+def test_rendered_peers_use_octavias_names() -> None:
+    text = render(case("active_standby"), amphora_id=AMP_B, target=GOLDEN_TARGET)
+    assert lines(text, "peer ") == [f'peer "{OCTAVIA_PEER_NAMES[AMP_A]}" 198.51.100.5:1025',
+                                    f'peer "{OCTAVIA_PEER_NAMES[AMP_B]}" 198.51.100.6:1025']
 
 
 def test_names_follow_octavia() -> None:
@@ -131,7 +144,9 @@ def test_ca_on_pool_means_verify_required_on_every_server() -> None:
                                         "timeout": 3, "max_retries": 2}
     text = render(doc, amphora_id=AMP_A, target=GOLDEN_TARGET)
     ca_servers = [ln for ln in lines(text, "server ") if "pool_ca.pem" in ln]
-    assert all("verify none" not in ln for ln in ca_servers)
+    assert len(ca_servers) == 2
+    assert all(" verify required ca-file " in ln and "verify none" not in ln
+               for ln in ca_servers)
 
 
 def test_two_vips_bind_each() -> None:

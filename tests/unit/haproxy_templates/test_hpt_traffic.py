@@ -131,5 +131,8 @@ def test_sni_selects_certificate(running_lb: dict) -> None:
 
 
 def test_tls_1_1_is_refused(running_lb: dict) -> None:
+    # The refusal must be HAProxy's protocol_version alert (70), not any failure
+    # (a client that never reached HAProxy would pass the checks below too).
     out = _s_client(running_lb, "-tls1_1", "www.example.com")
+    assert "alert protocol version" in out and "alert number 70" in out, out
     assert "New, TLSv1.1" not in out and "member-ok" not in out

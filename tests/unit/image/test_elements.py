@@ -50,6 +50,7 @@ def test_shellcheck_is_clean() -> None:
     done = subprocess.run([shellcheck, "-x", *map(str, scripts)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
     env_files = sorted(ELEMENTS.glob("*/environment.d/*"))
+    assert env_files, "no environment.d files: shellcheck would check nothing"
     done = subprocess.run([shellcheck, "-s", "bash", *map(str, env_files)],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout
@@ -88,10 +89,12 @@ def test_unknown_element_is_reported(dib_bin: Path) -> None:
 
 
 def test_hook_scripts_are_executable() -> None:
-    for path in ELEMENTS.glob("*/*.d/*"):
-        if path.parent.name != "environment.d":
-            assert os.access(path, os.X_OK), path
-    for path in ELEMENTS.glob("*/environment.d/*"):
+    hooks = [p for p in ELEMENTS.glob("*/*.d/*") if p.parent.name != "environment.d"]
+    environment = list(ELEMENTS.glob("*/environment.d/*"))
+    assert hooks and environment, "no hook or environment.d scripts found under elements/"
+    for path in hooks:
+        assert os.access(path, os.X_OK), path
+    for path in environment:
         assert not os.access(path, os.X_OK), f"{path} must be sourced, not executed"
 
 

@@ -72,11 +72,15 @@ def test_management_network_matches_physical_nics_only(tmp_path: Path) -> None:
 
 def test_refuses_paths_outside_the_agent_dirs(tmp_path: Path) -> None:
     for bad in ("/etc/shadow", "/etc/octavia/../shadow", "relative/path"):
-        drive = make_drive(tmp_path / bad.replace("/", "_"), {bad: b"x"})
-        done = run(tmp_path / bad.replace("/", "_"), drive)
+        case = tmp_path / bad.replace("/", "_")
+        drive = make_drive(case, {bad: b"x"})
+        done = run(case, drive)
         assert done.returncode == 1, bad
         assert "error:" in done.stderr
-    assert not (tmp_path / "root/etc/shadow").exists()
+        # no file of the drive was installed anywhere under this run's root
+        installed = [p for p in (case / "root").rglob("*") if p.is_file()]
+        assert [p for p in installed if p.read_bytes() == b"x"] == [], bad
+        assert not (case / "root/etc").exists(), bad
 
 
 def test_refuses_content_outside_the_drive(tmp_path: Path) -> None:

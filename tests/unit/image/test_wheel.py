@@ -54,7 +54,9 @@ def wheel_names(wheel: zipfile.ZipFile) -> set[str]:
 def test_wheel_contains_every_agent_module(wheel_names: set[str]) -> None:
     missing = []
     for top in AGENT_PACKAGES:
-        for module in sorted((REPO / top).rglob("*.py")):
+        modules = sorted((REPO / top).rglob("*.py"))
+        assert modules, f"{top} has no modules: is AGENT_PACKAGES out of date?"
+        for module in modules:
             relative = module.relative_to(REPO).as_posix()
             if "__pycache__" not in relative and relative not in wheel_names:
                 missing.append(relative)

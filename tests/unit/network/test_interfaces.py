@@ -50,7 +50,10 @@ def test_active_standby_leaves_vips_to_keepalived() -> None:
     config = vip_interface(_vip_plug(), "eth1", "ACTIVE_STANDBY")
     assert [str(a) for a in config.addresses] == ["203.0.113.4/24"]
     assert config.rules == () and config.announce == ()
-    assert all(r.table == 254 for r in config.routes)
+    # gateways and host routes in the main table; the on-link subnets are keepalived's
+    assert {(str(r.dst), str(r.gateway), r.table) for r in config.routes} == {
+        ("0.0.0.0/0", "203.0.113.1", 254), ("192.0.2.0/24", "203.0.113.254", 254),
+        ("::/0", "2001:db8:203::1", 254)}
     assert [str(v) for v in config.vips] == ["203.0.113.5", "2001:db8:203::5"]
 
 
