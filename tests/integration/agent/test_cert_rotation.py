@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from controller_stub.client import BadRequest
-from controller_stub.pki import CertificateAuthority, Issued, cert_pem, new_key
 from controller_stub.local_agent import RunningAgent
+from controller_stub.pki import CertificateAuthority, Issued, cert_pem, new_key
 
 
 def _served_cert(agent: RunningAgent) -> bytes:
