@@ -164,7 +164,7 @@ def _identities(key: str, value: str) -> tuple[str, ...]:
 
 def _name(key: str, value: str) -> str:
     value = value.strip()
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise ConfigError(f"{key}: {value!r} must match {_NAME_RE.pattern}")
     return value
 
