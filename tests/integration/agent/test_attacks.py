@@ -207,11 +207,13 @@ def test_oversize_body_is_413_on_every_endpoint(world: World, untouched: None, i
     assert reply.body["http_code"] == 413
 
 
-def test_chunked_body_within_the_limit_is_whole(world: World) -> None:
+def test_chunked_bodies_are_whole_or_413(world: World) -> None:
     lb = str(uuid.uuid4())
+    path = f"/1.0/loadbalancer/{lb}/certificates/whole.pem"
     body = PEM + b"\n" * (LIMIT - len(PEM) - 1)
-    reply = send(world, "PUT", f"/1.0/loadbalancer/{lb}/certificates/whole.pem", body,
-                 chunked=True, chunk_size=1000)
+    assert send(world, "PUT", path, body + b"\n" * 2, chunked=True).status == 413
+    assert not (world.agent.cert_dir / lb).exists()
+    reply = send(world, "PUT", path, body, chunked=True, chunk_size=1000)
     assert reply.status == 200, reply
     stored = world.agent.cert_dir / lb / "whole.pem"
     assert stored.read_bytes() == body

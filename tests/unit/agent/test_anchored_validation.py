@@ -42,20 +42,11 @@ REJECTS: dict[str, tuple[Callable[[str], object], str, type[Exception]]] = {
 @pytest.mark.parametrize("name", sorted(REJECTS))
 def test_trailing_newline_is_rejected(name: str) -> None:
     validate, value, error = REJECTS[name]
+    validate(value.removesuffix("\n"))  # the value itself is fine
     with pytest.raises(error):
         validate(value)
 
 
-def test_the_same_values_without_the_newline_are_accepted() -> None:
-    assert require_uuid(UUID) == UUID
-    assert require_pem_filename("a.pem") == "a.pem"
-    assert _service("haproxy-x").name == "haproxy-x"
-    assert interfaces.index_of("eth1") == 1
-    assert schema.mac("fa:16:3e:00:00:01", "m") == "fa:16:3e:00:00:01"
-    members.check_names("pool:listener", "member")
-    assert cert_filename("a.pem") == "a.pem"
-
-
 def test_interface_names_are_checked_whole() -> None:
-    assert not interfaces.valid_name("eth1\n")
     assert interfaces.valid_name("eth1")
+    assert not interfaces.valid_name("eth1\n")
