@@ -229,6 +229,31 @@ def check(text: str, where: Places) -> list[Path]:
     return crt_lists
 
 
+def is_crt_list(body: bytes) -> bool:
+    """Whether an upload looks like a crt-list: ASCII lines, the first
+    naming a file."""
+    try:
+        text = body.decode("ascii")
+    except UnicodeDecodeError:
+        return False
+    entries = [w for w in (cfgfile.words(line) for line in text.splitlines()) if w]
+    return bool(entries) and all(w[0].startswith("/") for w in entries)
+
+
+def check_crt_list(text: str, cert_dir: Path) -> None:
+    """Refuse a crt-list upload unless every file it names is in ``cert_dir``
+    (the LB's certificate directory)."""
+    real_dir = _real(cert_dir)
+    where = Places(directories=(real_dir,), exact=frozenset(), reserved=frozenset(),
+                   syslog=frozenset(), check_commands=frozenset())
+    checker = _Checker(where)
+    for line in text.splitlines():
+        words = cfgfile.words(line)
+        if words:
+            checker.path("crt-list entry", words[0])
+            checker.options("crt-list entry", [w.strip("[]") for w in words[1:] if w.strip("[]")])
+
+
 def check_crt_lists(files: list[Path], checker: _Checker) -> None:
     """Each entry of a crt-list names a certificate (and options naming CAs,
     CRLs): they must belong to the LB too."""

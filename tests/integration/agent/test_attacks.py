@@ -441,3 +441,32 @@ def test_delete_removes_only_what_belongs_to_the_lb(world: World, untouched: Non
         assert (base / f"{world.victim.lb_id}.sock").exists()
     finally:
         shutil.rmtree(lb_dir, ignore_errors=True)
+
+
+def test_crt_lists_name_only_the_lbs_certificates(world: World) -> None:
+    """Octavia uploads a crt-list (paths, no PEM) per TLS listener through the
+    certificate endpoint: accepted when it names the LB's certificates only."""
+    sentinel, processes = snapshot(world.sentinel), haproxy_processes(world)
+    lb = str(uuid.uuid4())
+    certs = world.agent.cert_dir / lb
+    server_pem = world.agent.settings.agent_server_cert
+    path = f"/1.0/loadbalancer/{lb}/certificates/listener.pem"
+    octavia_list = f"{certs}/cert-a.pem\n{certs}/cert-b.pem\n".encode()
+    reply = send(world, "PUT", path, octavia_list)
+    assert reply.status == 200, reply
+    assert (certs / "listener.pem").read_bytes() == octavia_list
+    hostile = [
+        f"{server_pem}\n",
+        f"# -----BEGIN CERTIFICATE-----\n# -----END CERTIFICATE-----\n{server_pem}\n",
+        f"{certs}/../{world.victim.lb_id}/x.pem\n",
+        f"{certs}/a.pem [ca-file {world.sentinel}/sentinel.txt verify required]\n",
+        str(server_pem).lstrip("/") + "\n",
+    ]
+    for body in hostile:
+        reply = send(world, "PUT", path, body.encode(), chunked=True)
+        assert_refused(reply, 400)
+        assert (certs / "listener.pem").read_bytes() == octavia_list
+    assert send(world, "DELETE", f"/1.0/listeners/{lb}").status == 200
+    assert not certs.exists()
+    assert snapshot(world.sentinel) == sentinel
+    assert haproxy_processes(world) == processes
