@@ -157,7 +157,9 @@ class _Checker:
                       if keyword == "server-state-file" else None)
             if keyword in ("crt-base", "ca-base", "key-base", "server-state-base"):
                 self.bases[keyword] = args[0]
-        elif keyword == "server-state-file" and args:
+        elif keyword in ("server-state-file", "server-state-file-name") and args:
+            if args[0] == "use-backend-name":  # a name HAProxy builds from the backend's
+                raise _refuse(keyword, args[0], "is not allowed; name the file")
             self.path(keyword, args[0], "server-state-base")
         elif pair == "stats socket" and len(words) > 2:
             self.address(pair, words[2])
@@ -189,11 +191,37 @@ class _Checker:
         self.calls_and_pattern_files(keyword, words)
 
 
+def _expands_environment(line: str) -> bool:
+    """Whether HAProxy would substitute an environment variable in ``line``:
+    an unescaped ``$NAME`` or ``${NAME}`` inside double quotes. The words it
+    would produce cannot be checked here, so such lines are refused."""
+    quote: str | None = None
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and quote != "'":
+            i += 2
+            continue
+        if quote is None and c == "#":
+            return False
+        if c in "\"'" and quote in (None, c):
+            quote = None if quote == c else c
+        elif c == "$" and quote == '"':
+            following = line[i + 1:i + 2]
+            if following in ("{", "_") or following.isalpha():
+                return True
+        i += 1
+    return False
+
+
 def _lines(text: str) -> Iterator[tuple[str, list[str]]]:
     """(section kind, words) of every non-empty line; HAProxy starts a section
     at its keyword whatever the indentation, and so does this."""
     section = ""
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
+        if "$" in line and _expands_environment(line):
+            raise InvalidRequest(f"line {number}: environment variables are not allowed "
+                                 "in an uploaded config")
         words = cfgfile.words(line)
         if not words:
             continue

@@ -78,6 +78,13 @@ OUTSIDE = {
     "state base": (("server-state-base /etc", "server-state-file passwd"), (), (),
                    "server-state-base"),
     "chroot": (("chroot /",), (), (), "chroot"),
+    "backend state file": ((), (), ("load-server-state-from-file local",
+                                    "server-state-file-name /etc/passwd"),
+                           "server-state-file-name", "/etc/passwd"),
+    "backend state file by name": (("server-state-base {base}/" + LB,), (),
+                                   ("load-server-state-from-file local",
+                                    "server-state-file-name use-backend-name"),
+                                   "use-backend-name"),
     "crt-base": (("crt-base /etc/octavia/certs",), (), (), "crt-base"),
     "dh param": (("ssl-dh-param-file /etc/ssl/dh.pem",), (), (), "ssl-dh-param-file"),
     "log to a unix socket": (("log /run/systemd/notify local0",), (), (), "log"),
@@ -108,7 +115,7 @@ OUTSIDE = {
     "agent's own config": (("pidfile {base}/" + LB + "/haproxy.cfg",), (), (), "haproxy.cfg"),
     "agent's master socket": (("stats socket {base}/" + LB + "/master.sock",), (), (),
                               "master.sock"),
-    "environment in a path": (("pidfile \"${{HOME}}/x.pid\"",), (), (), "'$'"),
+    "environment in a path": (("pidfile \"${{HOME}}/x.pid\"",), (), (), "environment"),
     "control character": (("pidfile \"{base}/" + LB + "/a\\x0ab\"",), (), (), "control"),
     "external check elsewhere": ((), (), ("option external-check",
                                           "external-check command /bin/sh"),
@@ -137,6 +144,8 @@ REFUSED = {
     "ring": ("ring r", "    server s /run/x.sock"),
     "external-check path": ("global", "    external-check path /tmp"),
     "keyword from the environment": ("global", '    "${KW}" /tmp/x'),
+    "option from the environment": ("frontend f", '    bind :443 ssl "${OPT}" /etc/x.pem'),
+    "$NAME form": ("frontend f", '    bind :443 ssl "$OPT" /etc/x.pem'),
 }
 
 
@@ -144,6 +153,16 @@ REFUSED = {
 def test_code_loading_keywords_are_refused(case: str) -> None:
     with pytest.raises(InvalidRequest):
         confpaths.check("\n".join(REFUSED[case]) + "\n", _places(Path("/var/lib/octavia")))
+
+
+def test_escaped_dollars_are_literal_and_accepted(tmp_path: Path) -> None:
+    escaped = _config(tmp_path, frontend=('acl api path -m reg "^/api$"',
+                                          'acl host hdr(x) -m str "\\$HOST" 5$',
+                                          "http-request deny if api host"))
+    confpaths.check(escaped, _places(tmp_path))
+    with pytest.raises(InvalidRequest) as err:
+        confpaths.check(escaped.replace("\\$HOST", "$HOST"), _places(tmp_path))
+    assert "environment" in err.value.details
 
 
 def test_symlink_out_of_the_lb_directory_is_refused(tmp_path: Path) -> None:
