@@ -153,8 +153,7 @@ class _Checker:
                                  "not allowed in an uploaded config")
         args = words[1:]
         if keyword in PATH_KEYWORDS and args:
-            self.path(keyword, args[0], "server-state-base"
-                      if keyword == "server-state-file" else None)
+            self.path(keyword, args[0])
             if keyword in ("crt-base", "ca-base", "key-base", "server-state-base"):
                 self.bases[keyword] = args[0]
         elif keyword in ("server-state-file", "server-state-file-name") and args:
@@ -180,7 +179,6 @@ class _Checker:
         elif keyword == "errorfile" and len(args) > 1:
             self.path(keyword, args[1])
         elif keyword == "filter" and args[:1] == ["spoe"]:
-            self.options(keyword, args)  # harmless if absent
             for i, word in enumerate(args[:-1]):
                 if word == "config":
                     self.path("filter spoe config", args[i + 1])
