@@ -125,6 +125,8 @@ def check_ciphers(value: str, policy: TLSPolicy, field: str) -> str:
         raise ValidationError(field, "must be a non-empty OpenSSL cipher string")
     ossl = policy.openssl()
     tokens = _tokens(value)
+    if not tokens:  # only separators, e.g. ":"
+        raise ValidationError(field, "must be a non-empty OpenSSL cipher string")
     denied_lower = {d.lower(): d for d in policy.denied_ciphers}
     for token in tokens:
         if _SPECIAL_TOKEN_RE.fullmatch(token):
@@ -177,6 +179,8 @@ def check_ciphersuites(value: str, policy: TLSPolicy, field: str) -> str:
         raise ValidationError(field, "must be a non-empty list of TLS 1.3 ciphersuites")
     ossl = policy.openssl()
     tokens = _tokens(value)
+    if not tokens:  # only separators, e.g. ":"
+        raise ValidationError(field, "must be a non-empty list of TLS 1.3 ciphersuites")
     seen: set[str] = set()
     for token in tokens:
         if not _CIPHER_TOKEN_RE.fullmatch(token):
