@@ -35,6 +35,10 @@ def replace_config(current: agent_config.AgentConfig, body: bytes) -> agent_conf
         new = agent_config.parse(text, source=current.config_file)
     except agent_config.ConfigError as exc:
         raise InvalidRequest(str(exc)) from None
+    changed = agent_config.immutable_changes(current, new)
+    if changed:
+        raise InvalidRequest(f"{changed[0]}: cannot be changed through the API "
+                             "(it names a path, binary, CA, certificate or identity)")
     fileutil.atomic_write(current.config_file, body)
     LOG.info("agent config replaced (md5 %s)",
              hashlib.md5(body, usedforsecurity=False).hexdigest())

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from amphora_agent import identity
+from amphora_agent import bodylimit, identity
 from amphora_agent.certstore import CertStore
 from amphora_agent.config import AgentConfig
 from amphora_agent.errors import ApiError
@@ -78,6 +78,10 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
         LOG.warning("refused client: %s", refusal)
         return jsonify(message="Forbidden", details=refusal), 403
 
+    @app.before_request
+    def _limit_body() -> None:
+        bodylimit.enforce(config.max_body_size)
+
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):  # type: ignore[no-untyped-def]
         return jsonify(exc.body()), exc.status
@@ -89,7 +93,10 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
+        # The exception text can carry paths, addresses or key material: it
+        # goes to the log only, never to the client.
         LOG.exception("unhandled error in %s %s", request.method, request.path)
-        return jsonify(message="Internal Server Error", details=str(exc)), 500
+        return jsonify(message="Internal Server Error",
+                       details="an unexpected error occurred; see the agent log"), 500
 
     return app

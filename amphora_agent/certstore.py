@@ -9,7 +9,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from amphora_agent import fileutil
-from amphora_agent.errors import NotFound
+from amphora_agent.errors import InvalidRequest, NotFound
+from amphora_agent.haproxy import confpaths
 from amphora_agent.validation import require_pem, require_pem_filename, require_uuid
 
 
@@ -22,9 +23,16 @@ class CertStore:
         return directory / require_pem_filename(filename) if filename else directory
 
     def put(self, lb_id: str, filename: str, body: bytes) -> str:
-        """Store a PEM (mode 0600); returns its md5, the ETag Octavia expects."""
+        """Store a PEM (mode 0600), or a crt-list naming only files of this
+        LB's certificate directory (Octavia uploads one per TLS listener);
+        returns its md5, the ETag Octavia expects."""
         target = self.path(lb_id, filename)
-        require_pem(body, "certificate")
+        try:
+            require_pem(body, "certificate")
+        except InvalidRequest as not_pem:
+            if not confpaths.is_crt_list(body):
+                raise not_pem from None
+            confpaths.check_crt_list(body.decode("ascii"), self.path(lb_id))
         fileutil.ensure_dir(self.base)
         fileutil.atomic_write(target, body)
         return hashlib.md5(body, usedforsecurity=False).hexdigest()

@@ -39,11 +39,17 @@ def require_ip(value: str, what: str = "IP address") -> IPAddress:
 
 
 def require_pem(body: bytes, what: str = "body") -> bytes:
-    """A PEM upload must at least contain one PEM block and be text."""
+    """A PEM upload must at least contain one PEM block and be text.
+
+    The markers must start a line: a file whose markers hide in ``#``
+    comments could still be read by HAProxy as a crt-list (certstore.py).
+    """
     try:
         text = body.decode("ascii")
     except UnicodeDecodeError:
         raise InvalidRequest(f"{what} is not PEM text") from None
-    if "-----BEGIN " not in text or "-----END " not in text:
+    lines = text.splitlines()
+    if not (any(line.startswith("-----BEGIN ") for line in lines)
+            and any(line.startswith("-----END ") for line in lines)):
         raise InvalidRequest(f"{what} has no PEM block")
     return body

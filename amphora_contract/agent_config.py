@@ -171,7 +171,7 @@ def _identities(key: str, value: str) -> tuple[str, ...]:
 
 def _name(key: str, value: str) -> str:
     value = value.strip()
-    if not _NAME_RE.match(value):
+    if not _NAME_RE.fullmatch(value):
         raise ConfigError(f"{key}: {value!r} must match {_NAME_RE.pattern}")
     return value
 
@@ -232,6 +232,37 @@ _PARSERS = {
 }
 
 
+# Fields that name paths, binaries, CAs, certificates or this amphora's identity:
+# PUT /1.0/config may repeat their current value (Octavia's controller sends
+# the whole file) but never change them (docs/agent.md).
+IMMUTABLE_FIELDS = ("base_path", "base_cert_dir", "haproxy_cmd", "keepalived_cmd",
+                    "agent_server_ca", "agent_server_cert", "agent_server_network_dir",
+                    "heartbeat_state_file", "amphora_id", "namespace",
+                    "client_crl_file")
+
+
+def key_of(field_name: str) -> str:
+    """``[section] key`` of a config field, as errors name it."""
+    for section, keys in _PARSERS.items():
+        for key, (name, _convert) in keys.items():
+            if name == field_name:
+                return f"[{section}] {key}"
+    return field_name
+
+
+def immutable_changes(current: AgentConfig, new: AgentConfig) -> list[str]:
+    """Keys (``[section] key``) of immutable fields whose value would change."""
+    return [key_of(name) for name in IMMUTABLE_FIELDS
+            if getattr(current, name) != getattr(new, name)]
+
+
+def _printable(section: str, key: str, value: str) -> None:
+    # A control character (a newline above all) in any value, even one of an
+    # Octavia key we ignore, could become a line of a file written from it.
+    if not value.isprintable():
+        raise ConfigError(f"[{section}] {key}: value has control characters")
+
+
 def parse(text: str, *, source: str = "<config>") -> AgentConfig:
     """Parse config text; raises ConfigError naming the first bad key."""
     parser = configparser.ConfigParser(interpolation=None, strict=True)
@@ -246,11 +277,14 @@ def parse(text: str, *, source: str = "<config>") -> AgentConfig:
         known = _PARSERS.get(section)
         if known is None:
             if section in _OCTAVIA_SECTIONS:
+                for key, raw in parser.items(section, raw=True):
+                    _printable(section, key, raw)
                 continue
             raise ConfigError(f"[{section}]: unknown section")
         items = parser.defaults() if section == "DEFAULT" else {
             k: v for k, v in parser.items(section, raw=True) if k not in parser.defaults()}
         for key, raw in items.items():
+            _printable(section, key, raw)
             spec = known.get(key)
             if spec is None:
                 if section == "amphora":

@@ -168,7 +168,7 @@ _UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _NAME_ARG_RE = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 _URL_PATH_RE = re.compile(r"^/[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$")
 _HOSTNAME_RE = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
+    r"^(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
     r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$")
 _EXPECTED_CODES_RE = re.compile(r"^([1-5][0-9]{2})(([,-][1-5][0-9]{2})*)$")
 _URL_RE = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$")
@@ -241,7 +241,7 @@ class _Reader:
             raise self.error(key, "must be a string")
         if len(value) > max_len:
             raise self.error(key, f"must be at most {max_len} characters")
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise self.error(key, f"must be {what or 'valid'}")
         if pattern is None and _has_control(value):
             raise self.error(key, "must not contain control characters")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
@@ -103,6 +104,43 @@ class RenderOptions:
     stick_table_size: str = "10k"
     persistence_cookie: str = "SRV"
     prometheus_bind: str | None = None  # e.g. "127.0.0.1:9101": internal exporter frontend
+
+
+_AMPHORA_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PATH_RE = re.compile(r"/[A-Za-z0-9._/-]{0,200}")
+_LOG_TARGET_RE = re.compile(r"[A-Za-z0-9._/:@\[\]-]{1,200}")
+_ACCOUNT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
+_FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp",
+               "cron", "auth2", "ftp", "ntp", "audit", "alert", "cron2",
+               *(f"local{i}" for i in range(8)))
+_TIME_RE = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
+_SIZE_RE = re.compile(r"[0-9]{1,12}[kmg]?")
+_COOKIE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_BIND_RE = re.compile(r"[A-Za-z0-9.:\[\]*-]{1,64}:[0-9]{1,5}")
+
+
+def check_identifiers(amphora_id: str, options: RenderOptions) -> None:
+    """Whole-string checks of every value the renderer is given besides the
+    LB document (which the model validates): ``amphora_id`` is printed
+    unquoted (comment, peer name), and no option may carry a control
+    character or a second word into the config."""
+    if not isinstance(amphora_id, str) or not _AMPHORA_ID_RE.fullmatch(amphora_id.lower()):
+        raise ValidationError("amphora_id", "must be a UUID")
+    patterns: dict[str, re.Pattern[str] | tuple[str, ...]] = {
+        "base_path": _PATH_RE, "cert_dir": _PATH_RE, "ping_script": _PATH_RE,
+        "log_target": _LOG_TARGET_RE, "user": _ACCOUNT_RE, "group": _ACCOUNT_RE,
+        "user_log_facility": _FACILITIES, "admin_log_facility": _FACILITIES,
+        "hard_stop_after": _TIME_RE, "stick_table_size": _SIZE_RE,
+        "persistence_cookie": _COOKIE_RE,
+    }
+    if options.prometheus_bind is not None:
+        patterns["prometheus_bind"] = _BIND_RE
+    for name, rule in patterns.items():
+        value = getattr(options, name)
+        ok = isinstance(value, str) and (
+            value in rule if isinstance(rule, tuple) else bool(rule.fullmatch(value)))
+        if not ok or (rule is _PATH_RE and "/../" in f"{value}/"):
+            raise ValidationError(f"options.{name}", f"{value!r} is not valid here")
 
 
 def backend_name(pool_id: str, listener_id: str) -> str:
@@ -504,6 +542,7 @@ def render(lb: LoadBalancer | Mapping[str, Any], *, amphora_id: str, target: Tar
     overrides = {k: v for k, v in (("base_path", base_path), ("cert_dir", cert_dir)) if v}
     if overrides:
         options = RenderOptions(**{**options.__dict__, **overrides})
+    check_identifiers(amphora_id, options)
     ctx = _Ctx(lb, target, options)
     ctx.require("baseline", "target.haproxy_version")
 

@@ -95,7 +95,7 @@ class OpenSSL:
     @functools.lru_cache(maxsize=256)  # noqa: B019
     def suite(self, name: str) -> CipherInfo | None:
         """The TLS 1.3 suite called ``name``, or None if this OpenSSL has none such."""
-        if not _SUITE_RE.match(name):
+        if not _SUITE_RE.fullmatch(name):
             return None
         for info in self._run(["ciphers", "-v", "-ciphersuites", name]):
             if info.name == name and info.protocol == "TLSv1.3":
@@ -125,18 +125,20 @@ def check_ciphers(value: str, policy: TLSPolicy, field: str) -> str:
         raise ValidationError(field, "must be a non-empty OpenSSL cipher string")
     ossl = policy.openssl()
     tokens = _tokens(value)
+    if not tokens:  # only separators, e.g. ":"
+        raise ValidationError(field, "must be a non-empty OpenSSL cipher string")
     denied_lower = {d.lower(): d for d in policy.denied_ciphers}
     for token in tokens:
-        if _SPECIAL_TOKEN_RE.match(token):
+        if _SPECIAL_TOKEN_RE.fullmatch(token):
             continue
-        if not _CIPHER_TOKEN_RE.match(token):
+        if not _CIPHER_TOKEN_RE.fullmatch(token):
             raise ValidationError(field, f"invalid cipher token {token!r}")
         if token[0] in "!-":
             continue  # removals may name what this OpenSSL does not even have
         for part in token.lstrip("+").split("+"):
             if part.lower() in denied_lower:
                 raise ValidationError(field, f"{part} is denied by the operator's TLS policy")
-            if _SUITE_RE.match(part) and ossl.suite(part):
+            if _SUITE_RE.fullmatch(part) and ossl.suite(part):
                 raise ValidationError(
                     field, f"{part} is a TLS 1.3 ciphersuite; set it in the ciphersuites "
                     "field, not with TLS 1.2-and-older ciphers")
@@ -177,9 +179,11 @@ def check_ciphersuites(value: str, policy: TLSPolicy, field: str) -> str:
         raise ValidationError(field, "must be a non-empty list of TLS 1.3 ciphersuites")
     ossl = policy.openssl()
     tokens = _tokens(value)
+    if not tokens:  # only separators, e.g. ":"
+        raise ValidationError(field, "must be a non-empty list of TLS 1.3 ciphersuites")
     seen: set[str] = set()
     for token in tokens:
-        if not _CIPHER_TOKEN_RE.match(token):
+        if not _CIPHER_TOKEN_RE.fullmatch(token):
             raise ValidationError(field, f"invalid ciphersuite token {token!r}")
         if token in policy.denied_ciphersuites:
             raise ValidationError(field, f"{token} is denied by the operator's TLS policy")

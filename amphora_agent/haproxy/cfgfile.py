@@ -12,9 +12,10 @@ import re
 import uuid
 from dataclasses import dataclass
 
-_SECTION_KEYWORDS = ("global", "defaults", "frontend", "backend", "listen", "peers",
-                     "userlist", "resolvers", "mailers", "program", "http-errors", "ring",
-                     "cache")
+SECTION_KEYWORDS = ("global", "defaults", "frontend", "backend", "listen", "peers",
+                    "userlist", "resolvers", "mailers", "program", "http-errors", "ring",
+                    "cache")
+_SECTION_KEYWORDS = SECTION_KEYWORDS
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,9 @@ def _words(line: str) -> list[str]:
     if in_word:
         words.append("".join(current))
     return words
+
+
+words = _words  # public: confpaths reads every line the way HAProxy does
 
 
 def sections(lines: list[str]) -> list[Section]:

@@ -31,7 +31,7 @@ from amphora_agent import fileutil
 from amphora_agent.certstore import CertStore
 from amphora_agent.config import AgentConfig
 from amphora_agent.errors import ApiError, InvalidRequest, NotFound
-from amphora_agent.haproxy import cfgfile, process, sockets
+from amphora_agent.haproxy import cfgfile, confpaths, process, sockets
 from amphora_agent.haproxy.coalesce import Coalescer
 from amphora_agent.haproxy.layout import LbLayout, installed_lb_ids
 from amphora_agent.services import ServiceError, ServiceManager, ServiceSpec
@@ -77,6 +77,10 @@ class LoadBalancers:
             raise lb_not_found(layout.lb_id)
         return layout
 
+    def places(self, layout: LbLayout) -> confpaths.Places:
+        """Where this LB's config may name files (docs/agent.md)."""
+        return confpaths.places(layout, self.certs.path(layout.lb_id))
+
     def amphora_id(self, layout: LbLayout) -> str:
         try:
             return layout.amphora_id_file.read_text().strip()
@@ -103,6 +107,7 @@ class LoadBalancers:
 
         try:
             with self.locked(layout), fileutil.staged(layout.config, hashed()) as staged:
+                confpaths.check(staged.read_text(errors="surrogateescape"), self.places(layout))
                 ok, output = process.check(self.config.haproxy_cmd, layout, staged, amp_id)
                 if not ok:
                     raise InvalidRequest(output)
@@ -301,6 +306,7 @@ class LoadBalancers:
     def delete(self, lb_id: str) -> None:
         """Stop and remove an LB with its certs, sockets and state; idempotent."""
         layout = self.layout(lb_id)
+        places = self.places(layout)
         extra: list[str] = []
         with contextlib.suppress(FileNotFoundError):
             text = layout.config.read_text(errors="replace")
@@ -310,7 +316,7 @@ class LoadBalancers:
         self.services.uninstall(layout.service_name)
         shutil.rmtree(layout.directory, ignore_errors=True)
         for path in extra:
-            if Path(path).resolve().is_relative_to(self.base_path.resolve()):
+            if path.startswith("/") and places.owns(path):
                 fileutil.remove(path)
         self.certs.delete_all(layout.lb_id)
         with self._guard:

@@ -88,9 +88,9 @@ class MemberChange:
 
 
 def check_names(backend: str, server: str | None = None) -> None:
-    if not BACKEND_RE.match(backend):
+    if not BACKEND_RE.fullmatch(backend):
         raise InvalidRequest(f"backend must match {BACKEND_RE.pattern}")
-    if server is not None and not SERVER_RE.match(server):
+    if server is not None and not SERVER_RE.fullmatch(server):
         raise InvalidRequest(f"server must match {SERVER_RE.pattern}")
 
 

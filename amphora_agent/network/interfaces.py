@@ -38,11 +38,11 @@ class InterfaceFileError(ValueError):
 
 
 def valid_name(name: str) -> bool:
-    return bool(_NAME.match(name))
+    return bool(_NAME.fullmatch(name))
 
 
 def index_of(name: str) -> int:
-    match = _NAME.match(name)
+    match = _NAME.fullmatch(name)
     if not match:
         raise ValueError(f"{name!r} is not an ethN interface name")
     return int(match.group(1))

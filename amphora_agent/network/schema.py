@@ -71,7 +71,7 @@ def network(value: Any, path: str) -> IPNetwork:
 
 def mac(value: Any, path: str) -> str:
     text = _text(value, path).lower()
-    if not _MAC.match(text):
+    if not _MAC.fullmatch(text):
         raise _fail(path, f"{value!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
     if int(text[:2], 16) & 1 or text == "00:00:00:00:00:00":
         raise _fail(path, f"{value!r} is not a unicast MAC address")

@@ -44,8 +44,15 @@ class ServiceSpec:
     env: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not _NAME_RE.match(self.name):
+        if not _NAME_RE.fullmatch(self.name):
             raise ValueError(f"invalid service name {self.name!r}")
+        # Every value ends up on one line of a unit file (or a stored spec):
+        # a control character could start a line of its own.
+        values = [self.description, *self.foreground, *self.daemon, self.pid_file,
+                  self.namespace or "", *self.env, *self.env.values()]
+        for value in values:
+            if not isinstance(value, str) or not value.isprintable():
+                raise ValueError(f"service {self.name}: {value!r} is not one printable line")
 
 
 class ServiceManager(ABC):
