@@ -28,9 +28,9 @@ from typing import Any
 
 import pytest
 
+from controller_stub.local_agent import Pki, RunningAgent, free_port, short_tmpdir, start_agent
+from controller_stub.octavia_style import OctaviaStyleConfig
 from tests.support import namespaces
-from tests.support.agents import Pki, RunningAgent, free_port, short_tmpdir, start_agent
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 LIMIT = 64 * 1024
 PEM = (b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
