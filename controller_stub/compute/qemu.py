@@ -111,6 +111,9 @@ def make_config_drive(workdir: Path, hostname: str = "amphora-boot-test",
 
 
 AGENT_STARTED = "Started amphora-agent"
+# A boot takes 40-80 s here under TCG (longer on a busy host); systemd restarts
+# an agent that does not become ready within 90 s, so five minutes means stuck.
+BOOT_TIMEOUT = 300.0
 JOURNAL_PORT = "org.amphora.journal.0"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -167,7 +170,7 @@ class AmphoraVM:
                 f"--- guest journal: amphora-provision, amphora-netns, amphora-agent "
                 f"({self.journal}) ---\n{journal}")
 
-    def wait_for_agent(self, identity: ControllerIdentity, timeout: float = 300.0,
+    def wait_for_agent(self, identity: ControllerIdentity, timeout: float = BOOT_TIMEOUT,
                        ) -> tuple[AgentClient, dict[str, Any], float]:
         """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds).
 

@@ -25,6 +25,7 @@ import pytest
 
 from controller_stub import images
 from controller_stub.compute.qemu import (
+    BOOT_TIMEOUT,
     AmphoraVM,
     BuiltImage,
     build_image,
@@ -34,9 +35,6 @@ from controller_stub.compute.qemu import (
 from tests.integration.glance_fixture import GlanceServer
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(3600)]
-# A boot takes 40-80 s here under TCG (longer on a busy host); systemd restarts
-# an agent that does not become ready within 90 s, so five minutes means stuck.
-BOOT_TIMEOUT = 300.0
 
 
 @pytest.fixture(scope="module")
