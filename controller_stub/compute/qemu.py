@@ -157,6 +157,15 @@ class AmphoraVM:
         except OSError:
             return "(no console output)"
 
+    def agent_started(self) -> bool:
+        """systemd said the agent started, which with ``Type=notify`` means it served.
+
+        The console misses that line when the agent becomes ready after the
+        serial getty took the console over; the journal channel has it.
+        """
+        return (AGENT_STARTED in self.journal_text()
+                or AGENT_STARTED in ANSI_ESCAPE.sub("", self.console_tail(200_000)))
+
     def journal_text(self) -> str:
         try:
             return ANSI_ESCAPE.sub("", self.journal.read_text(errors="replace"))
@@ -174,16 +183,15 @@ class AmphoraVM:
                        ) -> tuple[AgentClient, dict[str, Any], float]:
         """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds).
 
-        Polling starts once the guest's console says the agent service
-        started, which with ``Type=notify`` means its worker has served a
-        request. On failure the error carries :meth:`diagnostics`.
+        Polling starts once systemd says the agent service started
+        (:meth:`agent_started`). On failure the error carries :meth:`diagnostics`.
         """
         assert self.proc is not None
         client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),
                              client_cert=str(identity.client_cert), port=self.port, retries=0,
                              timeouts=Timeouts(connect=5.0, read=15.0))
         deadline = self.started_at + timeout
-        while AGENT_STARTED not in ANSI_ESCAPE.sub("", self.console_tail(200_000)):
+        while not self.agent_started():
             self._check_alive()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the agent service never started within {timeout:.0f}s:\n"

@@ -17,6 +17,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,12 +125,23 @@ def test_guest_journal_channel_shows_the_agent_process_model(booted: tuple) -> N
     """The debug channel a failed boot is read from works, and shows the agent's
     processes in the real image: a worker and a separate heartbeat process."""
     vm, _identity, _client, _info = booted
-    journal = vm.journal_text()
-    assert "amphora-provision" in journal
-    assert re.search(r"amphora-agent\[\d+\]: .*Booting worker with pid: \d+", journal)
-    assert re.search(r"amphora-agent\[\d+\]: .*heartbeat process \d+ started", journal)
-    # no heartbeat_key on the config drive: the separate process says so
-    assert "heartbeat_key is not set" in journal
+    expected = [r"amphora-provision", r"amphora-agent\[\d+\]: .*Booting worker with pid: \d+",
+                r"amphora-agent\[\d+\]: .*heartbeat process \d+ started",
+                # no heartbeat_key on the config drive: the separate process says so
+                r"amphora-agent\[(\d+)\]: .* \1 ERROR .*heartbeat_key is not set"]
+    deadline = time.monotonic() + 120  # the sender logs its first interval a little later
+    while True:
+        journal = vm.journal_text()
+        missing = [p for p in expected if not re.search(p, journal)]
+        if not missing or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert missing == [], journal[-3000:]
+    sender = re.search(r"heartbeat process (\d+) started", journal)
+    assert sender is not None
+    pid = sender.group(1)  # the error comes from that process, not the master or worker
+    assert re.search(rf"amphora-agent\[{pid}\]: .* {pid} ERROR .*heartbeat_key is not set",
+                     journal), journal[-3000:]
 
 
 def test_built_image_is_accepted_by_glance(built: BuiltImage, glance: GlanceServer) -> None:
