@@ -21,6 +21,7 @@ from amphora_agent.config import AgentConfig
 from amphora_agent.errors import ApiError
 from amphora_agent.haproxy.manager import LoadBalancers
 from amphora_agent.haproxy.members import Members
+from amphora_agent.readiness import PROBE_ENVIRON_KEY
 from amphora_agent.services import ServiceManager, make_service_manager
 from amphora_contract import api
 from amphora_contract.api import API_VERSION
@@ -70,6 +71,8 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
 
     @app.before_request
     def _pin_client_identity():  # type: ignore[no-untyped-def]
+        if request.environ.get(PROBE_ENVIRON_KEY):  # the worker's own probe
+            return None
         sock = request.environ.get("gunicorn.socket")
         peercert = sock.getpeercert() if hasattr(sock, "getpeercert") else None
         refusal = clients.current().refusal(peercert)

@@ -1,22 +1,29 @@
 """Serve the agent with gunicorn (programmatic), mutual TLS on every connection.
 
 One gthread worker keeps idle memory low and supports HTTP keep-alive; the
-app is preloaded in the master so the worker shares its pages. The
-heartbeat sender runs as a thread in the master, so a worker restart never
-interrupts heartbeats.
+app is preloaded in the master so the worker shares its pages. The master
+stays single-threaded, so a fork never copies a lock held by another thread:
+the heartbeat sender is a separate fork+exec'd process that the master
+supervises (amphora_agent/heartbeat_service.py), so a worker restart never
+interrupts heartbeats. Each worker tells systemd when it serves and feeds the
+watchdog only while it does (amphora_agent/readiness.py, docs/agent.md).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import ssl
+import sys
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 
-from amphora_agent import heartbeat, identity
+from amphora_agent import identity, readiness
 from amphora_agent.app import create_app
 from amphora_agent.config import AgentConfig
+from amphora_agent.heartbeat_service import HeartbeatSupervisor
 from amphora_agent.tls import ServerContextCache
 
 LOG = logging.getLogger(__name__)
@@ -27,6 +34,29 @@ def bind_address(config: AgentConfig) -> str:
     return f"[{host}]:{config.bind_port}" if ":" in host else f"{host}:{config.bind_port}"
 
 
+class AgentArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's master, which also keeps the heartbeat process running.
+
+    ``manage_workers`` runs on every pass of the master's loop (about once a
+    second and after each signal), in the master's only thread.
+    """
+
+    def start(self) -> None:
+        # gunicorn's own start() says READY=1 once it listens, before any
+        # worker serves; readiness is the worker's to tell (readiness.py).
+        address = os.environ.pop("NOTIFY_SOCKET", None)
+        try:
+            super().start()
+        finally:
+            if address is not None:
+                os.environ["NOTIFY_SOCKET"] = address
+
+    def manage_workers(self) -> None:
+        super().manage_workers()
+        if self.app.heartbeat is not None:
+            self.app.heartbeat.ensure_running()
+
+
 class AgentServer(BaseApplication):  # type: ignore[misc]
     def __init__(self, config: AgentConfig) -> None:
         self.agent_config = config
@@ -34,7 +64,7 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
                                       config.agent_tls_protocol, config.client_crl_file)
         self.tls.get()  # fail at start, not on the first connection
         identity.warn_if_unpinned(config.allowed_client_identities)
-        self.sender: heartbeat.HeartbeatSender | None = None
+        self.heartbeat: HeartbeatSupervisor | None = None
         super().__init__()
 
     def gunicorn_options(self) -> dict[str, Any]:
@@ -59,6 +89,7 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
             "loglevel": "debug" if config.debug else "info",
             "control_socket_disable": True,
             "when_ready": self._when_ready,
+            "post_worker_init": readiness.watch_worker,
             "on_exit": self._on_exit,
         }
 
@@ -70,15 +101,21 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
     def load(self):  # type: ignore[no-untyped-def]
         return create_app(self.agent_config)
 
+    def run(self) -> None:
+        try:
+            AgentArbiter(self).run()
+        except RuntimeError as exc:
+            print(f"\nError: {exc}\n", file=sys.stderr)
+            sys.stderr.flush()
+            sys.exit(1)
+
     def _when_ready(self, _server: object) -> None:
         if self.agent_config.config_file:
-            from amphora_agent.health import collect_stats, should_send_heartbeat
-
-            self.sender = heartbeat.HeartbeatSender(
-                self.agent_config.config_file, collect=collect_stats,
-                should_send=should_send_heartbeat)
-            self.sender.start()
+            # fork+exec, from the master's only thread (asserted in
+            # tests/integration/agent/test_process_model.py).
+            self.heartbeat = HeartbeatSupervisor(self.agent_config.config_file)
+            self.heartbeat.ensure_running()
 
     def _on_exit(self, _server: object) -> None:
-        if self.sender is not None:
-            self.sender.stop()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()

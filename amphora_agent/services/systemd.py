@@ -16,6 +16,10 @@ from amphora_agent.services.base import ServiceError, ServiceManager, ServiceSpe
 
 # Persistent and enabled: a rebooted amphora brings its load balancers back.
 UNIT_DIR = "/etc/systemd/system"
+# Bounded below _run()'s 60 s so that systemd, not our timeout, fails a hung
+# start, and a unit started at boot can never hold the boot (docs/image.md).
+START_TIMEOUT_SEC = 30
+STOP_TIMEOUT_SEC = 30
 
 
 def _quote(arg: str) -> str:
@@ -42,6 +46,8 @@ def render_unit(spec: ServiceSpec) -> str:
         "KillMode=mixed",
         "Restart=on-failure",
         "RestartSec=1s",
+        f"TimeoutStartSec={START_TIMEOUT_SEC}",
+        f"TimeoutStopSec={STOP_TIMEOUT_SEC}",
     ]
     if spec.limit_nofile:
         lines.append(f"LimitNOFILE={spec.limit_nofile}")

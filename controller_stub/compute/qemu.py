@@ -6,6 +6,11 @@ the agent config rendered by ``controller_stub.provision``, all handed to the
 VM on a config drive (ISO 9660, label ``config-2``, Nova's ``meta_data.json``
 ``files`` list). qemu user networking is ``restrict=on`` (the guest reaches
 nothing) with the agent port forwarded from 127.0.0.1 only.
+
+A second channel, a virtio serial port named ``org.amphora.journal.0``, makes
+the guest stream the journal of its agent units to ``journal.log`` beside the
+console (amphora-journal-export.service, docs/image.md): a boot that fails
+shows what the agent itself logged, not only the console.
 """
 
 from __future__ import annotations
@@ -106,6 +111,10 @@ def make_config_drive(workdir: Path, hostname: str = "amphora-boot-test",
 
 
 AGENT_STARTED = "Started amphora-agent"
+# A boot takes 40-80 s here under TCG (longer on a busy host); systemd restarts
+# an agent that does not become ready within 90 s, so five minutes means stuck.
+BOOT_TIMEOUT = 300.0
+JOURNAL_PORT = "org.amphora.journal.0"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -117,6 +126,7 @@ class AmphoraVM:
         self.workdir = workdir
         self.overlay = workdir / "overlay.qcow2"
         self.console = workdir / "console.log"
+        self.journal = workdir / "journal.log"
         self.port = free_port()
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2",
                         "-b", str(image.resolve()), str(self.overlay)], check=True)
@@ -128,6 +138,9 @@ class AmphoraVM:
             "-drive", f"file={config_drive},media=cdrom,format=raw,readonly=on",
             "-netdev", f"user,id=mgmt,restrict=on,hostfwd=tcp:127.0.0.1:{self.port}-:9443",
             "-device", "virtio-net-pci,netdev=mgmt",
+            "-device", "virtio-serial-pci,id=debugser",
+            "-chardev", f"file,id=journal,path={self.journal}",
+            "-device", f"virtserialport,bus=debugser.0,chardev=journal,name={JOURNAL_PORT}",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -144,26 +157,45 @@ class AmphoraVM:
         except OSError:
             return "(no console output)"
 
-    def wait_for_agent(self, identity: ControllerIdentity, timeout: float = 900.0,
+    def agent_started(self) -> bool:
+        """systemd said the agent started, which with ``Type=notify`` means it served.
+
+        The console misses that line when the agent becomes ready after the
+        serial getty took the console over; the journal channel has it.
+        """
+        return (AGENT_STARTED in self.journal_text()
+                or AGENT_STARTED in ANSI_ESCAPE.sub("", self.console_tail(200_000)))
+
+    def journal_text(self) -> str:
+        try:
+            return ANSI_ESCAPE.sub("", self.journal.read_text(errors="replace"))
+        except OSError:
+            return ""
+
+    def diagnostics(self, chars: int = 4000) -> str:
+        """The console tail and the guest's journal of the agent's units, for a failed boot."""
+        journal = self.journal_text()[-4 * chars:] or "(nothing on the journal channel)"
+        return (f"--- console (last {chars} chars) ---\n{self.console_tail(chars)}\n"
+                f"--- guest journal: amphora-provision, amphora-netns, amphora-agent "
+                f"({self.journal}) ---\n{journal}")
+
+    def wait_for_agent(self, identity: ControllerIdentity, timeout: float = BOOT_TIMEOUT,
                        ) -> tuple[AgentClient, dict[str, Any], float]:
         """Poll GET /1.0/info over mTLS until it answers; returns (client, info, seconds).
 
-        Polling starts once the guest's console says the agent service
-        started. Now and then (one boot in three to five here) the guest's
-        network stops answering qemu's user-mode port forward for good, TCP
-        included, although the console shows a normal boot; the caller boots
-        again when that happens (see tests/integration/image/test_image_boot.py).
+        Polling starts once systemd says the agent service started
+        (:meth:`agent_started`). On failure the error carries :meth:`diagnostics`.
         """
         assert self.proc is not None
         client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),
                              client_cert=str(identity.client_cert), port=self.port, retries=0,
                              timeouts=Timeouts(connect=5.0, read=15.0))
         deadline = self.started_at + timeout
-        while AGENT_STARTED not in ANSI_ESCAPE.sub("", self.console_tail(200_000)):
+        while not self.agent_started():
             self._check_alive()
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the agent service never started within {timeout:.0f}s:\n"
-                                   + self.console_tail())
+                                   + self.diagnostics())
             time.sleep(1)
         last: BaseException | None = None
         while time.monotonic() < deadline:
@@ -175,13 +207,13 @@ class AmphoraVM:
                 last = exc
                 time.sleep(2)
         raise TimeoutError(f"agent did not answer within {timeout:.0f}s (last: {last}):\n"
-                           + self.console_tail())
+                           + self.diagnostics())
 
     def _check_alive(self) -> None:
         assert self.proc is not None
         if self.proc.poll() is not None:
             raise RuntimeError(f"qemu exited with {self.proc.returncode}:\n"
-                               + self.console_tail())
+                               + self.diagnostics())
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

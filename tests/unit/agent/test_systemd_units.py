@@ -73,3 +73,9 @@ def test_manager_writes_unit_and_drives_systemctl(tmp_path: Path) -> None:
     assert not unit_file.exists()
     assert log.read_text().splitlines()[-3:] == [f"stop {SPEC.name}.service",
                                                  f"disable {SPEC.name}.service", "daemon-reload"]
+
+
+def test_units_the_agent_writes_have_bounded_start_and_stop() -> None:
+    unit = _directives(render_unit(SPEC))
+    assert 0 < int(unit["TimeoutStartSec"]) < 60  # below systemctl's own 60 s in _run()
+    assert 0 < int(unit["TimeoutStopSec"]) <= 60
