@@ -14,7 +14,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from amphora_agent import heartbeat
+from amphora_agent import heartbeat, worker
 from amphora_agent.app import create_app
 from amphora_agent.config import AgentConfig
 from amphora_agent.tls import ServerContextCache
@@ -41,7 +41,10 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
         return {
             "bind": [bind_address(config)],
             "workers": config.workers,
-            "worker_class": "gthread",
+            "worker_class": worker.worker_class(
+                handshake_timeout=config.handshake_timeout,
+                request_timeout=config.agent_request_read_timeout,
+                max_body_size=config.max_body_size),
             "threads": config.threads,
             "keepalive": config.keepalive_timeout,
             "timeout": max(60, config.agent_request_read_timeout),
