@@ -370,7 +370,10 @@ class LoadBalancers:
             active = self.services.is_running(layout.service_name)
             running += active
             status = "ACTIVE" if active else "OFFLINE"
-            text = layout.config.read_text(errors="replace")
+            try:
+                text = layout.config.read_text(errors="replace")
+            except FileNotFoundError:
+                continue  # deleted meanwhile: readers do not take the LB lock
             for frontend in cfgfile.frontends(text):
                 if not frontend.is_listener:
                     continue  # e.g. the internal Prometheus exporter endpoint

@@ -270,22 +270,28 @@ def move_back(namespace: str, before: LinkState) -> None:
     LOG.info("moved %s back out of %s as %s", before.mac, namespace, before.name)
 
 
-def management_macs(bind_host: str) -> set[str]:
+def management_macs(*local_addresses: str) -> set[str]:
     """MACs of the NICs the agent is reached by, in this thread's namespace:
-    the one holding its bind address and those of the main default routes."""
+    those holding one of ``local_addresses`` (its bind address, the address a
+    request arrived at) and those of the main table's default routes."""
     indexes = set()
     with IPRoute() as ipr:
         for family in (2, 10):
             for route in ipr.get_routes(family=family, table=254):
                 if route["dst_len"] == 0 and route.get("RTA_OIF"):
                     indexes.add(route.get("RTA_OIF"))
-        try:
-            bind = ipaddress.ip_address(bind_host.strip("[]"))
-        except ValueError:
-            bind = None
-        if bind is not None and not bind.is_unspecified:
-            for msg in ipr.get_addr(family=_family(bind.version)):
-                if ipaddress.ip_address(msg.get("IFA_ADDRESS")) == bind:
-                    indexes.add(msg["index"])
+        wanted = set()
+        for text in local_addresses:
+            try:
+                address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+            except ValueError:
+                continue
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if not address.is_unspecified and not address.is_loopback:
+                wanted.add(address)
+        for msg in ipr.get_addr():
+            if ipaddress.ip_address(msg.get("IFA_ADDRESS")) in wanted:
+                indexes.add(msg["index"])
         return {(link.get("IFLA_ADDRESS") or "").lower() for link in ipr.get_links()
                 if link["index"] in indexes}

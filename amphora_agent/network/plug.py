@@ -141,9 +141,11 @@ class Networking:
 
     # -- API operations ---------------------------------------------------------
 
-    def plug_vip(self, plug: schema.VipPlug) -> str:
+    def plug_vip(self, plug: schema.VipPlug, reached_at: str | None = None) -> str:
+        """``reached_at``: the local address the request arrived at (its NIC
+        is the management NIC, whatever the routes say)."""
         with self.locked():
-            self._refuse_management(plug.mac_address)
+            self._refuse_management(plug.mac_address, reached_at)
             config = vip_interface(plug, VIP_INTERFACE, self.topology)
             done = f"VIPs plugged on interface {config.name}: " + ", ".join(
                 map(str, config.vips))
@@ -161,9 +163,9 @@ class Networking:
             self._plug_new(config)
         return done
 
-    def plug_network(self, plug: schema.NetworkPlug) -> str:
+    def plug_network(self, plug: schema.NetworkPlug, reached_at: str | None = None) -> str:
         with self.locked():
-            self._refuse_management(plug.mac_address)
+            self._refuse_management(plug.mac_address, reached_at)
             present = self._in_namespace()
             if plug.mac_address in present:
                 name = present[plug.mac_address]
@@ -179,9 +181,10 @@ class Networking:
             self._plug_new(self._network_config(plug, name))
             return f"Plugged on interface {name}"
 
-    def _refuse_management(self, mac: str) -> None:
+    def _refuse_management(self, mac: str, reached_at: str | None) -> None:
         """The NIC the controller reaches the agent by never leaves its namespace."""
-        if mac in links.management_macs(self.bind_host):
+        local = [self.bind_host] + ([reached_at] if reached_at else [])
+        if mac in links.management_macs(*local):
             raise InvalidRequest(f"{mac} is the management interface of this amphora; "
                                  "it cannot be plugged", message="Invalid request")
 

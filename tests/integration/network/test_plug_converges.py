@@ -145,3 +145,20 @@ def test_the_management_nic_is_never_plugged(fabric: LocalFabric, amphora: Ampho
     assert nic is not None and nic["ifname"] == "eth0" and nic["up"]
     assert str(amphora.mgmt_ip) in nic["addresses"]
     assert client.info()["api_version"] == "1.0"
+
+
+def test_a_nic_carrying_the_agents_default_route_is_never_plugged(
+        fabric: LocalFabric, amphora: Amphora, client: FabricAgentClient) -> None:
+    """Where the controller reaches the agent through a default route, that
+    route's NIC is the management NIC too."""
+    port = fabric.hotplug_port(amphora, "vip")
+    nic = _link(amphora.namespace, port.mac)
+    assert nic is not None
+    _run(amphora.namespace, "ip", "link", "set", nic["ifname"], "up")
+    _run(amphora.namespace, "ip", "route", "add", "default", "dev", nic["ifname"])
+    with pytest.raises(BadRequest):
+        client.plug_vip(str(port.ipv4), vip_body(port))
+    assert _link(amphora.namespace, port.mac) == {**nic, "up": True}
+    _run(amphora.namespace, "ip", "route", "del", "default")
+    assert client.plug_vip(str(port.ipv4), vip_body(port))["details"].startswith(
+        "VIPs plugged on interface eth1")
