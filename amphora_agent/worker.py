@@ -60,6 +60,7 @@ class RequestScanner:
         self.chunked = False
         self.position = 0  # where chunk scanning resumes
         self.decoded = 0
+        self.expects_continue = False
 
     def complete(self, buf: bytearray) -> bool:
         if self.head_end is None:
@@ -82,12 +83,16 @@ class RequestScanner:
     def _read_head(self, head: bytes) -> bool:
         """Learn the body framing; False when the head is not understood."""
         lengths = []
-        for line in head.split(b"\r\n")[1:]:
+        lines = head.split(b"\r\n")
+        http11 = lines[0].endswith(b" HTTP/1.1")
+        for line in lines[1:]:
             name, sep, value = line.partition(b":")
             if not sep:
                 return False
             name = name.strip().lower()
-            if name == b"transfer-encoding":
+            if name == b"expect":
+                self.expects_continue = http11 and value.strip().lower() == b"100-continue"
+            elif name == b"transfer-encoding":
                 self.chunked = self.chunked or b"chunked" in value.lower()
             elif name == b"content-length":
                 lengths.append(value.strip())
@@ -153,6 +158,7 @@ class AgentConnection(TConn):  # type: ignore[misc]
         self.request_started: float | None = None
         self.events = 0  # what the poller watches for, 0 when not registered
         self.lingering = False  # refused: draining what the client still sends
+        self.continued = False  # "100 Continue" sent for the request being read
 
 
 class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
@@ -201,6 +207,7 @@ class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
         if conn.parser is not None:
             conn.buf[:0] = conn.parser.unreader.take_buffered()
         conn.scanner.reset()
+        conn.continued = False
         conn.request_started = time.monotonic() if conn.buf else None
         conn.deadline = time.monotonic() + self.handshake_timeout
         self.preparing.add(conn)
@@ -212,8 +219,7 @@ class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
                 conn.sock.do_handshake()
                 conn.handshaken = True
                 conn.deadline = time.monotonic() + self.handshake_timeout
-            if conn.buf and conn.scanner.complete(conn.buf):
-                self._dispatch(conn)
+            if conn.buf and self._scanned(conn):
                 return
             while True:
                 data = conn.sock.recv(_RECV)
@@ -224,8 +230,7 @@ class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
                 if conn.request_started is None:
                     conn.request_started = now
                 conn.buf += data
-                if conn.scanner.complete(conn.buf):
-                    self._dispatch(conn)
+                if self._scanned(conn):
                     return
                 if conn.scanner.head_end is not None:
                     # a body: keep it coming, within the request's total time
@@ -272,6 +277,30 @@ class BoundedThreadWorker(ThreadWorker):  # type: ignore[misc]
         except OSError:
             pass
         self._drop(conn)
+
+    def _scanned(self, conn: AgentConnection) -> bool:
+        """Dispatch the request if it is complete; True if it was."""
+        if conn.scanner.complete(conn.buf):
+            self._dispatch(conn)
+            return True
+        if conn.scanner.head_end is not None and conn.scanner.expects_continue \
+                and not conn.continued:
+            self._continue(conn)
+        return False
+
+    def _continue(self, conn: AgentConnection) -> None:
+        """The client waits for "100 Continue" before its body: the body is
+        read here, so the answer goes from here (once; see handle_request)."""
+        conn.continued = True
+        try:
+            conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
+            pass  # the client sends its body anyway after its own short wait
+
+    def handle_request(self, req: Any, conn: AgentConnection) -> bool:
+        if getattr(conn, "continued", False):
+            req._expected_100_continue = False  # already answered by _continue
+        return bool(super().handle_request(req, conn))
 
     def _watch(self, conn: AgentConnection, events: int) -> None:
         if conn.events == events:

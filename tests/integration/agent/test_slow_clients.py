@@ -117,6 +117,14 @@ def test_a_request_sent_slowly_is_served_beside_stalled_clients(make_agent) -> N
                 tls.sendall(last)
                 assert _response(tls).startswith(b"HTTP/1.1 400")  # haproxy -c refused it
                 assert _response(tls).startswith(b"HTTP/1.1 200")
+        # a client that waits for "100 Continue" before its body gets it at once
+        with socket.create_connection((agent.host, agent.port), timeout=5) as raw:
+            with ctx.wrap_socket(raw, server_hostname=agent.amphora_id) as tls:
+                tls.settimeout(HANDSHAKE_TIMEOUT - 1)
+                tls.sendall(parts[0] + b"Expect: 100-continue\r\n" + parts[1])
+                assert tls.recv(4096) == b"HTTP/1.1 100 Continue\r\n\r\n"
+                tls.sendall(body)
+                assert _response(tls).startswith(b"HTTP/1.1 400")
     finally:
         for sock in stalled:
             sock.close()

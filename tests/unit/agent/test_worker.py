@@ -34,3 +34,13 @@ def test_scanner_tells_complete_requests() -> None:
     scanner = RequestScanner(max_body=100, head_limit=1024)
     assert scanner.complete(bytearray(
         b"PUT /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"))
+
+
+def test_scanner_sees_a_client_waiting_for_100_continue() -> None:
+    head = b"PUT /x HTTP/1.1\r\nExpect: 100-Continue\r\nContent-Length: 3\r\n\r\n"
+    scanner = RequestScanner(max_body=100, head_limit=1024)
+    assert not scanner.complete(bytearray(head))
+    assert scanner.expects_continue
+    scanner = RequestScanner(max_body=100, head_limit=1024)  # HTTP/1.0 ignores it
+    assert not scanner.complete(bytearray(head.replace(b"HTTP/1.1", b"HTTP/1.0")))
+    assert not scanner.expects_continue
