@@ -15,7 +15,14 @@ import pytest
 from amphora_agent import netns
 from controller_stub.client import BadRequest, Conflict, InternalServerError
 from controller_stub.compute.local import Amphora, FabricAgentClient, Port
-from tests.support.fabric import Listener, LocalFabric, probe, snapshot, vip_body
+from tests.support.fabric import (
+    Listener,
+    LocalFabric,
+    network_body,
+    probe,
+    snapshot,
+    vip_body,
+)
 
 pytestmark = pytest.mark.root
 
@@ -162,3 +169,34 @@ def test_a_nic_carrying_the_agents_default_route_is_never_plugged(
     _run(amphora.namespace, "ip", "route", "del", "default")
     assert client.plug_vip(str(port.ipv4), vip_body(port))["details"].startswith(
         "VIPs plugged on interface eth1")
+
+
+def test_a_refused_replug_goes_back_to_the_previous_config(
+        fabric: LocalFabric, amphora: Amphora, client: FabricAgentClient) -> None:
+    port = fabric.hotplug_port(amphora, "member")
+    body = network_body(port)
+    ipv4_only = {**body, "fixed_ips": body["fixed_ips"][:1]}
+    assert client.plug_network(ipv4_only)["details"] == "Plugged on interface eth2"
+    hap = amphora.haproxy_namespace
+    _run(hap, "sysctl", "-qw", "net.ipv6.conf.eth2.disable_ipv6=1")
+    interface_file = Path(amphora.root) / "interfaces" / "eth2.json"
+    before_file = interface_file.read_bytes()
+    before = snapshot(hap)
+
+    # One more IPv4 address with a host route goes on, then the IPv6 one is refused.
+    extra = port.network.allocate()[0]
+    grown = {**body, "fixed_ips": [
+        body["fixed_ips"][0],
+        {"ip_address": str(extra), "subnet_cidr": str(port.network.ipv4), "gateway": None,
+         "host_routes": [{"destination": "198.51.100.128/25", "nexthop": "198.51.100.1"}]},
+        body["fixed_ips"][1]]}
+    with pytest.raises(InternalServerError):
+        client.plug_network(grown)
+    assert snapshot(hap) == before
+    assert interface_file.read_bytes() == before_file
+
+    _run(hap, "sysctl", "-qw", "net.ipv6.conf.eth2.disable_ipv6=0")
+    assert client.plug_network(grown)["details"] == "Updated existing interface eth2"
+    addresses = _link(hap, port.mac)
+    assert addresses is not None
+    assert {str(port.ipv4), str(extra), str(port.ipv6)} <= set(addresses["addresses"])
