@@ -1,9 +1,11 @@
 """Plugging VIP and member ports into the HAProxy namespace, and bringing them back at boot.
 
 :class:`Networking` is what the plug blueprint and ``amphora-interface`` call.
-A plug validates first (the blueprint parses the body), then writes the
-interface file, moves the NIC from the agent's own namespace into the HAProxy
-namespace and converges it (see :mod:`.links`). One lock per agent (a thread
+A plug validates first (the blueprint parses the body; the management NIC is
+refused), then moves the NIC from the agent's own namespace into the HAProxy
+namespace, converges it (see :mod:`.links`) and writes the interface file
+last. It is all or nothing: on a failure everything it did is undone. One
+lock per agent (a thread
 lock plus ``flock`` on the network directory, shared with
 ``amphora-interface``) serialises plugs, so concurrent retries from the
 controller cannot race for the same ``ethN``.
