@@ -139,6 +139,7 @@ class LoadBalancers:
             except BaseException:
                 if created:
                     self._remove_files(layout)
+                    fileutil.remove(self._lock_path(layout))  # safe: see locked()
                 raise
         LOG.info("installed config for %s (md5 %s)", layout.lb_id, digest.hexdigest())
         return digest.hexdigest()
