@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.support.agents import RunningAgent
+from controller_stub.local_agent import RunningAgent
 
 STALLED = 50
 HANDSHAKE_TIMEOUT = 4  # seconds, the agent's handshake_timeout in this test

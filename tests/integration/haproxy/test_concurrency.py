@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from controller_stub.client import AgentError, BadRequest, NotFound
+from controller_stub.local_agent import RunningAgent, free_port
+from controller_stub.octavia_style import OctaviaStyleConfig
 from tests.support import namespaces
-from tests.support.agents import RunningAgent, free_port
-from tests.support.haproxy_configs import OctaviaStyleConfig
 
 ROUNDS = 3
 
