@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from amphora_agent import netns
+from amphora_contract import netns
 from controller_stub.client import BadRequest, Conflict, InternalServerError
 from controller_stub.compute.local import Amphora, FabricAgentClient, Port
 from tests.support.fabric import (
