@@ -51,7 +51,6 @@ class HeartbeatSender:
         self.collect = collect
         self.should_send = should_send or (lambda _c: True)
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._stamp: tuple[int, int] | None = None
         self._config: agent_config.AgentConfig | None = None
         self._targets: itertools.cycle[agent_config.HeartbeatTarget] | None = None
@@ -101,6 +100,11 @@ class HeartbeatSender:
         return True
 
     def run(self) -> None:
+        """Send until :meth:`stop`; runs as the main thread of the heartbeat process.
+
+        There is deliberately no thread variant: a sender thread in the
+        gunicorn master deadlocked forked workers (docs/agent.md).
+        """
         while not self._stop.is_set():
             interval = 10
             try:
@@ -110,11 +114,5 @@ class HeartbeatSender:
                 LOG.exception("heartbeat failed")
             self._stop.wait(interval)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="heartbeat", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
