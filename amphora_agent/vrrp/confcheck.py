@@ -25,7 +25,7 @@ SCRIPT_KEYWORDS = frozenset({
 REFUSED_KEYWORDS = frozenset({
     "include", "includet", "startup_script", "startup_script_timeout", "shutdown_script",
     "shutdown_script_timeout", "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo",
-    "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script", "net_namespace",
+    "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script",
     "net_namespace_ipvs", "namespace_with_ipsets", "instance", "tmp_config_directory",
     "use_pid_dir", "smtp_server", "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker",
     "notification_email", "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc",
@@ -68,8 +68,11 @@ def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
             yield number, found
 
 
-def check(text: str, allowed_dirs: tuple[Path, ...]) -> None:
-    """Raise InvalidRequest unless ``text`` is a config we let keepalived run."""
+def check(text: str, allowed_dirs: tuple[Path, ...], namespace: str) -> None:
+    """Raise InvalidRequest unless ``text`` is a config we let keepalived run.
+
+    ``net_namespace`` may only name the agent's own namespace (Octavia's LVS
+    template names it; keepalived is started there with ``-s`` anyway)."""
     if _FORBIDDEN_CHARS.search(text):
         raise InvalidRequest("the config contains control characters")
     real_dirs = tuple(Path(os.path.realpath(d)) for d in allowed_dirs)
@@ -81,6 +84,8 @@ def check(text: str, allowed_dirs: tuple[Path, ...]) -> None:
         if keyword in REFUSED_KEYWORDS:
             raise InvalidRequest(f"line {number}: {keyword} is not allowed in an "
                                  "uploaded config")
+        if keyword == "net_namespace" and found[1:] != [namespace]:
+            raise InvalidRequest(f"line {number}: net_namespace may only name {namespace}")
         if keyword in SCRIPT_KEYWORDS:
             # The program is the first word of the argument, quoted or not.
             argument = found[1] if len(found) > 1 else ""

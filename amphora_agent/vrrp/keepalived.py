@@ -128,7 +128,7 @@ class Keepalived:
 
         with fileutil.staged(self.instance.config, hashed()) as staged:
             confcheck.check(staged.read_text(encoding="utf-8", errors="replace"),
-                            (self.directory,))
+                            (self.directory,), self.config.namespace)
             ok, output = config_test(self.config.keepalived_cmd, self.config.namespace, staged)
             if not ok:
                 raise InvalidRequest(output or "keepalived -t refused the config")
@@ -204,7 +204,7 @@ class LvsListeners:
 
         with fileutil.staged(inst.config, hashed()) as staged:
             confcheck.check(staged.read_text(encoding="utf-8", errors="replace"),
-                            (self.check_dir,))
+                            (self.check_dir,), self.config.namespace)
             ok, output = config_test(self.config.keepalived_cmd, self.config.namespace, staged)
             if not ok:
                 raise InvalidRequest(output or "keepalived -t refused the config")
