@@ -201,3 +201,20 @@ def test_unknown_action_and_start_without_config(agent: RunningAgent) -> None:
             client.vrrp_action("start")
         with pytest.raises(BadRequest):
             client.vrrp_action("restart")
+
+
+def test_haproxy_reload_keeps_the_vip(agent: RunningAgent, lb_namespace: str) -> None:
+    """HAProxy's master re-executes itself on reload; the track must not see
+    that as HAProxy dying (no FAULT, no failover on every config change)."""
+    lb_id = str(uuid.uuid4())
+    start_haproxy(agent, lb_id)
+    with agent.client() as client:
+        client.upload_vrrp(ours(agent, lb_id))
+        client.vrrp_action("start")
+        assert wait_for(lambda: vip_present(lb_namespace))
+        faults: list[float] = []
+        for _ in range(3):
+            client.lb_action(lb_id, "reload")
+            if wait_for(lambda: not vip_present(lb_namespace), timeout=0.5):
+                faults.append(time.monotonic())
+        assert faults == []
