@@ -171,7 +171,7 @@ def test_octavia_rendered_config_is_accepted_and_runs(agent: RunningAgent,
 
 
 @pytest.mark.parametrize(("change", "expect"), [
-    ({"/vrrp/check_script.sh": "/../../../../usr/bin/id"}, "outside the agent's check-script"),
+    ({"/vrrp/check_script.sh": "/../../../../usr/bin/id"}, "plain components"),
     ({"  interval 5\n": "  interval 5\n}\nvrrp_script x {\n  script /bin/sh\n"},
      "outside the agent's check-script"),
     ({"  fall 2\n": "  fall 2\n}\ninclude /etc/passwd\nvrrp_script y {\n"}, "include is not"),

@@ -43,7 +43,9 @@ def test_accepted(vrrp_dir: Path, line: str) -> None:
 @pytest.mark.parametrize(("line", "expect"), [
     ("script /bin/sh", "outside"),
     ('script "/bin/sh -c id"', "outside"),
-    ("script {d}/../escape.sh", "outside"),
+    ("script {d}/../escape.sh", "plain components"),
+    ("script /bin/sh#/../..{d}/check_script.sh", "plain components"),
+    ("script {d}/./check_script.sh", "plain components"),
     ("script {d}", "outside"),  # the directory itself is not a program
     ("notify_fault check_script.sh", "absolute"),
     ("script {d}/link.sh", "outside"),  # a symlink out of the directory
