@@ -39,8 +39,14 @@ def main() -> None:
         amp.api_version = "1.0"  # what the driver's version discovery sets
         return amp
 
-    master = amphora(args["amphora_id"], args["vrrp_ip"], constants.ROLE_MASTER, 100)
-    backup = amphora(args["peer_id"], args["peer_ip"], constants.ROLE_BACKUP, 90)
+    # "this" amphora (the one the calls go to) and its peer
+    is_master = args.get("role", "MASTER") == "MASTER"
+    master = amphora(args["amphora_id"], args["vrrp_ip"],
+                     constants.ROLE_MASTER if is_master else constants.ROLE_BACKUP,
+                     100 if is_master else 90)
+    backup = amphora(args["peer_id"], args["peer_ip"],
+                     constants.ROLE_BACKUP if is_master else constants.ROLE_MASTER,
+                     90 if is_master else 100)
     lb = dm.LoadBalancer(
         id=args["lb_id"], topology=constants.TOPOLOGY_ACTIVE_STANDBY,
         vip=dm.Vip(ip_address=args["vip"]), amphorae=[master, backup],

@@ -2,19 +2,24 @@
 its keepalived template renders an ACTIVE_STANDBY config and its amphora REST
 client uploads it and starts, reloads and stops keepalived on our agent, then
 uploads, starts (refused here: no IPVS), lists and deletes a UDP listener.
-The VIP comes up and goes."""
+The VIP comes up and goes, and a pair configured by it fails over."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
-from controller_stub.local_agent import RunningAgent
+import pytest
+
+from controller_stub.local_agent import Pki, RunningAgent, short_tmpdir, start_agent
 from tests.integration.keepalived.conftest import PEER_IP, VIP, VRRP_IP
 from tests.integration.keepalived.test_ka_agent_udp import lvs_config
+from tests.support import namespaces
 
 REPO = Path(__file__).resolve().parents[3]
 OCTAVIA_PYTHON = REPO / ".venv-octavia" / "bin" / "python"
@@ -84,3 +89,44 @@ def test_octavia_driver_udp_listener_calls(agent: RunningAgent, lb_namespace: st
     assert [entry["uuid"] for entry in out["listeners"]] == [listener_id]
     assert out["delete_udp"] == 200
     assert not (agent.base_path / "lvs" / f"octavia-keepalivedlvs-{listener_id}.conf").exists()
+
+
+@pytest.fixture
+def pair(pki: Pki) -> Iterator[tuple[tuple[RunningAgent, str], tuple[RunningAgent, str]]]:
+    """Two amphorae (agent + HAProxy namespace) whose eth1 share one link."""
+    with namespaces.namespace() as ns_a, namespaces.namespace() as ns_b:
+        subprocess.run(["ip", "link", "add", "vrrp-a", "netns", ns_a, "type", "veth", "peer",
+                        "name", "vrrp-b", "netns", ns_b], check=True)
+        for ns, dev, ip in ((ns_a, "vrrp-a", VRRP_IP), (ns_b, "vrrp-b", PEER_IP)):
+            subprocess.run(["ip", "-n", ns, "link", "set", dev, "name", "eth1"], check=True)
+            subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "up"], check=True)
+            subprocess.run(["ip", "-n", ns, "addr", "add", f"{ip}/24", "dev", "eth1"],
+                           check=True)
+        roots = [short_tmpdir(), short_tmpdir()]
+        agents = [start_agent(root, pki, amphora={"namespace": ns})
+                  for root, ns in zip(roots, (ns_a, ns_b), strict=True)]
+        try:
+            yield (agents[0], ns_a), (agents[1], ns_b)
+        finally:
+            for agent in agents:
+                with agent.client() as client:
+                    client.vrrp_action("stop")
+                agent.process.stop()
+            for root in roots:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+def test_octavia_configured_pair_fails_over(pair) -> None:  # type: ignore[no-untyped-def]
+    (master, ns_master), (backup, ns_backup) = pair
+    lb_id = str(uuid.uuid4())
+    octavia(master, ["upload_vrrp", "start_vrrp"], lb_id=lb_id, peer_id=backup.amphora_id)
+    assert wait_for(lambda: vip_present(ns_master))
+    octavia(backup, ["upload_vrrp", "start_vrrp"], lb_id=lb_id, peer_id=master.amphora_id,
+            role="BACKUP", vrrp_ip=PEER_IP, peer_ip=VRRP_IP)
+    # The backup hears the master's VRRPv2 PASS adverts and stays backup
+    # (three advert intervals of 1 s would have made it master).
+    assert not wait_for(lambda: vip_present(ns_backup), timeout=4.0)
+    assert vip_present(ns_master)
+    octavia(master, ["stop_vrrp"], lb_id=lb_id, peer_id=backup.amphora_id)
+    assert wait_for(lambda: vip_present(ns_backup))
+    assert not vip_present(ns_master)
