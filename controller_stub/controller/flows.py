@@ -363,8 +363,10 @@ class FlowRunner:
                         continue
                     body = None if member.provisioning_status == PENDING_DELETE else {
                         "address": member.address, "port": member.protocol_port,
-                        "weight": member.weight, "backup": member.backup,
+                        "weight": member.weight,
                         "state": "ready" if member.admin_state_up else "maint"}
+                    if body is not None and member.backup:
+                        body["backup"] = True  # the agent applies this one with a reload
                     changes += [(backend, member.id, body) for backend in backends]
             amphorae = list(lb.amphorae)
         for amphora in amphorae:

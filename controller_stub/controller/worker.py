@@ -106,8 +106,9 @@ class Workers:
             self._held[flow_id] = version
 
         def lease_ok() -> bool:
+            # Shutting down also ends the flow at the next step boundary (resumable).
             with self._lock:
-                return flow_id not in self._lost
+                return flow_id not in self._lost and not self.stopping.is_set()
 
         try:
             state = self.runner.run(flow_id, version, lease_ok)
