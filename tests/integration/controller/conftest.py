@@ -66,7 +66,7 @@ class Site:
             env["AMPHORA_CONTROLLER_KILL_AT"] = kill_at
         tool = shutil.which("amphora-controller", path=os.path.dirname(sys.executable))
         argv = [tool] if tool else [sys.executable, "-m", "controller_stub.controller.daemon"]
-        log = open(self.workdir / f"{config.stem}.log", "ab")  # noqa: SIM115
+        log = open(self.workdir / f"{config.stem}.log", "ab")
         with log:
             proc = subprocess.Popen([*argv, "--config-file", str(config)], env=env,
                                     stdout=log, stderr=subprocess.STDOUT,
