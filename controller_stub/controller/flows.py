@@ -59,7 +59,8 @@ STEPS: dict[str, tuple[str, ...]] = {
     "member_update": ("apply_members", "finish"),
     "lb_delete": ("delete_amphorae", "finish"),
 }
-# Test hook: "KIND:STEP" makes the process SIGKILL itself before that step.
+# Test hook: "KIND:STEP" makes the process SIGKILL itself before that step,
+# "KIND:STEP:after" after the step's work but before its completion is recorded.
 KILL_AT_ENV = "AMPHORA_CONTROLLER_KILL_AT"
 
 
@@ -116,9 +117,7 @@ class FlowRunner:
             if index >= len(names):
                 return FLOW_DONE
             name = names[index]
-            if os.environ.get(KILL_AT_ENV) == f"{kind}:{name}":
-                LOG.warning("test hook: SIGKILL before %s:%s", kind, name)
-                os.kill(os.getpid(), signal.SIGKILL)
+            _kill_hook(f"{kind}:{name}")
             self._record_step(flow_id, index, name, "RUNNING")
             try:
                 result = self._attempt(name, lb_id, params, lease_ok)
@@ -127,6 +126,7 @@ class FlowRunner:
             except StepFailed as exc:
                 self._fail(flow_id, lease_version, lb_id, index, name, str(exc))
                 return FLOW_FAILED
+            _kill_hook(f"{kind}:{name}:after")
             if not lease_ok():
                 raise LeaseLost(flow_id)
             with self.sessions.begin() as session:
@@ -284,7 +284,13 @@ class FlowRunner:
                 amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
                     200 if role == ROLE_MASTER else None)
             with self._client_for(amphora_id) as client:
-                client.plug_vip(address, body)
+                try:
+                    client.plug_vip(address, body)
+                except AgentError as exc:
+                    # Plugged before a crash: the agent names our MAC (as Octavia's
+                    # controller, a 409 for the same port is success).
+                    if exc.status != 409 or port.mac not in str(exc):
+                        raise
                 details = client.details()
                 info = client.info()
             with self.sessions.begin() as session:
@@ -431,6 +437,12 @@ def _settle(session: Session, obj: Any, siblings: list[Any] | None,
     elif obj.provisioning_status in (PENDING_CREATE, PENDING_UPDATE):
         obj.provisioning_status, obj.status_reason = ACTIVE, None
         obj.operating_status = operating if obj.admin_state_up else OFFLINE
+
+
+def _kill_hook(point: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == point:
+        LOG.warning("test hook: SIGKILL at %s", point)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _reason(exc: BaseException | None) -> str:
