@@ -77,6 +77,12 @@ class LocalComputeDriver:
     an owner frees it.
     """
 
+    # keepalived runs inside the amphora's HAProxy namespace here (``-s``); the
+    # kernel's process connector, which ``vrrp_track_process`` relies on,
+    # reports only to the initial network namespace, so tracking would keep
+    # both sides in FAULT. On a real amphora keepalived runs in the init netns.
+    vrrp_track_haproxy = False
+
     def __init__(self, workdir: str | os.PathLike[str]) -> None:
         self.workdir = Path(workdir)
         if (self.workdir / "fabric.json").exists():

@@ -33,7 +33,7 @@ ZONE_KEYS: dict[str, str] = {
     "valid_vip_networks": "list of VIP networks allowed in this zone",
 }
 DEFAULTS: dict[str, Any] = {"loadbalancer_topology": "SINGLE", "amp_image_tag": "amphora",
-                            "amp_boot_network": "mgmt", "vrrp_advert_int": 1}
+                            "amp_boot_network": "mgmt"}
 
 
 def _name(key: str, value: Any) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+import keepalived
 from controller_stub.client import AgentError, AgentUnreachable
 from controller_stub.controller import models
 from controller_stub.controller.compute import ComputeDriver
@@ -52,10 +54,11 @@ from controller_stub.controller.imaging import target_of
 from haproxy_templates import RenderOptions, render
 
 LOG = logging.getLogger(__name__)
+VIP_INTERFACE = "eth1"  # the agent's name for the VIP NIC (Octavia's too)
 
 STEPS: dict[str, tuple[str, ...]] = {
-    "lb_create": ("boot_amphorae", "plug_vip", "push_config", "finish"),
-    "lb_update": ("push_config", "finish"),
+    "lb_create": ("boot_amphorae", "plug_vip", "push_config", "vrrp", "finish"),
+    "lb_update": ("push_config", "vrrp", "finish"),
     "member_update": ("apply_members", "finish"),
     "lb_delete": ("delete_amphorae", "finish"),
 }
@@ -356,6 +359,39 @@ class FlowRunner:
                 client.upload_haproxy(amphora.id, lb_id, text)
                 client.lb_action(lb_id, "reload")
 
+    def step_vrrp(self, lb_id: str, params: dict[str, Any]) -> None:
+        """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload)."""
+        with self.sessions() as session:
+            lb = self._load(session, lb_id)
+            if lb.topology != ACTIVE_STANDBY:
+                return
+            advert = lb.flavor_data.get("vrrp_advert_int")
+            has_listeners = any(li.provisioning_status != PENDING_DELETE
+                                for li in lb.listeners)
+            amphorae = list(lb.amphorae)
+            vip = lb.vip_address
+            configs = []
+            for amphora in amphorae:
+                peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
+                port = amphora.compute_data["ports"]["vip"]
+                root = amphora.compute_data.get("root")
+                track = keepalived.HaproxyTrack(
+                    lb_id=lb_id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
+                    haproxy_cmd=shutil.which("haproxy") or "/usr/sbin/haproxy",
+                ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+                instance = keepalived.VrrpInstance(
+                    lb_id=lb_id, amphora_id=amphora.id, role=amphora.role,
+                    interface=VIP_INTERFACE, virtual_router_id=_router_id(lb_id),
+                    unicast_src_ip=amphora.vrrp_ip, unicast_peers=peers, vip=vip,
+                    vip_network=port["subnet_cidr"], vip_gateway=port["gateway"],
+                    priority=amphora.vrrp_priority, track_haproxy=track,
+                    **({"advert_int": advert} if advert else {}))
+                configs.append((amphora, keepalived.render(instance)))
+        for amphora, text in configs:
+            with self._client(amphora) as client:
+                client.upload_vrrp(text)
+                client.vrrp_action("start")
+
     def step_apply_members(self, lb_id: str, params: dict[str, Any]) -> None:
         """Member changes through the agent's runtime extension: no reload."""
         with self.sessions() as session:
@@ -437,6 +473,11 @@ def _settle(session: Session, obj: Any, siblings: list[Any] | None,
     elif obj.provisioning_status in (PENDING_CREATE, PENDING_UPDATE):
         obj.provisioning_status, obj.status_reason = ACTIVE, None
         obj.operating_status = operating if obj.admin_state_up else OFFLINE
+
+
+def _router_id(lb_id: str) -> int:
+    """A VRRP router id from the LB id (unicast peers keep pairs apart anyway)."""
+    return 1 + int(lb_id.replace("-", "")[:8], 16) % 255
 
 
 def _kill_hook(point: str) -> None:
