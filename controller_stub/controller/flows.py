@@ -20,6 +20,7 @@ import shutil
 import signal
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,9 +254,8 @@ class FlowRunner:
                                                compute_data={}))
         with self.sessions() as session:
             amphorae = [(a.id, a.status) for a in self._load(session, lb_id).amphorae]
-        for amphora_id, status in amphorae:
-            if status == AMPHORA_ALLOCATED:
-                continue  # booted before a crash: keep it
+
+        def boot(amphora_id: str) -> None:
             data = self.compute.boot(amphora_id, topology=topology, flavor=flavor,
                                      zone=None, timeout=self.budget.boot_timeout)
             with self.sessions.begin() as session:
@@ -264,21 +264,29 @@ class FlowRunner:
                 amphora.compute_data, amphora.compute_id = data, data["namespace"]
                 amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
 
+        # an amphora booted before a crash is kept
+        _each(boot, [a for a, status in amphorae if status != AMPHORA_ALLOCATED])
+
     def step_plug_vip(self, lb_id: str, params: dict[str, Any]) -> None:
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             network, topology = lb.vip_network_id or "vip", lb.topology
             amphorae = [(a.id, dict(a.compute_data), a.role) for a in lb.amphorae]
-        vip4, _vip6 = self.compute.allocate_address(lb_id, network)
-        for amphora_id, data, role in amphorae:
+        # ACTIVE_STANDBY: the VIP is an address of its own that keepalived moves;
+        # SINGLE: the amphora's port address is the VIP.
+        shared_vip = (self.compute.allocate_address(lb_id, network)[0]
+                      if topology == ACTIVE_STANDBY else None)
+
+        def plug(item: tuple[str, dict[str, Any], str]) -> None:
+            amphora_id, data, role = item
             port = self.compute.attach_port(amphora_id, data, network, "vip")
             body: dict[str, Any] = {
                 "subnet_cidr": port.subnet_cidr, "gateway": port.gateway,
                 "mac_address": port.mac, "vrrp_ip": None, "mtu": 1500, "host_routes": [],
                 "additional_vips": [], "is_sriov": False}
             address = port.ipv4
-            if topology == ACTIVE_STANDBY:
-                body["vrrp_ip"], address = port.ipv4, vip4
+            if shared_vip is not None:
+                body["vrrp_ip"], address = port.ipv4, shared_vip
             with self.sessions.begin() as session:  # record the port before plugging it
                 amphora = session.get(models.Amphora, amphora_id)
                 assert amphora is not None
@@ -305,12 +313,9 @@ class FlowRunner:
                     "memory_kb": details["memory"]["total"],
                     "fd_limit": details["open_file_limit"]["hard"]}}
                 lb = self._load(session, lb_id)
-                if topology != ACTIVE_STANDBY:
-                    vip4 = port.ipv4
-                lb.vip_address = vip4
-                lb.vip_port_id = port.mac
-        if topology != ACTIVE_STANDBY:
-            self.compute.release(lb_id)
+                lb.vip_address, lb.vip_port_id = address, port.mac
+
+        _each(plug, amphorae)
 
     def _client_for(self, amphora_id: str) -> Any:
         with self.sessions() as session:
@@ -347,7 +352,8 @@ class FlowRunner:
                                 for li in lb.listeners)
             work = [(a, self._render(session, lb, a) if has_listeners else None)
                     for a in lb.amphorae]
-        for amphora, text in work:
+        def push(item: tuple[models.Amphora, str | None]) -> None:
+            amphora, text = item
             with self._client(amphora) as client:
                 if text is None:
                     try:
@@ -355,9 +361,11 @@ class FlowRunner:
                     except AgentError as exc:
                         if exc.status != 404:
                             raise
-                    continue
+                    return
                 client.upload_haproxy(amphora.id, lb_id, text)
                 client.lb_action(lb_id, "reload")
+
+        _each(push, work)
 
     def step_vrrp(self, lb_id: str, params: dict[str, Any]) -> None:
         """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload)."""
@@ -387,10 +395,12 @@ class FlowRunner:
                     priority=amphora.vrrp_priority, track_haproxy=track,
                     **({"advert_int": advert} if advert else {}))
                 configs.append((amphora, keepalived.render(instance)))
-        for amphora, text in configs:
-            with self._client(amphora) as client:
-                client.upload_vrrp(text)
+        def push(item: tuple[models.Amphora, str]) -> None:
+            with self._client(item[0]) as client:
+                client.upload_vrrp(item[1])
                 client.vrrp_action("start")
+
+        _each(push, configs)
 
     def step_apply_members(self, lb_id: str, params: dict[str, Any]) -> None:
         """Member changes through the agent's runtime extension: no reload."""
@@ -411,7 +421,7 @@ class FlowRunner:
                         body["backup"] = True  # the agent applies this one with a reload
                     changes += [(backend, member.id, body) for backend in backends]
             amphorae = list(lb.amphorae)
-        for amphora in amphorae:
+        def apply(amphora: models.Amphora) -> None:
             with self._client(amphora) as client:
                 for backend, member_id, body in changes:
                     if body is None:
@@ -423,11 +433,12 @@ class FlowRunner:
                     else:
                         client.set_server(lb_id, backend, member_id, **body)
 
+        _each(apply, amphorae)
+
     def step_delete_amphorae(self, lb_id: str, params: dict[str, Any]) -> None:
         with self.sessions() as session:
             amphorae = [(a.id, dict(a.compute_data)) for a in self._load(session, lb_id).amphorae]
-        for amphora_id, data in amphorae:
-            self.compute.delete(amphora_id, data)
+        _each(lambda item: self.compute.delete(*item), amphorae)
         self.compute.release(lb_id)
 
     def step_finish(self, lb_id: str, params: dict[str, Any]) -> None:
@@ -473,6 +484,19 @@ def _settle(session: Session, obj: Any, siblings: list[Any] | None,
     elif obj.provisioning_status in (PENDING_CREATE, PENDING_UPDATE):
         obj.provisioning_status, obj.status_reason = ACTIVE, None
         obj.operating_status = operating if obj.admin_state_up else OFFLINE
+
+
+def _each(func: Callable[[Any], Any], items: list[Any]) -> None:
+    """``func`` on every amphora at once (a pair boots, plugs and reloads in parallel);
+    the first failure is raised after all have finished."""
+    if len(items) <= 1:
+        for item in items:
+            func(item)
+        return
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        futures = [pool.submit(func, item) for item in items]
+    for future in futures:
+        future.result()
 
 
 def _router_id(lb_id: str) -> int:
