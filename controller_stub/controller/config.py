@@ -96,6 +96,6 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):
         raise ValueError("[database] url: a sqlite:// or postgresql:// URL")
-    if cfg.lease_seconds < 3 * cfg.budget.agent_timeout / 3:
+    if cfg.lease_seconds <= cfg.budget.agent_timeout:
         raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
     return cfg
