@@ -408,8 +408,14 @@ class FlowRunner:
             lb = self._load(session, lb_id)
             changes: list[tuple[str, str, dict[str, Any] | None]] = []
             for pool in lb.pools:
+                # the renderer makes one backend per (pool, listener) that uses the
+                # pool: as its default pool or as an L7 redirect target
                 backends = [backend_name(pool.id, li.id) for li in lb.listeners
-                            if li.default_pool_id == pool.id]
+                            if li.provisioning_status != PENDING_DELETE and (
+                                li.default_pool_id == pool.id or any(
+                                    p.redirect_pool_id == pool.id
+                                    and p.provisioning_status != PENDING_DELETE
+                                    for p in li.l7policies))]
                 for member in pool.members:
                     if member.provisioning_status not in PENDING_STATUSES:
                         continue

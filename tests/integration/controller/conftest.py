@@ -74,24 +74,25 @@ class Site:
         self.processes.append(proc)
         return proc
 
-    def get(self, vip: str) -> str:
+    def get(self, vip: str, path: str = "/") -> str:
         """One request through the VIP from the client; the member's name."""
         def fetch() -> str:
             conn = http.client.HTTPConnection(vip, 80, timeout=3)
             try:
-                conn.request("GET", "/")
+                conn.request("GET", path)
                 return json.loads(conn.getresponse().read())["member"]
             finally:
                 conn.close()
         return nsutil.run_in(self.client.namespace, fetch)
 
-    def served_by(self, vip: str, expected: set[str], timeout: float = 15.0) -> set[str]:
+    def served_by(self, vip: str, expected: set[str], timeout: float = 15.0,
+                  path: str = "/") -> set[str]:
         """Poll until the set of members answering 12 requests equals ``expected``."""
         deadline = time.monotonic() + timeout
         seen: set[str] = set()
         while time.monotonic() < deadline:
             try:
-                seen = {self.get(vip) for _ in range(12)}
+                seen = {self.get(vip, path) for _ in range(12)}
             except OSError:
                 seen = set()
             if seen == expected:
