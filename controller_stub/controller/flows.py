@@ -66,6 +66,8 @@ STEPS: dict[str, tuple[str, ...]] = {
 # Test hook: "KIND:STEP" makes the process SIGKILL itself before that step,
 # "KIND:STEP:after" after the step's work but before its completion is recorded.
 KILL_AT_ENV = "AMPHORA_CONTROLLER_KILL_AT"
+# Test hook: "KIND:STEP" holds that step until the controller shuts down.
+PAUSE_AT_ENV = "AMPHORA_CONTROLLER_PAUSE_AT"
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,9 @@ class FlowRunner:
             name = names[index]
             _kill_hook(f"{kind}:{name}")
             self._record_step(flow_id, index, name, "RUNNING")
+            if os.environ.get(PAUSE_AT_ENV) == f"{kind}:{name}":
+                while lease_ok():  # test hook: hold the step until shutdown
+                    time.sleep(0.05)
             try:
                 result = self._attempt(name, lb_id, params, lease_ok)
             except LeaseLost:

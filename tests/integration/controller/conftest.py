@@ -58,12 +58,17 @@ class Site:
     def service(self, database_url: str, **kwargs: Any) -> Service:
         return Service(config_mod.load(self.config(database_url, **kwargs)))
 
-    def spawn(self, config: Path, kill_at: str | None = None) -> subprocess.Popen[bytes]:
-        """``amphora-controller`` as a process; ``kill_at`` = KIND:STEP makes it SIGKILL itself."""
+    def spawn(self, config: Path, kill_at: str | None = None,
+              pause_at: str | None = None) -> subprocess.Popen[bytes]:
+        """``amphora-controller`` as a process; ``kill_at`` = KIND:STEP makes it SIGKILL
+        itself there, ``pause_at`` holds that step until it is told to stop."""
         env = dict(os.environ)
         env.pop("AMPHORA_CONTROLLER_KILL_AT", None)
+        env.pop("AMPHORA_CONTROLLER_PAUSE_AT", None)
         if kill_at:
             env["AMPHORA_CONTROLLER_KILL_AT"] = kill_at
+        if pause_at:
+            env["AMPHORA_CONTROLLER_PAUSE_AT"] = pause_at
         tool = shutil.which("amphora-controller", path=os.path.dirname(sys.executable))
         argv = [tool] if tool else [sys.executable, "-m", "controller_stub.controller.daemon"]
         log = open(self.workdir / f"{config.stem}.log", "ab")

@@ -138,3 +138,33 @@ def test_unreachable_amphora_fails_update_within_budget(site: Site, tmp_path: Pa
         assert pending_objects(service.sessions) == []
         api.delete_load_balancer(lb["id"], cascade=True)  # an LB in ERROR can be deleted
         api.wait_deleted(lb["id"])
+
+
+def test_sigterm_mid_flow_exits_cleanly_and_leaves_it_resumable(site: Site,
+                                                                tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.db"
+    sessions = db.open_store(url)
+    api = Controller(sessions, LocalImage())
+    config = site.config(url, controller_id="c1", lease=30.0)
+    first = site.spawn(config, pause_at="lb_create:push_config")
+    lb = api.create_load_balancer(listeners=[_listener(site)])
+
+    def push_config_running() -> bool:
+        with sessions() as session:
+            return any(s.name == "push_config" and s.state == "RUNNING"
+                       for s in session.scalars(select(models.FlowStep)))
+    wait_for(push_config_running, 60, "the create to reach push_config")
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(30) == 0
+    flow = _flow(sessions, lb["id"])
+    assert (flow.state, flow.step, flow.owner, flow.lease_expires) == ("RUNNING", 2, None, None)
+    assert api.get_load_balancer(lb["id"])["provisioning_status"] == "PENDING_CREATE"
+
+    other = site.spawn(site.config(url, controller_id="c2", lease=30.0))
+    done = api.wait(lb["id"], timeout=20)  # no lease to wait out: it was released
+    assert done["provisioning_status"] == "ACTIVE", done.get("status_reason")
+    assert site.served_by(done["vip_address"], {"m1", "m2"}) == {"m1", "m2"}
+    api.delete_load_balancer(lb["id"], cascade=True)
+    api.wait_deleted(lb["id"])
+    other.send_signal(signal.SIGTERM)
+    assert other.wait(30) == 0
