@@ -129,7 +129,10 @@ class FlowRunner:
                 while lease_ok():  # test hook: hold the step until shutdown
                     time.sleep(0.05)
             try:
-                result = self._attempt(name, lb_id, params, lease_ok)
+                # "finish" commits with the flow's last update (below): an LB must
+                # never look ACTIVE while its flow could still re-run a step.
+                result = (None if name == "finish"
+                          else self._attempt(name, lb_id, params, lease_ok))
             except LeaseLost:
                 raise
             except StepFailed as exc:
@@ -151,6 +154,8 @@ class FlowRunner:
                 if moved != 1:
                     raise LeaseLost(flow_id)
                 self._step_row(session, flow_id, index, name, "DONE")
+                if name == "finish":
+                    self.finish(session, lb_id)
                 if done and kind == "lb_delete":
                     self._forget_lb(session, lb_id)
             if done:
@@ -452,37 +457,37 @@ class FlowRunner:
         _each(lambda item: self.compute.delete(*item), amphorae)
         self.compute.release(lb_id)
 
-    def step_finish(self, lb_id: str, params: dict[str, Any]) -> None:
-        with self.sessions.begin() as session:
-            lb = self._load(session, lb_id)
-            if lb.provisioning_status == PENDING_DELETE:
-                return  # lb_delete: rows go with the flow's last update
-            for listener in lb.listeners:
-                for policy in list(listener.l7policies):
-                    for rule in list(policy.rules):
-                        _settle(session, rule, policy.rules)
-                    _settle(session, policy, listener.l7policies)
-            for pool in lb.pools:
-                has_monitor = (pool.healthmonitor is not None and
-                               pool.healthmonitor.provisioning_status != PENDING_DELETE)
-                for member in list(pool.members):
-                    _settle(session, member, pool.members,
-                            NO_MONITOR if not has_monitor else OFFLINE)
-                if pool.healthmonitor is not None:
-                    if pool.healthmonitor.provisioning_status == PENDING_DELETE:
-                        session.delete(pool.healthmonitor)
-                        pool.healthmonitor = None
-                    else:
-                        _settle(session, pool.healthmonitor, None)
-            for listener in list(lb.listeners):
-                if listener.provisioning_status == PENDING_DELETE:
-                    listener.default_pool_id = None
-                _settle(session, listener, lb.listeners)
-            session.flush()
-            for pool in list(lb.pools):
-                _settle(session, pool, lb.pools)
-            lb.provisioning_status, lb.status_reason = ACTIVE, None
-            lb.operating_status = ONLINE if lb.admin_state_up else OFFLINE
+    def finish(self, session: Session, lb_id: str) -> None:
+        """Settle every PENDING object of the LB, in the caller's transaction."""
+        lb = self._load(session, lb_id)
+        if lb.provisioning_status == PENDING_DELETE:
+            return  # lb_delete: the rows go in the same transaction
+        for listener in lb.listeners:
+            for policy in list(listener.l7policies):
+                for rule in list(policy.rules):
+                    _settle(session, rule, policy.rules)
+                _settle(session, policy, listener.l7policies)
+        for pool in lb.pools:
+            has_monitor = (pool.healthmonitor is not None and
+                           pool.healthmonitor.provisioning_status != PENDING_DELETE)
+            for member in list(pool.members):
+                _settle(session, member, pool.members,
+                        NO_MONITOR if not has_monitor else OFFLINE)
+            if pool.healthmonitor is not None:
+                if pool.healthmonitor.provisioning_status == PENDING_DELETE:
+                    session.delete(pool.healthmonitor)
+                    pool.healthmonitor = None
+                else:
+                    _settle(session, pool.healthmonitor, None)
+        for listener in list(lb.listeners):
+            if listener.provisioning_status == PENDING_DELETE:
+                listener.default_pool_id = None
+            _settle(session, listener, lb.listeners)
+        session.flush()
+        for pool in list(lb.pools):
+            _settle(session, pool, lb.pools)
+        lb.provisioning_status, lb.status_reason = ACTIVE, None
+        lb.operating_status = ONLINE if lb.admin_state_up else OFFLINE
 
 
 def _settle(session: Session, obj: Any, siblings: list[Any] | None,
