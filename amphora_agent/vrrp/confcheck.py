@@ -25,7 +25,7 @@ SCRIPT_KEYWORDS = frozenset({
 REFUSED_KEYWORDS = frozenset({
     "include", "includet", "startup_script", "startup_script_timeout", "shutdown_script",
     "shutdown_script_timeout", "notify_fifo", "notify_fifo_script", "vrrp_notify_fifo",
-    "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script", "net_namespace",
+    "vrrp_notify_fifo_script", "lvs_notify_fifo", "lvs_notify_fifo_script",
     "net_namespace_ipvs", "namespace_with_ipsets", "instance", "tmp_config_directory",
     "use_pid_dir", "smtp_server", "smtp_alert", "smtp_alert_vrrp", "smtp_alert_checker",
     "notification_email", "enable_snmp_vrrp", "enable_snmp_checker", "enable_snmp_rfc",
@@ -33,6 +33,7 @@ REFUSED_KEYWORDS = frozenset({
     "enable_traps", "enable_dbus", "enable_dbus_instance", "vrrp_track_file", "track_file",
     "file", "reload_time_file", "reload_file", "config_save_dir", "data_use_instance",
     "vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority"})
+_PROGRAM_RE = re.compile(r"(?:/[A-Za-z0-9_.+-]+)+")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -68,8 +69,11 @@ def _lines(text: str) -> Iterator[tuple[int, list[str]]]:
             yield number, found
 
 
-def check(text: str, allowed_dirs: tuple[Path, ...]) -> None:
-    """Raise InvalidRequest unless ``text`` is a config we let keepalived run."""
+def check(text: str, allowed_dirs: tuple[Path, ...], namespace: str) -> None:
+    """Raise InvalidRequest unless ``text`` is a config we let keepalived run.
+
+    ``net_namespace`` may only name the agent's own namespace (Octavia's LVS
+    template names it; keepalived is started there with ``-s`` anyway)."""
     if _FORBIDDEN_CHARS.search(text):
         raise InvalidRequest("the config contains control characters")
     real_dirs = tuple(Path(os.path.realpath(d)) for d in allowed_dirs)
@@ -81,6 +85,8 @@ def check(text: str, allowed_dirs: tuple[Path, ...]) -> None:
         if keyword in REFUSED_KEYWORDS:
             raise InvalidRequest(f"line {number}: {keyword} is not allowed in an "
                                  "uploaded config")
+        if keyword == "net_namespace" and found[1:] != [namespace]:
+            raise InvalidRequest(f"line {number}: net_namespace may only name {namespace}")
         if keyword in SCRIPT_KEYWORDS:
             # The program is the first word of the argument, quoted or not.
             argument = found[1] if len(found) > 1 else ""
@@ -92,7 +98,12 @@ def _check_program(number: int, keyword: str, program: str,
                    real_dirs: tuple[Path, ...]) -> None:
     if not program.startswith("/"):
         raise InvalidRequest(f"line {number}: {keyword} {program!r} must be an absolute path")
-    real = Path(os.path.realpath(os.path.normpath(program)))
+    # Plain components only: no '..' (the kernel resolves it after symlinks)
+    # and no '#'/'!' whose reading as a comment could differ from keepalived's.
+    if not _PROGRAM_RE.fullmatch(program) or "/../" in f"{program}/" or "/./" in f"{program}/":
+        raise InvalidRequest(f"line {number}: {keyword} {program!r} must be an absolute path "
+                             "of plain components")
+    real = Path(os.path.realpath(program))
     if not any(real.is_relative_to(d) and real != d for d in real_dirs):
         where = ", ".join(f"{d}/" for d in real_dirs)
         raise InvalidRequest(f"line {number}: {keyword} {program!r} is outside the "
