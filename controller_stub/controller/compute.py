@@ -77,10 +77,11 @@ class LocalComputeDriver:
     an owner frees it.
     """
 
-    # keepalived runs inside the amphora's HAProxy namespace here (``-s``); the
-    # kernel's process connector, which ``vrrp_track_process`` relies on,
-    # reports only to the initial network namespace, so tracking would keep
-    # both sides in FAULT. On a real amphora keepalived runs in the init netns.
+    # keepalived's vrrp_track_process needs the kernel's process connector,
+    # which answers only in the initial network namespace. Here the agent (and
+    # so the keepalived it starts) lives in the amphora's namespace, so every
+    # tracked HAProxy would read as missing and both sides stay in FAULT; on a
+    # real amphora the agent runs in the VM's initial namespace.
     vrrp_track_haproxy = False
 
     def __init__(self, workdir: str | os.PathLike[str]) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -395,7 +394,6 @@ class FlowRunner:
                 root = amphora.compute_data.get("root")
                 track = keepalived.HaproxyTrack(
                     lb_id=lb_id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
-                    haproxy_cmd=shutil.which("haproxy") or "/usr/sbin/haproxy",
                 ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
                 instance = keepalived.VrrpInstance(
                     lb_id=lb_id, amphora_id=amphora.id, role=amphora.role,
