@@ -163,7 +163,9 @@ class LocalComputeDriver:
         mgmt_link = f"{self.fabric.prefix}m{secrets.token_hex(3)}"
         data: dict[str, Any] = {"namespace": namespace, "haproxy_namespace": haproxy_namespace,
                                 "root": str(root), "mgmt_ip": mgmt_ip, "links": [mgmt_link],
-                                "ports": {}, "config_file": str(config_file)}
+                                "ports": {}, "config_file": str(config_file),
+                                # one host, one zone: recorded for the operator
+                                "compute_zone": (zone or {}).get("compute_zone")}
         try:
             nsutil.create(namespace)
             self.fabric._veth(mgmt, namespace, "eth0", local_name=mgmt_link)

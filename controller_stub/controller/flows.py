@@ -266,7 +266,8 @@ class FlowRunner:
 
         def boot(amphora_id: str) -> None:
             data = self.compute.boot(amphora_id, topology=topology, flavor=flavor,
-                                     zone=None, timeout=self.budget.boot_timeout)
+                                     zone=flavor.get("zone") or None,
+                                     timeout=self.budget.boot_timeout)
             with self.sessions.begin() as session:
                 amphora = session.get(models.Amphora, amphora_id)
                 assert amphora is not None
