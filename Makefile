@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 
-APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk
+APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk postgresql
 # image builder (elements, image-create.sh, boot test)
 APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fdisk gdisk \
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
@@ -87,7 +87,7 @@ $(STAMPS)/venv-octavia:
 	.venv-octavia/bin/pip install -q octavia pyroute2 'gunicorn<23' flask distro webob psutil
 	@touch $@
 
-BENCHES := agent_api plug reload dataplane render image
+BENCHES := agent_api plug reload dataplane render image controller
 bench: deps .venv-octavia
 	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 

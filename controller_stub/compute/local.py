@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -173,6 +174,7 @@ class LocalFabric:
         self.amphorae: list[Amphora] = []
         self.endpoints: list[Endpoint] = []
         self._counter = 0
+        self.owned = True
         try:
             nsutil.create(self.namespace)
             for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
@@ -183,6 +185,50 @@ class LocalFabric:
         except BaseException:
             self.teardown()
             raise
+
+    # -- sharing one fabric between processes --------------------------------------
+
+    def save(self) -> Path:
+        """Write ``fabric.json`` (and the CA key, 0600) so other processes can attach."""
+        self.ca.write(self.workdir / "ca")
+        description = {"prefix": self.prefix, "networks": {
+            n.name: [str(n.ipv4), str(n.ipv6) if n.ipv6 else None]
+            for n in self.networks.values()}}
+        path = self.workdir / "fabric.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(description, handle)
+        return path
+
+    @classmethod
+    def attach(cls, workdir: str | os.PathLike[str]) -> LocalFabric:
+        """A view of a fabric another process created and saved; creates nothing.
+
+        Its teardown removes only what this view created. Address allocation
+        through :meth:`Network.allocate` is per process: callers sharing a
+        fabric allocate from disjoint ranges (the controller's local compute
+        driver allocates under a file lock from the upper half).
+        """
+        base = Path(workdir)
+        description = json.loads((base / "fabric.json").read_text(encoding="utf-8"))
+        self = cls.__new__(cls)
+        self.prefix = description["prefix"]
+        self.workdir = base
+        self.namespace = f"{self.prefix}-fab"
+        if not netns.exists(self.namespace):
+            raise RuntimeError(f"fabric namespace {self.namespace} does not exist")
+        self.ca = CertificateAuthority.load(base / "ca" / "ca.pem", base / "ca" / "ca.key")
+        self.ca_file = base / "ca.pem"
+        self.client_cert = base / "controller.pem"
+        self.networks = {}
+        for name, (v4, v6) in description["networks"].items():
+            ipv4 = ipaddress.IPv4Network(v4)
+            ipv6 = ipaddress.IPv6Network(v6) if v6 else None
+            self.networks[name] = Network(name, f"br-{name}"[:15], ipv4, ipv6)
+        self.amphorae, self.endpoints = [], []
+        self._counter = 0
+        self.owned = False
+        return self
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -205,9 +251,9 @@ class LocalFabric:
                            capture_output=True)
 
     def _veth(self, network: Network, peer_namespace: str, peer_name: str,
-              mac: str | None = None) -> str:
+              mac: str | None = None, local_name: str | None = None) -> str:
         """A veth on ``network``'s bridge with its peer in ``peer_namespace``."""
-        local = self._name("v")
+        local = local_name or self._name("v")
         peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": netns.path(peer_namespace)}
         if mac:
             peer["address"] = mac
@@ -461,7 +507,7 @@ class LocalFabric:
                 self.delete_endpoint(endpoint)
             except Exception as exc:
                 errors.append(exc)
-        for name in nsutil.listed(self.prefix):
+        for name in nsutil.listed(self.prefix) if self.owned else []:
             try:
                 nsutil.delete(name)
             except Exception as exc:
