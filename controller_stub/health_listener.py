@@ -51,10 +51,24 @@ class HealthListener:
     # lifecycle
 
     def start(self) -> HealthListener:
+        try:
+            self._bind()
+        except OSError:
+            self._close()
+            raise
+        self._threads = [
+            threading.Thread(target=self._receive_loop, name="health-receive", daemon=True),
+            threading.Thread(target=self._deliver_loop, name="health-deliver", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def _bind(self) -> None:
         port = 0
         for host, wanted in self._addresses:
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_DGRAM)
+            self._sockets.append(sock)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind((host, wanted or port))
@@ -62,13 +76,10 @@ class HealthListener:
             sock.setblocking(False)
             if self._receive_buffer:
                 self._set_receive_buffer(sock, self._receive_buffer)
-            self._sockets.append(sock)
-        self._threads = [
-            threading.Thread(target=self._receive_loop, name="health-receive", daemon=True),
-            threading.Thread(target=self._deliver_loop, name="health-deliver", daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        return self
+
+    def _close(self) -> None:
+        for sock in (*self._sockets, self._wake_r, self._wake_w):
+            sock.close()
 
     @staticmethod
     def _set_receive_buffer(sock: socket.socket, size: int) -> None:
@@ -82,6 +93,9 @@ class HealthListener:
     def stop(self) -> None:
         """Stop both threads; a callback still running is waited for (5 s)."""
         self._stop.set()
+        if not self._threads:  # never started
+            self._close()
+            return
         self._wake_w.send(b"x")
         receiver, deliverer = self._threads
         receiver.join(timeout=5)
@@ -90,8 +104,7 @@ class HealthListener:
         except queue.Full:
             pass  # the delivery thread sees the stop flag after its current message
         deliverer.join(timeout=5)
-        for sock in (*self._sockets, self._wake_r, self._wake_w):
-            sock.close()
+        self._close()
 
     def __enter__(self) -> HealthListener:
         return self.start()

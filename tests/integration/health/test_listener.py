@@ -152,3 +152,16 @@ def test_a_failing_callback_does_not_stop_delivery(inbox: Inbox) -> None:
         send(running, heartbeat.wrap(body(1), V3_KEY))
         send(running, heartbeat.wrap(body(2), V3_KEY))
         wait_for(lambda: seen == [1, 2], "both heartbeats")
+
+
+def test_a_port_in_use_fails_start_and_leaves_no_socket(inbox: Inbox) -> None:
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as taken:
+        taken.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        taken.bind(("::1", 0))
+        port = taken.getsockname()[1]
+        listener = HealthListener(HeartbeatVerifier(v3_key=V3_KEY), inbox,
+                                  addresses=[("127.0.0.1", port), ("::1", port)])
+        with pytest.raises(OSError):
+            listener.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as again:
+        again.bind(("127.0.0.1", port))  # the IPv4 socket it had bound was closed
