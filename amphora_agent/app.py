@@ -61,9 +61,17 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
     )
     app.extensions["amphora"] = agent
 
-    from amphora_agent.api import agent_admin, certificates, info, loadbalancer, members, plug
+    from amphora_agent.api import (
+        agent_admin,
+        certificates,
+        info,
+        loadbalancer,
+        members,
+        plug,
+    )
+    from amphora_agent.api import metrics as metrics_api
 
-    for module in (info, certificates, agent_admin, loadbalancer, members, plug):
+    for module in (info, certificates, agent_admin, loadbalancer, members, plug, metrics_api):
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 

@@ -27,12 +27,14 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from amphora_agent import fileutil
 from amphora_agent.config import AgentConfig
+from amphora_agent.config import load as load_config
 from amphora_agent.haproxy import cfgfile, sockets
 from amphora_agent.haproxy.layout import LbLayout, installed_lb_ids
 
@@ -42,6 +44,7 @@ VRRP_CONFIG = "vrrp/keepalived.conf"
 PROMPT = b"\n> "
 SESSION_TIMEOUT = 3.0
 MAX_REPLY = 8 << 20
+HOLD_WAIT = 2.0
 
 Counters = dict[str, int]
 PerWorker = dict[str, dict[str, Counters]]  # listener id -> worker key -> counters
@@ -101,6 +104,7 @@ class CounterState:
                    heartbeats_sent=int(data.get("heartbeats_sent") or 0))
 
     def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
         body = {"version": 2, "seq": self.seq, "heartbeats_sent": self.heartbeats_sent,
                 "pending": self.pending, "seen": self.seen, "sent": self.sent}
         fileutil.atomic_write(path, json.dumps(body, separators=(",", ":")).encode())
@@ -118,21 +122,32 @@ class CounterState:
                 sent[retired] = sent.pop(key)
         workers[key] = values
 
-    def take_deltas(self, alive: set[int]) -> dict[str, Counters]:
-        """Per listener, what was seen since the last report; marks it reported."""
+    def take_deltas(self, alive: set[int], listeners: Iterable[str]) -> dict[str, Counters]:
+        """Per listener of the message, what was seen since the last report;
+        marks it reported. A listener left out (its LB could not be read this
+        time) keeps its counts for a later heartbeat."""
         deltas: dict[str, Counters] = {}
-        for listener, workers in self.seen.items():
+        live = {str(pid) for pid in alive}
+        for listener in listeners:
+            workers = self.seen.get(listener, {})
             before = self.sent.get(listener, {})
             total = dict.fromkeys(COUNTERS.values(), 0)
             for key, values in workers.items():
                 for column in total:
                     total[column] += values.get(column, 0) - before.get(key, {}).get(column, 0)
             deltas[listener] = total
-        live = {str(pid) for pid in alive}
-        self.seen = {listener: {k: v for k, v in workers.items() if k in live}
-                     for listener, workers in self.seen.items()}
-        self.seen = {k: v for k, v in self.seen.items() if v}
-        self.sent = copy.deepcopy(self.seen)
+            kept = {k: v for k, v in workers.items() if k in live}
+            if kept:
+                self.seen[listener] = kept
+                self.sent[listener] = copy.deepcopy(kept)
+            else:
+                self.seen.pop(listener, None)
+                self.sent.pop(listener, None)
+        for listener in set(self.seen) - set(deltas):  # e.g. its LB was deleted
+            if not any(key.isdigit() and os.path.exists(f"/proc/{key}")
+                       for key in self.seen[listener]):
+                self.seen.pop(listener)
+                self.sent.pop(listener, None)
         return deltas
 
 
@@ -235,6 +250,7 @@ class Collector:
                     if any(_int(r.get("scur")) for r in _frontend_rows(rows)):
                         continue  # still draining
                     self.save()  # its last counters, persisted before it may exit
+                    LOG.info("LB %s: old worker %d drained; released", lb_id, pid)
                 del held[pid]
                 session.close()
             if any(pid not in held for pid in table.workers):
@@ -246,7 +262,12 @@ class Collector:
                 except (OSError, sockets.SocketError):
                     continue
                 if session.pid in table.workers and session.pid not in held:
+                    LOG.info("LB %s: holding worker %d", lb_id, session.pid)
                     held[session.pid] = session
+                    with contextlib.suppress(OSError):
+                        fileutil.atomic_write(layout.heartbeat_held,
+                                              json.dumps(sorted(held)).encode(),
+                                              sync_dir=False)
                 else:
                     session.close()
 
@@ -265,12 +286,12 @@ class Collector:
                 continue  # not running
             stats: dict[int, list[dict[str, str]]] = {}
             for pid in [*table.workers, *table.old_workers]:
+                alive.add(pid)  # kept in the state while it runs, even if not read now
                 try:
                     stats[pid] = (held[pid].show_stat() if pid in held
                                   else sockets.show_stat(master, f"@!{pid} "))
                 except sockets.SocketError:
                     continue  # it finished between show proc and now
-                alive.add(pid)
                 self._observe(pid, stats[pid])
             for pid in table.workers:
                 _listener_and_pool_status(stats.get(pid, []), listeners, pools)
@@ -288,6 +309,33 @@ class Collector:
         self.sessions.clear()
 
 
+def heartbeats_enabled(config: AgentConfig) -> bool:
+    return bool(config.heartbeat_key and config.controller_ip_port_list)
+
+
+def await_held(config: AgentConfig, layout: LbLayout, workers: list[int]) -> bool:
+    """Before a reload: wait (briefly) until the heartbeat process holds the
+    current workers, so that what they carry after the reload is counted."""
+    with contextlib.suppress(Exception):  # the file, as PUT /1.0/config left it
+        config = load_config(config.config_file) if config.config_file else config
+    if not heartbeats_enabled(config) or not workers:
+        return True
+    deadline = time.monotonic() + HOLD_WAIT
+    while True:
+        try:
+            held = set(json.loads(layout.heartbeat_held.read_text()))
+        except (OSError, ValueError, TypeError):
+            held = set()
+        if held.issuperset(workers):
+            return True
+        if time.monotonic() > deadline:
+            LOG.warning("LB %s: reloading before the heartbeat process holds worker(s) %s; "
+                        "what they carry after the reload may go uncounted",
+                        layout.lb_id, workers)
+            return False
+        time.sleep(0.02)
+
+
 def apply_deltas(listeners: dict[str, Any], deltas: dict[str, Counters]) -> None:
     for listener_id, entry in listeners.items():
         got = deltas.get(listener_id, {})
@@ -299,7 +347,7 @@ def collect_stats(config: AgentConfig) -> tuple[dict[str, Any], dict[str, Any]]:
     """One collection and report, as a single heartbeat would take it (no held sessions)."""
     collector = Collector(config.heartbeat_state_path)
     listeners, pools, alive = collector.collect(config)
-    apply_deltas(listeners, collector.state.take_deltas(alive))
+    apply_deltas(listeners, collector.state.take_deltas(alive, listeners))
     collector.save()
     return listeners, pools
 

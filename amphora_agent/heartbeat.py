@@ -120,7 +120,7 @@ class HeartbeatSender:
         state = self.collector.state
         if state.pending is None:
             listeners, pools, alive = self.collector.collect(config)
-            apply_deltas(listeners, state.take_deltas(alive))
+            apply_deltas(listeners, state.take_deltas(alive, listeners))
             state.pending = message(config.amphora_id, state.seq, listeners, pools)
             state.seq += 1
             self.collector.save()  # counters and message persisted before they leave

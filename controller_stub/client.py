@@ -303,6 +303,12 @@ class AgentClient:
     def delete_listener(self, lb_id: str) -> None:
         self.request("DELETE", f"/1.0/listeners/{lb_id}")
 
+    # -- extension: metrics ---------------------------------------------------
+
+    def metrics(self) -> str:
+        """Prometheus text: the agent's counters and HAProxy's exporter per LB."""
+        return self.request("GET", "/1.0/ext/metrics", retry_not_ready=False).text
+
     # -- extension: runtime member changes ------------------------------------
 
     def _servers_path(self, lb_id: str, backend: str) -> str:
