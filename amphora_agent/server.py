@@ -20,7 +20,7 @@ from typing import Any
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 
-from amphora_agent import identity, readiness
+from amphora_agent import identity, readiness, worker
 from amphora_agent.app import create_app
 from amphora_agent.config import AgentConfig
 from amphora_agent.heartbeat_service import HeartbeatSupervisor
@@ -72,7 +72,10 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
         return {
             "bind": [bind_address(config)],
             "workers": config.workers,
-            "worker_class": "gthread",
+            "worker_class": worker.worker_class(
+                handshake_timeout=config.handshake_timeout,
+                request_timeout=config.agent_request_read_timeout,
+                max_body_size=config.max_body_size),
             "threads": config.threads,
             "keepalive": config.keepalive_timeout,
             "timeout": max(60, config.agent_request_read_timeout),

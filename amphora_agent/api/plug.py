@@ -37,16 +37,26 @@ def _json_body() -> Any:
         raise InvalidRequest("body is not valid JSON") from None
 
 
+def _reached_at() -> str | None:
+    """The agent's address this request arrived at (on the management NIC)."""
+    sock = request.environ.get("gunicorn.socket")
+    try:
+        return str(sock.getsockname()[0]) if sock is not None else None
+    except OSError:
+        return None
+
+
 @blueprint.post("/1.0/plug/vip/<vip>")
 def plug_vip(vip: str):  # type: ignore[no-untyped-def]
     plug = schema.parse_vip_plug(vip, _json_body())
-    return jsonify(message="OK", details=networking().plug_vip(plug)), 202
+    return jsonify(message="OK", details=networking().plug_vip(plug, _reached_at())), 202
 
 
 @blueprint.post("/1.0/plug/network")
 def plug_network():  # type: ignore[no-untyped-def]
     plug = schema.parse_network_plug(_json_body())
-    return jsonify(message="OK", details=networking().plug_network(plug)), 202
+    return jsonify(message="OK",
+                   details=networking().plug_network(plug, _reached_at())), 202
 
 
 @blueprint.get("/1.0/interface/<ip>")

@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import hashlib
 import logging
+import os
 import resource
 import shutil
 import threading
@@ -41,6 +42,26 @@ LOG = logging.getLogger(__name__)
 ACTIONS = ("start", "stop", "reload")
 CONFIRM_TIMEOUT = 10.0
 RELOAD_ATTEMPTS = 3
+LOCK_DIR = ".locks"
+
+
+class _HeldLocks(threading.local):
+    """LB locks the current thread holds, with their depth (re-entrancy)."""
+
+    def __init__(self) -> None:
+        self.depth: dict[str, int] = {}
+
+    def get(self, lb_id: str, default: int) -> int:
+        return self.depth.get(lb_id, default)
+
+    def __setitem__(self, lb_id: str, value: int) -> None:
+        self.depth[lb_id] = value
+
+    def __getitem__(self, lb_id: str) -> int:
+        return self.depth[lb_id]
+
+    def __delitem__(self, lb_id: str) -> None:
+        del self.depth[lb_id]
 
 
 class ReloadFailed(ApiError):
@@ -65,6 +86,7 @@ class LoadBalancers:
         self.base_path = Path(config.base_path)
         self._coalescers: dict[str, Coalescer[str]] = {}
         self._guard = threading.Lock()
+        self._held = _HeldLocks()
 
     # -- files -------------------------------------------------------------
 
@@ -93,10 +115,14 @@ class LoadBalancers:
                                     self.config.namespace, hard)
 
     def upload(self, amp_id: str, lb_id: str, chunks: Iterable[bytes]) -> str:
-        """Validate and install a config; returns its md5 (the ETag)."""
+        """Validate and install a config; returns its md5 (the ETag).
+
+        The LB lock is held from the first look at the directory to the
+        installed service, so a concurrent delete or failed upload can neither
+        remove this config nor leave half of it behind.
+        """
         amp_id = require_uuid(amp_id, "amphora_id")
         layout = self.layout(lb_id)
-        created = not layout.directory.exists()
         fileutil.ensure_dir(self.base_path)
         digest = hashlib.md5(usedforsecurity=False)
 
@@ -105,25 +131,32 @@ class LoadBalancers:
                 digest.update(chunk)
                 yield chunk
 
-        try:
-            with self.locked(layout), fileutil.staged(layout.config, hashed()) as staged:
-                confpaths.check(staged.read_text(errors="surrogateescape"), self.places(layout))
-                ok, output = process.check(self.config.haproxy_cmd, layout, staged, amp_id)
-                if not ok:
-                    metrics.count(self.config, "config_validation_failures")
-                    raise InvalidRequest(output)
-            fileutil.atomic_write(layout.amphora_id_file, amp_id.encode())
-            self.services.install(self.spec(layout))
-        except BaseException:
-            if created:
-                shutil.rmtree(layout.directory, ignore_errors=True)
-            raise
+        with self.locked(layout):
+            created = not layout.config.exists()
+            try:
+                with fileutil.staged(layout.config, hashed()) as staged:
+                    confpaths.check(staged.read_text(errors="surrogateescape"),
+                                    self.places(layout))
+                    ok, output = process.check(self.config.haproxy_cmd, layout, staged, amp_id)
+                    if not ok:
+                        metrics.count(self.config, "config_validation_failures")
+                        raise InvalidRequest(output)
+                fileutil.atomic_write(layout.amphora_id_file, amp_id.encode())
+                self.services.install(self.spec(layout))
+            except BaseException:
+                if created:
+                    self._remove_files(layout)
+                    fileutil.remove(self._lock_path(layout))  # safe: see locked()
+                raise
         LOG.info("installed config for %s (md5 %s)", layout.lb_id, digest.hexdigest())
         return digest.hexdigest()
 
     def get_config(self, lb_id: str) -> tuple[bytes, str]:
         layout = self.installed_layout(lb_id)
-        data = layout.config.read_bytes()
+        try:
+            data = layout.config.read_bytes()
+        except FileNotFoundError:  # deleted since the check
+            raise lb_not_found(layout.lb_id) from None
         return data, hashlib.md5(data, usedforsecurity=False).hexdigest()
 
     # -- actions -------------------------------------------------------------
@@ -134,31 +167,80 @@ class LoadBalancers:
             raise InvalidRequest(f"Unknown action: {action}", message="Invalid Request")
         layout = self.installed_layout(lb_id)
         if verb == "stop":
-            with self.locked(layout):
+            with self.locked_installed(layout):
                 self.save_server_state(layout)
                 self.services.stop(layout.service_name)
             return f"haproxy daemon for {layout.lb_id} stopped"
         if verb == "start":
-            with self.locked(layout):
+            with self.locked_installed(layout):
                 if not self.services.is_running(layout.service_name):
                     self._start(layout)
             return f"Configuration file is valid\nhaproxy daemon for {layout.lb_id} started"
+        if self.holds_lock(layout):
+            # Called by a collaborator that already holds the lock (a member
+            # change applied with a reload): waiting for a coalesced reload run
+            # by another thread would deadlock on that lock.
+            return self._reload(layout)
         return self._coalescer(layout.lb_id).run(lambda: self._reload(layout))
 
     def _coalescer(self, lb_id: str) -> Coalescer[str]:
         with self._guard:
             return self._coalescers.setdefault(lb_id, Coalescer())
 
+    def holds_lock(self, layout: LbLayout) -> bool:
+        return self._held.get(layout.lb_id, 0) > 0
+
     @contextlib.contextmanager
     def locked(self, layout: LbLayout) -> Iterator[None]:
-        """One writer per LB, also across gunicorn worker processes."""
-        fileutil.ensure_dir(layout.directory)
-        with open(layout.lock_file, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        """One change at a time per LB, from read to install, also across
+        gunicorn worker processes; re-entrant within a thread.
+
+        The lock file lives outside the LB's directory (``.locks/``) so that
+        delete's ``rmtree`` cannot pull it from under a waiter. Delete unlinks
+        it while holding it; a waiter then finds its file replaced and locks
+        the new one, so two holders never exist at once.
+        """
+        held = self._held.get(layout.lb_id, 0)
+        if held:
+            self._held[layout.lb_id] = held + 1
             try:
                 yield
             finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                self._held[layout.lb_id] -= 1
+            return
+        path = self._lock_path(layout)
+        while True:
+            fileutil.ensure_dir(path.parent)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    same = os.path.samestat(os.fstat(fd), os.stat(path))
+                except FileNotFoundError:
+                    same = False
+            except BaseException:
+                os.close(fd)
+                raise
+            if same:
+                break
+            os.close(fd)  # unlinked by a delete while we waited
+        self._held[layout.lb_id] = 1
+        try:
+            yield
+        finally:
+            del self._held[layout.lb_id]
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def locked_installed(self, layout: LbLayout) -> Iterator[None]:
+        """The lock, and a 404 if the LB was deleted while we waited for it."""
+        with self.locked(layout):
+            if not layout.config.is_file():
+                raise lb_not_found(layout.lb_id)
+            yield
+
+    def _lock_path(self, layout: LbLayout) -> Path:
+        return self.base_path / LOCK_DIR / f"{layout.lb_id}.lock"
 
     def _start(self, layout: LbLayout) -> None:
         try:
@@ -197,7 +279,7 @@ class LoadBalancers:
             time.sleep(0.01)
 
     def _reload(self, layout: LbLayout) -> str:
-        with self.locked(layout):
+        with self.locked_installed(layout):
             if not self.services.is_running(layout.service_name):
                 self._start(layout)
                 return f"Configuration file is valid\nhaproxy daemon for {layout.lb_id} started"
@@ -301,7 +383,10 @@ class LoadBalancers:
             active = self.services.is_running(layout.service_name)
             running += active
             status = "ACTIVE" if active else "OFFLINE"
-            text = layout.config.read_text(errors="replace")
+            try:
+                text = layout.config.read_text(errors="replace")
+            except FileNotFoundError:
+                continue  # deleted meanwhile: readers do not take the LB lock
             for frontend in cfgfile.frontends(text):
                 if not frontend.is_listener:
                     continue  # e.g. the internal Prometheus exporter endpoint
@@ -310,8 +395,21 @@ class LoadBalancers:
         return running, result
 
     def delete(self, lb_id: str) -> None:
-        """Stop and remove an LB with its certs, sockets and state; idempotent."""
+        """Stop and remove an LB with its certs, sockets and state; idempotent.
+
+        Under the LB lock: an upload racing the delete either completes
+        before it (and is deleted) or after it (and is fully installed).
+        """
         layout = self.layout(lb_id)
+        with self.locked(layout):
+            self._remove_files(layout)
+            self.certs.delete_all(layout.lb_id)
+            fileutil.remove(self._lock_path(layout))
+        with self._guard:
+            self._coalescers.pop(layout.lb_id, None)
+
+    def _remove_files(self, layout: LbLayout) -> None:
+        """The LB's service, directory, stats socket and state file (lock held)."""
         places = self.places(layout)
         extra: list[str] = []
         with contextlib.suppress(FileNotFoundError):
@@ -324,6 +422,3 @@ class LoadBalancers:
         for path in extra:
             if path.startswith("/") and places.owns(path):
                 fileutil.remove(path)
-        self.certs.delete_all(layout.lb_id)
-        with self._guard:
-            self._coalescers.pop(layout.lb_id, None)

@@ -286,15 +286,21 @@ class Members:
         return out
 
     def upsert(self, lb_id: str, backend: str, server: str, change: MemberChange) -> str:
-        """Add or change a server; returns "runtime" or "reload"."""
+        """Add or change a server; returns "runtime" or "reload".
+
+        The LB lock is held from reading the config to installing the edit
+        (and its reload), so a concurrent upload or member change is neither
+        lost nor reverted by this one.
+        """
         check_names(backend, server)
-        layout, text, admin_socket = self._context(lb_id, backend)
-        lines = text.splitlines()
-        exists = cfgfile.find_server(lines, backend, server) is not None
-        if not exists and change.address is None:
-            raise InvalidRequest("a new server needs address and port")
-        options = template_options(lines, backend)
-        with self.lbs.locked(layout):
+        layout = self.lbs.installed_layout(lb_id)
+        with self.lbs.locked_installed(layout):
+            layout, text, admin_socket = self._context(lb_id, backend)
+            lines = text.splitlines()
+            exists = cfgfile.find_server(lines, backend, server) is not None
+            if not exists and change.address is None:
+                raise InvalidRequest("a new server needs address and port")
+            options = template_options(lines, backend)
             if admin_socket and change.backup is None:
                 try:
                     self._apply_runtime(admin_socket, backend, server, change, exists, options)
@@ -304,16 +310,17 @@ class Members:
                     self._persist(layout, backend, server, change, options)
                     metrics.count(self.lbs.config, "runtime_changes")
                     return "runtime"
-        self._apply_with_reload(layout, edit_config(text, backend, server, change,
-                                                    add_options=options))
-        return "reload"
+            self._apply_with_reload(layout, edit_config(text, backend, server, change,
+                                                        add_options=options))
+            return "reload"
 
     def remove(self, lb_id: str, backend: str, server: str) -> str:
         check_names(backend, server)
-        layout, text, admin_socket = self._context(lb_id, backend)
-        if cfgfile.find_server(text.splitlines(), backend, server) is None:
-            return "none"  # idempotent
-        with self.lbs.locked(layout):
+        layout = self.lbs.installed_layout(lb_id)
+        with self.lbs.locked_installed(layout):
+            layout, text, admin_socket = self._context(lb_id, backend)
+            if cfgfile.find_server(text.splitlines(), backend, server) is None:
+                return "none"  # idempotent
             if admin_socket:
                 try:
                     _runtime(admin_socket, f"set server {backend}/{server} state maint")
@@ -327,8 +334,8 @@ class Members:
                     self._persist(layout, backend, server, None, [])
                     metrics.count(self.lbs.config, "runtime_changes")
                     return "runtime"
-        self._apply_with_reload(layout, edit_config(text, backend, server, None))
-        return "reload"
+            self._apply_with_reload(layout, edit_config(text, backend, server, None))
+            return "reload"
 
     @staticmethod
     def _apply_runtime(admin_socket: str, backend: str, server: str, change: MemberChange,
@@ -382,7 +389,8 @@ class Members:
             fileutil.atomic_write(path, data, sync_dir=index == len(updates) - 1)
 
     def _apply_with_reload(self, layout: LbLayout, new_text: str) -> None:
-        """Validate the edited config, install it, and reload if running."""
+        """Validate the edited config, install it, and reload if running
+        (the caller holds the LB lock, which the reload re-enters)."""
         amphora_id = self.lbs.amphora_id(layout)
         with self.lbs.locked(layout):
             with fileutil.staged(layout.config, [new_text.encode()]) as staged:
@@ -391,8 +399,8 @@ class Members:
                 if not ok:
                     metrics.count(self.lbs.config, "config_validation_failures")
                     raise InvalidRequest(output)
-        if self.lbs.services.is_running(layout.service_name):
-            self.lbs.action(layout.lb_id, "reload")
+            if self.lbs.services.is_running(layout.service_name):
+                self.lbs.action(layout.lb_id, "reload")
 
 
 def _apply_addr(admin_socket: str, target: str, address: str, port: int) -> None:

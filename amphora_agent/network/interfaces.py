@@ -227,6 +227,20 @@ class InterfaceStore:
     def remove(self, name: str) -> bool:
         return fileutil.remove(self.path(name))
 
+    def saved(self, name: str) -> bytes | None:
+        """The file's bytes as they are now (None: no file), for :meth:`restore`."""
+        try:
+            return self.path(name).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def restore(self, name: str, saved: bytes | None) -> None:
+        """Put back what :meth:`saved` returned: a rolled-back plug leaves no trace."""
+        if saved is None:
+            self.remove(name)
+        else:
+            fileutil.atomic_write(self.path(name), saved)
+
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             return []

@@ -12,6 +12,8 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import os
+from dataclasses import dataclass
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -26,6 +28,7 @@ LOG = logging.getLogger(__name__)
 RTNH_F_ONLINK = 4
 IFA_F_NODAD = 0x02
 RTPROT_STATIC = 4
+IFF_UP = 0x1
 SCOPES = {"universe": 0, "link": 253}
 _GONE = (errno.ENOENT, errno.ESRCH, errno.EADDRNOTAVAIL, errno.ENODEV)
 
@@ -224,3 +227,71 @@ def interface_holding(namespace: str, address: schema.IPAddress) -> str | None:
             if ipaddress.ip_address(msg.get("IFA_ADDRESS")) == address:
                 return names.get(msg["index"])
     return None
+
+
+@dataclass(frozen=True)
+class LinkState:
+    """What a NIC looked like in the agent's namespace before a plug moved it."""
+
+    mac: str
+    name: str
+    mtu: int
+    up: bool
+
+
+def state(mac: str) -> LinkState | None:
+    """The NIC with ``mac`` in this thread's namespace, if it is here."""
+    with IPRoute() as ipr:
+        link = _find(ipr, mac)
+        if link is None:
+            return None
+        return LinkState(mac, link.get("IFLA_IFNAME"), link.get("IFLA_MTU"),
+                         bool(link["flags"] & IFF_UP))
+
+
+def move_back(namespace: str, before: LinkState) -> None:
+    """Undo :func:`move`: the NIC leaves ``namespace`` for this process's own
+    namespace, with the name, MTU and up/down state it had there."""
+    with netns.entered(namespace), IPRoute() as ipr:
+        link = _find(ipr, before.mac)
+        if link is None:
+            raise LinkError(f"no interface with MAC {before.mac} in {namespace}")
+        try:
+            ipr.link("set", index=link["index"], state="down")
+            ipr.link("set", index=link["index"], net_ns_pid=os.getpid(), ifname=before.name)
+        except NetlinkError as exc:
+            raise LinkError(f"cannot move {before.mac} out of {namespace}: {exc}") from None
+    with IPRoute() as ipr:
+        link = _find(ipr, before.mac)
+        if link is None:
+            raise LinkError(f"{before.mac} did not come back from {namespace}")
+        ipr.link("set", index=link["index"], mtu=before.mtu,
+                 state="up" if before.up else "down")
+    LOG.info("moved %s back out of %s as %s", before.mac, namespace, before.name)
+
+
+def management_macs(*local_addresses: str) -> set[str]:
+    """MACs of the NICs the agent is reached by, in this thread's namespace:
+    those holding one of ``local_addresses`` (its bind address, the address a
+    request arrived at) and those of the main table's default routes."""
+    indexes = set()
+    with IPRoute() as ipr:
+        for family in (2, 10):
+            for route in ipr.get_routes(family=family, table=254):
+                if route["dst_len"] == 0 and route.get("RTA_OIF"):
+                    indexes.add(route.get("RTA_OIF"))
+        wanted = set()
+        for text in local_addresses:
+            try:
+                address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
+            except ValueError:
+                continue
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if not address.is_unspecified and not address.is_loopback:
+                wanted.add(address)
+        for msg in ipr.get_addr():
+            if ipaddress.ip_address(msg.get("IFA_ADDRESS")) in wanted:
+                indexes.add(msg["index"])
+        return {(link.get("IFLA_ADDRESS") or "").lower() for link in ipr.get_links()
+                if link["index"] in indexes}

@@ -1,9 +1,11 @@
 """Plugging VIP and member ports into the HAProxy namespace, and bringing them back at boot.
 
 :class:`Networking` is what the plug blueprint and ``amphora-interface`` call.
-A plug validates first (the blueprint parses the body), then writes the
-interface file, moves the NIC from the agent's own namespace into the HAProxy
-namespace and converges it (see :mod:`.links`). One lock per agent (a thread
+A plug validates first (the blueprint parses the body; the management NIC is
+refused), then moves the NIC from the agent's own namespace into the HAProxy
+namespace, converges it (see :mod:`.links`) and writes the interface file
+last. It is all or nothing: on a failure everything it did is undone. One
+lock per agent (a thread
 lock plus ``flock`` on the network directory, shared with
 ``amphora-interface``) serialises plugs, so concurrent retries from the
 controller cannot race for the same ``ethN``.
@@ -17,12 +19,12 @@ import ipaddress
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
 from amphora_agent import fileutil
 from amphora_agent.config import AgentConfig
-from amphora_agent.errors import Conflict, NotFound
+from amphora_agent.errors import Conflict, InvalidRequest, NotFound
 from amphora_agent.network import announce, links, namespace, rules, schema
 from amphora_agent.network.interfaces import (
     MAIN_TABLE,
@@ -113,11 +115,12 @@ class Networking:
     namespace: str
     store: InterfaceStore
     topology: str = "SINGLE"
+    bind_host: str = "::"
 
     @classmethod
     def from_config(cls, config: AgentConfig) -> Networking:
         return cls(config.namespace, InterfaceStore(config.agent_server_network_dir),
-                   config.loadbalancer_topology)
+                   config.loadbalancer_topology, config.bind_host)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -142,10 +145,18 @@ class Networking:
 
     # -- API operations ---------------------------------------------------------
 
-    def plug_vip(self, plug: schema.VipPlug) -> str:
+    def plug_vip(self, plug: schema.VipPlug, reached_at: str | None = None) -> str:
+        """``reached_at``: the local address the request arrived at (its NIC
+        is the management NIC, whatever the routes say)."""
         with self.locked():
+            self._refuse_management(plug.mac_address, reached_at)
+            config = vip_interface(plug, VIP_INTERFACE, self.topology)
+            done = f"VIPs plugged on interface {config.name}: " + ", ".join(
+                map(str, config.vips))
             present = self._in_namespace()
             if plug.mac_address in present:
+                if present[plug.mac_address] == VIP_INTERFACE and self._converge(config):
+                    return done  # a plug cut short (agent restart) is now complete
                 raise Conflict(f"interface {present[plug.mac_address]} already has MAC "
                                f"{plug.mac_address}", message="Interface already exists")
             if plug.mac_address not in links.macs():
@@ -153,15 +164,12 @@ class Networking:
             if VIP_INTERFACE in present.values():
                 raise Conflict(f"{VIP_INTERFACE} is already plugged with another MAC",
                                message="Interface already exists")
-            namespace.ensure(self.namespace)
-            config = vip_interface(plug, VIP_INTERFACE, self.topology)
-            self.store.write(config)
-            links.move(plug.mac_address, self.namespace, config.name)
-            self._apply(config)
-        return f"VIPs plugged on interface {config.name}: " + ", ".join(map(str, config.vips))
+            self._plug_new(config)
+        return done
 
-    def plug_network(self, plug: schema.NetworkPlug) -> str:
+    def plug_network(self, plug: schema.NetworkPlug, reached_at: str | None = None) -> str:
         with self.locked():
+            self._refuse_management(plug.mac_address, reached_at)
             present = self._in_namespace()
             if plug.mac_address in present:
                 name = present[plug.mac_address]
@@ -169,18 +177,95 @@ class Networking:
                 config = self._network_config(plug, name, previous)
                 if previous is not None:
                     config = config.with_firewall(previous.firewall)
-                self.store.write(config)
-                self._apply(config, previous)
+                self._update(config, previous)
                 return f"Updated existing interface {name}"
             if plug.mac_address not in links.macs():
                 raise NotFound(NOT_READY, message="Invalid network IP")
-            namespace.ensure(self.namespace)
             name = self._free_name(plug, set(self._in_namespace().values()))
-            config = self._network_config(plug, name)
-            self.store.write(config)
-            links.move(plug.mac_address, self.namespace, name)
-            self._apply(config)
+            self._plug_new(self._network_config(plug, name))
             return f"Plugged on interface {name}"
+
+    def _refuse_management(self, mac: str, reached_at: str | None) -> None:
+        """The NIC the controller reaches the agent by never leaves its namespace."""
+        local = [self.bind_host] + ([reached_at] if reached_at else [])
+        if mac in links.management_macs(*local):
+            raise InvalidRequest(f"{mac} is the management interface of this amphora; "
+                                 "it cannot be plugged", message="Invalid request")
+
+    def _plug_new(self, config: InterfaceConfig) -> None:
+        """Move a NIC in and configure it, all or nothing: on any failure the
+        NIC goes back where it was, as it was, and the files are restored.
+
+        The interface file is written last, so a plug cut short by an agent
+        restart leaves a NIC in the namespace without its file, which
+        :meth:`_converge` completes on the controller's retry.
+        """
+        before = links.state(config.mac)
+        if before is None:
+            raise NotFound(NOT_READY, message="Invalid VIP" if config.kind == "vip"
+                           else "Invalid network IP")
+        saved = self.store.saved(config.name)
+        created = namespace.ensure(self.namespace)
+        moved = False
+        try:
+            moved = links.move(config.mac, self.namespace, config.name)
+            if not moved:
+                raise NotFound(NOT_READY, message="Invalid network IP")
+            self._apply(config)
+            self.store.write(config)
+        except BaseException:
+            LOG.warning("plugging %s as %s failed; rolling back", config.mac, config.name)
+            self._roll_back(config, before if moved else None, saved, created)
+            raise
+
+    def _roll_back(self, config: InterfaceConfig, moved: links.LinkState | None,
+                   saved: bytes | None, created: bool) -> None:
+        steps: list[tuple[str, Callable[[], object]]] = []
+        if moved is not None:
+            if config.firewall is not None:
+                steps.append(("firewall", lambda: rules.remove(self.namespace, config.name)))
+            steps.append(("addresses, routes and rules",
+                          lambda: links.deconfigure(self.namespace, config)))
+            steps.append(("link", lambda: links.move_back(self.namespace, moved)))
+        steps.append(("interface file", lambda: self.store.restore(config.name, saved)))
+        if created:
+            steps.append(("namespace", lambda: namespace.remove(self.namespace)))
+        for what, step in steps:
+            try:
+                step()
+            except Exception:  # keep undoing the rest; the plug's own error is raised
+                LOG.exception("rollback of %s: could not restore the %s", config.name, what)
+
+    def _update(self, config: InterfaceConfig, previous: InterfaceConfig | None) -> None:
+        """Converge a plugged NIC to a new config; on failure, back to the previous one."""
+        saved = self.store.saved(config.name)
+        try:
+            self._apply(config, previous)
+            self.store.write(config)
+        except BaseException:
+            LOG.warning("updating %s failed; restoring its previous config", config.name)
+            try:
+                if previous is not None:
+                    self._apply(previous, config)
+                else:
+                    links.deconfigure(self.namespace, config)
+                self.store.restore(config.name, saved)
+            except Exception:
+                LOG.exception("could not restore %s", config.name)
+            raise
+
+    def _converge(self, config: InterfaceConfig) -> bool:
+        """A repeated VIP plug: complete it if it was cut short; True if that
+        was needed. An identical, complete plug is re-applied (it converges)
+        and stays a conflict, which Octavia's controller takes as "already
+        plugged"; a different one is left alone."""
+        previous = self.store.read(config.name) if self.store.path(config.name).exists() \
+            else None
+        if previous is not None and previous.with_firewall(None) != config:
+            return False
+        config = config.with_firewall(previous.firewall) if previous is not None else config
+        self._update(config, previous)
+        return previous is None
 
     def _network_config(self, plug: schema.NetworkPlug, name: str,
                         previous: InterfaceConfig | None = None) -> InterfaceConfig:
