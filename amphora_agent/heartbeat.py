@@ -53,8 +53,10 @@ def seal(config: agent_config.AgentConfig, body: dict[str, Any]) -> bytes:
     """The datagram for ``body`` in the configured envelope version."""
     assert config.heartbeat_key is not None
     if config.heartbeat_version == 4:
-        return envelope.wrap_v4(body, config.heartbeat_key)  # type: ignore[attr-defined]
-    return wrap(body, config.heartbeat_key)
+        # timestamped now: a pending message sent again after a restart is not
+        # stale, and its sequence number tells a receiver whether it is a replay
+        return envelope.wrap_v4(body, config.heartbeat_key)
+    return wrap({**body, "ver": envelope.VERSION}, config.heartbeat_key)
 
 
 class HeartbeatSender:
@@ -121,7 +123,8 @@ class HeartbeatSender:
         if state.pending is None:
             listeners, pools, alive = self.collector.collect(config)
             apply_deltas(listeners, state.take_deltas(alive, listeners))
-            state.pending = message(config.amphora_id, state.seq, listeners, pools)
+            state.pending = message(config.amphora_id, state.seq, listeners, pools,
+                                    version=config.heartbeat_version)
             state.seq += 1
             self.collector.save()  # counters and message persisted before they leave
         target = next(self._targets)

@@ -25,6 +25,7 @@ from tests.integration.agent.test_process_model import _roles
 from tests.support import namespaces
 
 KEY = "exact-counters-key"
+MASTER_KEY = "exact-counters-master-key"
 REQUEST = b"GET / HTTP/1.1\r\nHost: m\r\n\r\n"
 LAST_REQUEST = b"GET / HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n"
 
@@ -45,6 +46,9 @@ class Receiver:
     """
 
     def __init__(self, host: str = "127.0.0.1") -> None:
+        # version 3 with the shared key, version 4 with keys derived from the master
+        self.verifier = heartbeat.HeartbeatVerifier(v3_key=KEY, master_key=MASTER_KEY)
+        self.rejected: dict[str, int] = {}
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_DGRAM)
         self.sock.bind((host, 0))
@@ -53,7 +57,6 @@ class Receiver:
         self.totals: dict[str, dict[str, int]] = {}
         self.seqs: list[int] = []
         self.duplicates = 0
-        self.trace: list = []
         self.latest: dict = {}
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -70,14 +73,17 @@ class Receiver:
                 data, _ = self.sock.recvfrom(65535)
             except TimeoutError:
                 continue
-            body = heartbeat.unwrap(data, KEY)
+            try:
+                body = self.verifier.verify(data)
+            except heartbeat.HeartbeatError as exc:
+                with self.lock:
+                    self.rejected[exc.reason.value] = self.rejected.get(exc.reason.value, 0) + 1
+                continue
             with self.lock:
-                if body["seq"] in self.seqs:
+                if body["seq"] in self.seqs:  # version 3 has no replay protection
                     self.duplicates += 1
                     continue
                 self.seqs.append(body["seq"])
-                self.trace.append((body["seq"], time.strftime("%H:%M:%S"), {
-                    k: v["stats"]["totconns"] for k, v in body["listeners"].items()}))
                 self.latest = body
                 for listener, entry in body["listeners"].items():
                     total = self.totals.setdefault(listener, dict.fromkeys(
@@ -172,8 +178,23 @@ def _lb(agent: RunningAgent, member_port: int, members: list[tuple[str, str]] | 
         members=members or [(str(uuid.uuid4()), f"127.0.0.11:{member_port}")])
 
 
+def use_version_4(agent: RunningAgent) -> None:
+    """PUT /1.0/config: version 4 with this amphora's derived key."""
+    text = agent.config_file.read_text()
+    key = heartbeat.derive_amphora_key(MASTER_KEY, agent.amphora_id)
+    assert f"heartbeat_key = {KEY}\n" in text and "[amphora]\n" in text
+    text = text.replace(f"heartbeat_key = {KEY}\n", f"heartbeat_key = {key}\n")
+    text = text.replace("[amphora]\n", "[amphora]\nheartbeat_version = 4\n")
+    with agent.client() as client:
+        client.put_config(text)
+
+
+@pytest.mark.parametrize("version", [3, 4])
 def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_namespace: str,
-                                                   receiver: Receiver) -> None:
+                                                   receiver: Receiver, version: int) -> None:
+    if version == 4:
+        use_version_4(agent)
+        _wait_for(lambda: receiver.latest.get("ver") == 4, "a version-4 heartbeat")
     member_port = free_port()
     member = namespaces.Member(lb_namespace, "127.0.0.11", member_port, "member-127.0.0.11")
     cfg = _lb(agent, member_port)
@@ -227,8 +248,6 @@ def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_names
                     got = receiver.totals.get(cfg.listener_id, {})
                 return got == {"totconns": counts.connections, "rx": counts.sent,
                                "tx": counts.received, "ereq": 0}
-            print(agent.process.log_tail(200))
-            print("DIAG", receiver.duplicates, receiver.seqs, receiver.trace)
             _wait_for(adds_up, f"heartbeats to add up to the client's {counts}: "
                                f"{receiver.totals}")
             # and stay there: nothing is reported twice
@@ -236,6 +255,8 @@ def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_names
             _wait_for(lambda: receiver.count() > settled + 1, "two more heartbeats")
             assert adds_up(), (counts, receiver.totals)
             assert receiver.seqs == sorted(receiver.seqs), receiver.seqs
+            assert receiver.latest["ver"] == version
+            assert set(receiver.rejected) <= {"replayed"}, receiver.rejected
             client.delete_listener(cfg.lb_id)
     finally:
         stop.set()
