@@ -250,7 +250,8 @@ class Collector:
                     if any(_int(r.get("scur")) for r in _frontend_rows(rows)):
                         continue  # still draining
                     self.save()  # its last counters, persisted before it may exit
-                    LOG.info("LB %s: old worker %d drained; released", lb_id, pid)
+                    LOG.info("LB %s: old worker %d drained; released after reading %s",
+                             lb_id, pid, {r["pxname"]: r.get("stot") for r in _frontend_rows(rows)})
                 del held[pid]
                 session.close()
             if any(pid not in held for pid in table.workers):

@@ -248,8 +248,12 @@ def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_names
                     got = receiver.totals.get(cfg.listener_id, {})
                 return got == {"totconns": counts.connections, "rx": counts.sent,
                                "tx": counts.received, "ereq": 0}
-            _wait_for(adds_up, f"heartbeats to add up to the client's {counts}: "
-                               f"{receiver.totals}")
+            try:
+                _wait_for(adds_up, "heartbeats to add up")
+            except AssertionError:
+                raise AssertionError(
+                    f"client {counts}, receiver {receiver.totals}, rejected {receiver.rejected}, "
+                    f"seqs {receiver.seqs}\n{agent.process.log_tail(60)}") from None
             # and stay there: nothing is reported twice
             settled = receiver.count()
             _wait_for(lambda: receiver.count() > settled + 1, "two more heartbeats")
