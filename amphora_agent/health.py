@@ -40,7 +40,8 @@ from amphora_agent.haproxy.layout import LbLayout, installed_lb_ids
 
 LOG = logging.getLogger(__name__)
 COUNTERS = {"tx": "bout", "rx": "bin", "totconns": "stot", "ereq": "ereq"}
-VRRP_CONFIG = "vrrp/keepalived.conf"
+# Octavia's agent name first; the earlier name of this agent second.
+VRRP_CONFIGS = ("vrrp/octavia-keepalived.conf", "vrrp/keepalived.conf")
 PROMPT = b"\n> "
 SESSION_TIMEOUT = 3.0
 MAX_REPLY = 8 << 20
@@ -371,17 +372,49 @@ def _listener_and_pool_status(rows: list[dict[str, str]], listeners: dict[str, A
             pool["members"][kind] = member_status(row)
 
 
-def keepalived_configured(config: AgentConfig) -> bool:
-    return os.path.exists(os.path.join(config.base_path, VRRP_CONFIG))
+def keepalived_config(config: AgentConfig) -> str | None:
+    """The amphora's VRRP keepalived config, if one is installed."""
+    for name in VRRP_CONFIGS:
+        path = os.path.join(config.base_path, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def keepalived_running(config: AgentConfig, conf: str) -> bool:
+    """A live keepalived process that runs ``conf``, seen in /proc: whatever
+    started it (systemd unit, the agent's direct supervisor, by hand)."""
+    names = {"keepalived", os.path.basename(config.keepalived_cmd)}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                argv = handle.read().decode(errors="replace").split("\0")
+            with open(f"/proc/{entry.name}/stat") as handle:
+                state = handle.read().rpartition(")")[2].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state == "Z" or os.path.basename(argv[0]) not in names:
+            continue
+        if conf in argv or f"--use-file={conf}" in argv or f"-f{conf}" in argv:
+            return True
+    return False
 
 
 def should_send_heartbeat(config: AgentConfig) -> bool:
     """Silence is how a failed amphora asks to be failed over: when VRRP is
     configured but keepalived is not running, send nothing."""
-    if not keepalived_configured(config):
+    conf = keepalived_config(config)
+    if conf is None:
         return True
-    from amphora_agent.services import make_service_manager
-
-    with contextlib.suppress(Exception):
-        return make_service_manager(config).is_running("keepalived")
+    if keepalived_running(config, conf):
+        _SILENT.discard(conf)
+        return True
+    if conf not in _SILENT:  # once, not every interval
+        LOG.error("keepalived is configured (%s) but not running: sending no heartbeats", conf)
+        _SILENT.add(conf)
     return False
+
+
+_SILENT: set[str] = set()

@@ -57,6 +57,7 @@ class Receiver:
         self.totals: dict[str, dict[str, int]] = {}
         self.seqs: list[int] = []
         self.duplicates = 0
+        self.trace: list = []  # (seq, time, totconns per listener): shown when a sum is off
         self.latest: dict = {}
         self._stop = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -84,6 +85,8 @@ class Receiver:
                     self.duplicates += 1
                     continue
                 self.seqs.append(body["seq"])
+                self.trace.append((body["seq"], round(time.time() % 100, 2), {
+                    k: v["stats"]["totconns"] for k, v in body["listeners"].items()}))
                 self.latest = body
                 for listener, entry in body["listeners"].items():
                     total = self.totals.setdefault(listener, dict.fromkeys(
@@ -253,7 +256,7 @@ def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_names
             except AssertionError:
                 raise AssertionError(
                     f"client {counts}, receiver {receiver.totals}, rejected {receiver.rejected}, "
-                    f"seqs {receiver.seqs}\n{agent.process.log_tail(60)}") from None
+                    f"trace {receiver.trace}\n{agent.process.log_tail(60)}") from None
             # and stay there: nothing is reported twice
             settled = receiver.count()
             _wait_for(lambda: receiver.count() > settled + 1, "two more heartbeats")
