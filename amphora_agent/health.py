@@ -267,9 +267,9 @@ class Collector:
                     LOG.info("LB %s: holding worker %d", lb_id, session.pid)
                     held[session.pid] = session
                     with contextlib.suppress(OSError):
-                        fileutil.atomic_write(layout.heartbeat_held,
-                                              json.dumps(sorted(held)).encode(),
-                                              sync_dir=False)
+                        fileutil.atomic_write(layout.heartbeat_held, json.dumps(
+                            {"holder": os.getpid(), "held": sorted(held)}).encode(),
+                            sync_dir=False)
                 else:
                     session.close()
 
@@ -325,8 +325,11 @@ def await_held(config: AgentConfig, layout: LbLayout, workers: list[int]) -> boo
     deadline = time.monotonic() + HOLD_WAIT
     while True:
         try:
-            held = set(json.loads(layout.heartbeat_held.read_text()))
-        except (OSError, ValueError, TypeError):
+            data = json.loads(layout.heartbeat_held.read_text())
+            # a file left by a heartbeat process that has died holds nothing
+            alive = os.path.exists(f"/proc/{int(data['holder'])}")
+            held = set(data["held"]) if alive else set()
+        except (OSError, ValueError, TypeError, KeyError):
             held = set()
         if held.issuperset(workers):
             return True
