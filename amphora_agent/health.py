@@ -145,8 +145,12 @@ class CounterState:
                 self.seen.pop(listener, None)
                 self.sent.pop(listener, None)
         for listener in set(self.seen) - set(deltas):  # e.g. its LB was deleted
-            if not any(key.isdigit() and os.path.exists(f"/proc/{key}")
-                       for key in self.seen[listener]):
+            # only once nothing is left to report: a listener is also left out
+            # while its LB's master re-executes, and its workers may all have
+            # exited meanwhile (the new one not yet seen)
+            if self.seen[listener] == self.sent.get(listener) and not any(
+                    key.isdigit() and os.path.exists(f"/proc/{key}")
+                    for key in self.seen[listener]):
                 self.seen.pop(listener)
                 self.sent.pop(listener, None)
         return deltas

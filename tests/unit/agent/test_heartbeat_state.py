@@ -48,6 +48,18 @@ def test_a_listener_left_out_keeps_its_counts() -> None:
     assert state.take_deltas({100, running}, [L1, L2])[L2] == _c(7)
 
 
+def test_a_listener_left_out_after_its_workers_exited_keeps_its_counts() -> None:
+    """Reloads in a row: the old workers drained and exited while the LB could
+    not be read (master re-executing), and the new worker was not seen yet."""
+    state = CounterState()
+    gone = 4_999_999  # above the kernel's largest pid_max: never a live process
+    state.observe(L1, gone, _c(10))
+    assert state.take_deltas({gone}, [L1])[L1] == _c(10)
+    state.observe(L1, gone, _c(18))  # its last read before it exited
+    assert state.take_deltas(set(), []) == {}  # the worker is gone; L1 left out
+    assert state.take_deltas({200}, [L1])[L1] == _c(8)
+
+
 def test_a_reused_pid_keeps_the_old_process_remainder() -> None:
     state = CounterState()
     state.observe(L1, 100, _c(10))
