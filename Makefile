@@ -33,7 +33,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 
-deps: apt venv .venv-dib .venv-glance
+deps: apt venv .venv-dib .venv-glance .venv-octavia
 
 # The full image build + qemu boot test alone (about 4 minutes here; `make test` runs it too).
 test-image: deps
@@ -78,7 +78,8 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 demo: apt venv
 	$(BIN)/python -m controller_stub.demo
 
-# OpenStack Octavia's own amphora agent, the baseline in bench/agent_api.py.
+# OpenStack Octavia's own amphora agent and heartbeat code: the baseline in bench/agent_api.py
+# and bench/heartbeat.py, the peer in tests/integration/health/test_octavia_compat.py.
 .venv-octavia: $(STAMPS)/venv-octavia
 $(STAMPS)/venv-octavia:
 	@mkdir -p $(STAMPS)
@@ -86,7 +87,7 @@ $(STAMPS)/venv-octavia:
 	.venv-octavia/bin/pip install -q octavia pyroute2 'gunicorn<23' flask distro webob psutil
 	@touch $@
 
-BENCHES := agent_api plug reload dataplane render image
+BENCHES := agent_api plug reload dataplane render image heartbeat
 bench: deps .venv-octavia
 	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 

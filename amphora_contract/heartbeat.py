@@ -380,7 +380,9 @@ class HeartbeatVerifier:
             if header.seq > highest:
                 shift = header.seq - highest
                 seen = ((seen << shift) | 1) & _WINDOW_MASK if shift < REPLAY_WINDOW else 1
-                self._windows[header.amphora_id] = (header.seq, seen, header.timestamp_ms)
+                # the newest timestamp stays: a replay can never look newer
+                self._windows[header.amphora_id] = (header.seq, seen,
+                                                    max(ts_ms, header.timestamp_ms))
                 return
             offset = highest - header.seq
             if offset >= REPLAY_WINDOW or (seen >> offset) & 1:

@@ -213,3 +213,21 @@ def test_stock_shapes_accepted() -> None:
         MEMBER: "no check", "m2": "DRAIN", "m3": "MAINT"}}}
     message["pools"][f"{POOL}:{LISTENER}"]["members"] = {}
     assert verifier().verify(heartbeat.wrap(message, "v3key")) == message
+
+
+def test_v4_an_older_timestamp_cannot_open_a_window_for_a_replay() -> None:
+    check = verifier(now=1000.0)
+    first = v4(10, ts=1029.0)
+    check.verify(first)
+    check.verify(v4(11, ts=971.0))  # the agent's clock stepped back, still in the window
+    assert reason(lambda: check.verify(first)) is RejectReason.REPLAYED
+
+
+def test_v4_a_restarted_sender_counting_from_zero_waits_out_max_age() -> None:
+    now = [1000.0]
+    check = HeartbeatVerifier(master_key=MASTER, clock=lambda: now[0])
+    check.verify(v4(500, ts=1000.0))
+    now[0] = 1010.0
+    assert reason(lambda: check.verify(v4(0, ts=1010.0))) is RejectReason.REPLAYED
+    now[0] = 1031.0
+    assert check.verify(v4(1, ts=1031.0))["seq"] == 1
