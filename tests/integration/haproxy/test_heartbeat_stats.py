@@ -4,6 +4,7 @@ that keep what a draining old worker carries after a reload."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import uuid
 
@@ -121,10 +122,24 @@ def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: 
         member.close()
 
 
-def test_heartbeat_silent_when_vrrp_configured_but_keepalived_down(agent: RunningAgent) -> None:
+def test_heartbeat_silent_when_vrrp_configured_but_keepalived_down(
+        agent: RunningAgent, lb_namespace: str) -> None:
     config = agent_config.load(agent.config_file)
     assert health.should_send_heartbeat(config)
     vrrp = agent.base_path / "vrrp"
     vrrp.mkdir(parents=True)
-    (vrrp / "keepalived.conf").write_text("global_defs {}\n")
+    conf = vrrp / "octavia-keepalived.conf"  # the name Octavia's agent uses
+    conf.write_text("global_defs {\n    router_id amphora\n}\n")
     assert not health.should_send_heartbeat(config)
+    # control: with keepalived running that config, heartbeats go again
+    keepalived = subprocess.Popen(
+        ["ip", "netns", "exec", lb_namespace, "/usr/sbin/keepalived", "--dont-fork",
+         "--log-console", "-f", str(conf), "-p", str(vrrp / "k.pid"),
+         "-r", str(vrrp / "v.pid"), "-c", str(vrrp / "c.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: health.should_send_heartbeat(config), "keepalived to be seen")
+    finally:
+        keepalived.terminate()
+        keepalived.wait(10)
+    _wait_for(lambda: not health.should_send_heartbeat(config), "keepalived to be gone")
