@@ -25,6 +25,7 @@ class ControllerConfig:
     database_url: str = "sqlite:////var/lib/amphora/controller.db"
     compute_driver: str = "local"
     compute_workdir: str = "/var/lib/amphora/fabric"
+    certificate_directory: str = "/var/lib/amphora/certificates"
     image_source: str = "local"
     glance_cloud: str | None = None
     image_cache_seconds: float = 300.0
@@ -54,10 +55,12 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     parser = configparser.ConfigParser(interpolation=None)
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
-    for name in ("controller", "database", "compute", "images", "budget", "housekeeping"):
+    for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
+                 "certificates"):
         if not parser.has_section(name):
             parser.add_section(name)
-    known = {"controller", "database", "compute", "images", "budget", "housekeeping"}
+    known = {"controller", "database", "compute", "images", "budget", "housekeeping",
+             "certificates"}
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -71,6 +74,8 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         database_url=parser["database"].get("url", fallback=d.database_url),
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
+        certificate_directory=parser["certificates"].get(
+            "directory", fallback=d.certificate_directory),
         image_source=parser["images"].get("source", fallback=d.image_source),
         glance_cloud=parser["images"].get("cloud", fallback=None),
         image_cache_seconds=_float(parser["images"], "cache_seconds",

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import keepalived
 from controller_stub.client import AgentError, AgentUnreachable
 from controller_stub.controller import models
+from controller_stub.controller.certificates import CertificateSource, lb_certificate_refs
 from controller_stub.controller.compute import ComputeDriver
 from controller_stub.controller.constants import (
     ACTIVE,
@@ -52,6 +53,7 @@ from controller_stub.controller.constants import (
 from controller_stub.controller.documents import backend_name, lb_doc
 from controller_stub.controller.imaging import target_of
 from haproxy_templates import RenderOptions, render
+from haproxy_templates.model import cert_filename
 
 LOG = logging.getLogger(__name__)
 VIP_INTERFACE = "eth1"  # the agent's name for the VIP NIC (Octavia's too)
@@ -104,8 +106,10 @@ class FlowRunner:
     """Runs the steps of one flow for one controller (``owner``)."""
 
     def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver,
-                 budget: Budget, owner: str) -> None:
+                 budget: Budget, owner: str,
+                 certificates: CertificateSource | None = None) -> None:
         self.sessions, self.compute, self.budget, self.owner = sessions, compute, budget, owner
+        self.certificates = certificates
 
     # -- driving -----------------------------------------------------------------
 
@@ -354,12 +358,24 @@ class FlowRunner:
                                 "/var/lib/octavia/certs")
         return render(lb_doc(lb), amphora_id=amphora.id, target=target, options=options)
 
+    def _certificates(self, lb: models.LoadBalancer) -> dict[str, bytes]:
+        """filename → PEM bundle for every certificate the LB's live listeners and pools name."""
+        refs = lb_certificate_refs(
+            [dict(li.options) for li in lb.listeners if li.provisioning_status != PENDING_DELETE],
+            [dict(p.options) for p in lb.pools if p.provisioning_status != PENDING_DELETE])
+        if not refs:
+            return {}
+        if self.certificates is None:
+            raise StepFailed("push_config: no certificate source configured")
+        return {cert_filename(ref): self.certificates.get(ref) for ref in refs}
+
     def step_push_config(self, lb_id: str, params: dict[str, Any]) -> None:
-        """Certificates, then config, then reload, on every amphora (VRRP: issue vrrp)."""
+        """Certificates, then config, then reload, on every amphora (VRRP: step vrrp)."""
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             has_listeners = any(li.provisioning_status != PENDING_DELETE
                                 for li in lb.listeners)
+            certificates = self._certificates(lb)
             work = [(a, self._render(session, lb, a) if has_listeners else None)
                     for a in lb.amphorae]
         def push(item: tuple[models.Amphora, str | None]) -> None:
@@ -372,6 +388,9 @@ class FlowRunner:
                         if exc.status != 404:
                             raise
                     return
+                # HAProxy must find every crt/ca-file it names when it loads the config
+                for filename, pem in certificates.items():
+                    client.upload_cert(lb_id, filename, pem)
                 client.upload_haproxy(amphora.id, lb_id, text)
                 client.lb_action(lb_id, "reload")
 

@@ -50,6 +50,7 @@ class Site:
             f"lease_seconds = {lease}\npoll_seconds = 0.05\n"
             f"[database]\nurl = {database_url}\n"
             f"[compute]\ndriver = local\nworkdir = {self.workdir}\n"
+            f"[certificates]\ndirectory = {self.workdir}/certificates\n"
             f"[budget]\nattempts = {attempts}\nseconds = {seconds}\n"
             f"agent_timeout = {agent_timeout}\nbackoff = 0.1\nboot_timeout = 30\n"
             f"[housekeeping]\ninterval = 3600\n", encoding="utf-8")
