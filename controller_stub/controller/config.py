@@ -25,6 +25,7 @@ class ControllerConfig:
     database_url: str = "sqlite:////var/lib/amphora/controller.db"
     compute_driver: str = "local"
     compute_workdir: str = "/var/lib/amphora/fabric"
+    compute_zones: str = ""
     certificate_directory: str = "/var/lib/amphora/certificates"
     image_source: str = "local"
     glance_cloud: str | None = None
@@ -74,6 +75,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         database_url=parser["database"].get("url", fallback=d.database_url),
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
+        compute_zones=parser["compute"].get("zones", fallback=d.compute_zones),
         certificate_directory=parser["certificates"].get(
             "directory", fallback=d.certificate_directory),
         image_source=parser["images"].get("source", fallback=d.image_source),
@@ -97,6 +99,9 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
     if cfg.compute_driver not in _DRIVERS:
         raise ValueError(f"[compute] driver: one of {', '.join(_DRIVERS)}")
+    if cfg.compute_zones and not all(_ID_RE.fullmatch(z.strip())
+                                     for z in cfg.compute_zones.split(",")):
+        raise ValueError("[compute] zones: comma-separated names of A-Z a-z 0-9 . _ : -")
     if cfg.image_source not in _IMAGE_SOURCES:
         raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):

@@ -49,7 +49,8 @@ class Service:
     def __init__(self, cfg: config_mod.ControllerConfig) -> None:
         self.cfg = cfg
         self.sessions = db.open_store(cfg.database_url)
-        self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir})
+        self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir,
+                                                            "zones": cfg.compute_zones})
         self.certificates = LocalCertificateStore(cfg.certificate_directory)
         images: ImageSource
         if cfg.image_source == "glance":

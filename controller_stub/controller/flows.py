@@ -258,19 +258,25 @@ class FlowRunner:
             roles = ([ROLE_MASTER, ROLE_BACKUP] if topology == ACTIVE_STANDBY
                      else [ROLE_STANDALONE])
             existing = {a.role: a for a in lb.amphorae}
+            role_zones = flavor.get("role_zones") or {}
             for role in roles:
                 if role not in existing:
+                    zone_name = role_zones.get(role, {}).get("name", lb.availability_zone)
                     session.add(models.Amphora(load_balancer_id=lb_id, role=role,
                                                status=AMPHORA_BOOTING, image_id=lb.image_id,
                                                compute_flavor=flavor.get("compute_flavor"),
-                                               cached_zone=lb.availability_zone,
-                                               compute_data={}))
+                                               cached_zone=zone_name, compute_data={}))
         with self.sessions() as session:
-            amphorae = [(a.id, a.status) for a in self._load(session, lb_id).amphorae]
+            amphorae = [(a.id, a.status, a.role)
+                        for a in self._load(session, lb_id).amphorae]
 
-        def boot(amphora_id: str) -> None:
+        def boot(item: tuple[str, str, str]) -> None:
+            amphora_id, _, role = item
+            zone = role_zones.get(role)  # anti-affinity: each role its own zone
+            if zone is not None:
+                zone = {**zone, "compute_zone": zone.get("compute_zone", zone["name"])}
             data = self.compute.boot(amphora_id, topology=topology, flavor=flavor,
-                                     zone=flavor.get("zone") or None,
+                                     zone=zone or flavor.get("zone") or None,
                                      timeout=self.budget.boot_timeout)
             with self.sessions.begin() as session:
                 amphora = session.get(models.Amphora, amphora_id)
@@ -279,7 +285,7 @@ class FlowRunner:
                 amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
 
         # an amphora booted before a crash is kept
-        _each(boot, [a for a, status in amphorae if status != AMPHORA_ALLOCATED])
+        _each(boot, [a for a in amphorae if a[1] != AMPHORA_ALLOCATED])
 
     def step_plug_vip(self, lb_id: str, params: dict[str, Any]) -> None:
         with self.sessions() as session:
