@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller_stub.controller import flavors, models
 from controller_stub.controller.constants import (
     ACTIVE_STANDBY,
+    ERROR,
     FLOW_PENDING,
     NO_MONITOR,
     OFFLINE,
@@ -164,6 +165,10 @@ class Controller:
                                                              Any]) -> Any:
         with self.sessions.begin() as session:
             lb = self._lock_lb(session, lb_id)
+            if lb.provisioning_status == ERROR and not lb.amphorae:
+                # its create failed and the compute it made was removed: nothing to change
+                raise Conflict(f"load balancer {lb_id} has no amphorae (its create failed: "
+                               f"{lb.status_reason}); delete it and create it again")
             result = mutate(session, lb)
             self._validate(session, lb)
             lb = session.get(models.LoadBalancer, lb_id)

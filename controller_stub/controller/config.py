@@ -34,6 +34,7 @@ class ControllerConfig:
     housekeeping_interval: float = 60.0
     flow_retention: float = 3600.0
     log_level: str = "INFO"
+    keep_failed_amphorae: bool = False
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -72,6 +73,8 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         lease_seconds=_float(c, "lease_seconds", d.lease_seconds, 1, 3600),
         poll_seconds=_float(c, "poll_seconds", d.poll_seconds, 0.01, 60),
         log_level=c.get("log_level", fallback=d.log_level).upper(),
+        keep_failed_amphorae=c.getboolean("keep_failed_amphorae",
+                                          fallback=d.keep_failed_amphorae),
         database_url=parser["database"].get("url", fallback=d.database_url),
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),

@@ -63,7 +63,8 @@ class Service:
         self.workers = Workers(self.sessions, self.compute, owner=cfg.controller_id,
                                budget=cfg.budget, count=cfg.workers,
                                lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds,
-                               certificates=self.certificates)
+                               certificates=self.certificates,
+                               keep_failed_amphorae=cfg.keep_failed_amphorae)
         self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set)
         self.stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None

@@ -107,9 +107,11 @@ class FlowRunner:
 
     def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver,
                  budget: Budget, owner: str,
-                 certificates: CertificateSource | None = None) -> None:
+                 certificates: CertificateSource | None = None,
+                 keep_failed_amphorae: bool = False) -> None:
         self.sessions, self.compute, self.budget, self.owner = sessions, compute, budget, owner
         self.certificates = certificates
+        self.keep_failed_amphorae = keep_failed_amphorae
 
     # -- driving -----------------------------------------------------------------
 
@@ -139,7 +141,14 @@ class FlowRunner:
             except LeaseLost:
                 raise
             except StepFailed as exc:
-                self._fail(flow_id, lease_version, lb_id, index, name, str(exc))
+                reason, discarded = str(exc), False
+                if kind == "lb_create" and not self.keep_failed_amphorae:
+                    if not lease_ok():
+                        raise LeaseLost(flow_id) from None
+                    discarded, problem = self._discard_amphorae(lb_id)
+                    if problem:
+                        reason += f"; removing its amphorae failed: {problem}"
+                self._fail(flow_id, lease_version, lb_id, index, name, reason, discarded)
                 return FLOW_FAILED
             _kill_hook(f"{kind}:{name}:after")
             if not lease_ok():
@@ -204,8 +213,25 @@ class FlowRunner:
         else:
             row.finished_at = now
 
+    def _discard_amphorae(self, lb_id: str) -> tuple[bool, str | None]:
+        """A failed create: remove the compute it made (namespaces, agents, addresses).
+
+        Returns (removed, problem). On a problem the rows stay, so deleting the
+        LB later retries the removal; a crash here leaves the flow to be taken
+        over, which re-runs the failed step and comes back here.
+        """
+        with self.sessions() as session:
+            amphorae = [(a.id, dict(a.compute_data)) for a in self._load(session, lb_id).amphorae]
+        try:
+            _each(lambda item: self.compute.delete(*item), amphorae)
+            self.compute.release(lb_id)
+        except Exception as exc:
+            LOG.error("removing the amphorae of failed LB %s: %s", lb_id, exc)
+            return False, _reason(exc)
+        return True, None
+
     def _fail(self, flow_id: str, lease_version: int, lb_id: str, index: int, name: str,
-              reason: str) -> None:
+              reason: str, discarded: bool = False) -> None:
         LOG.error("flow %s for LB %s failed: %s", flow_id, lb_id, reason)
         with self.sessions.begin() as session:
             moved = session.execute(update(models.Flow).where(
@@ -222,6 +248,10 @@ class FlowRunner:
                     obj.provisioning_status, obj.status_reason = ERROR, reason
             lb.provisioning_status, lb.status_reason = ERROR, reason
             lb.operating_status = ERROR
+            if discarded:
+                session.execute(delete(models.Amphora).where(
+                    models.Amphora.load_balancer_id == lb_id))
+                lb.vip_address = lb.vip_port_id = None  # released with the compute
 
     @staticmethod
     def _forget_lb(session: Session, lb_id: str) -> None:

@@ -36,9 +36,11 @@ class Workers:
     def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver, *,
                  owner: str, budget: Budget | None = None, count: int = 2,
                  lease_seconds: float = 10.0, poll_seconds: float = 0.5,
-                 certificates: CertificateSource | None = None) -> None:
+                 certificates: CertificateSource | None = None,
+                 keep_failed_amphorae: bool = False) -> None:
         self.sessions, self.owner = sessions, owner
-        self.runner = FlowRunner(sessions, compute, budget or Budget(), owner, certificates)
+        self.runner = FlowRunner(sessions, compute, budget or Budget(), owner, certificates,
+                                 keep_failed_amphorae)
         self.count, self.lease_seconds, self.poll_seconds = count, lease_seconds, poll_seconds
         self.stopping = threading.Event()
         self.wakeup = threading.Event()

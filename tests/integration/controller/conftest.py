@@ -43,11 +43,12 @@ class Site:
 
     def config(self, database_url: str, *, controller_id: str = "c1", lease: float = 2.0,
                attempts: int = 3, seconds: float = 6.0, agent_timeout: float = 1.5,
-               workers: int = 2, zones: str = "") -> Path:
+               workers: int = 2, zones: str = "", keep_failed: bool = False) -> Path:
         path = self.workdir / f"controller-{controller_id}.conf"
         path.write_text(
             f"[controller]\nid = {controller_id}\nworkers = {workers}\n"
             f"lease_seconds = {lease}\npoll_seconds = 0.05\n"
+            f"keep_failed_amphorae = {'true' if keep_failed else 'false'}\n"
             f"[database]\nurl = {database_url}\n"
             f"[compute]\ndriver = local\nworkdir = {self.workdir}\nzones = {zones}\n"
             f"[certificates]\ndirectory = {self.workdir}/certificates\n"
