@@ -182,7 +182,8 @@ class LocalComputeDriver:
             process.start()
             with self.client(amphora_id, data, retries=0, retry_interval=0.05,
                              timeout=2.0) as client:
-                process.wait_ready(client, timeout)
+                # a refused connect costs little: poll often, the pair waits on it
+                process.wait_ready(client, timeout, interval=0.01)
         except BaseException:
             self._remove(namespace, haproxy_namespace, root, data["links"])
             raise

@@ -344,16 +344,22 @@ class FlowRunner:
                 amphora.vrrp_ip, amphora.ha_ip = port.ipv4, address
                 amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
                     200 if role == ROLE_MASTER else None)
-            with self._client_for(amphora_id) as client:
-                try:
-                    client.plug_vip(address, body)
-                except AgentError as exc:
-                    # Plugged before a crash: the agent names our MAC (as Octavia's
-                    # controller, a 409 for the same port is success).
-                    if exc.status != 409 or port.mac not in str(exc):
-                        raise
-                details = client.details()
-                info = client.info()
+            def facts() -> tuple[dict[str, Any], dict[str, Any]]:
+                with self._client_for(amphora_id) as client:
+                    return client.details(), client.info()
+
+            with ThreadPoolExecutor(max_workers=1) as side:
+                # what the amphora reports does not depend on the plug: ask meanwhile
+                asked = side.submit(facts)
+                with self._client_for(amphora_id) as client:
+                    try:
+                        client.plug_vip(address, body)
+                    except AgentError as exc:
+                        # Plugged before a crash: the agent names our MAC (as Octavia's
+                        # controller, a 409 for the same port is success).
+                        if exc.status != 409 or port.mac not in str(exc):
+                            raise
+                details, info = asked.result()
             with self.sessions.begin() as session:
                 amphora = session.get(models.Amphora, amphora_id)
                 assert amphora is not None
@@ -405,13 +411,16 @@ class FlowRunner:
             raise StepFailed("push_config: no certificate source configured")
         return {cert_filename(ref): self.certificates.get(ref) for ref in refs}
 
-    def step_push_config(self, lb_id: str, params: dict[str, Any]) -> None:
-        """Certificates, then config, then reload, on every amphora (VRRP: step vrrp)."""
+    def step_push_config(self, lb_id: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Certificates, then config, then reload, then (ACTIVE_STANDBY) VRRP, on every
+        amphora at once; each amphora goes on to VRRP as soon as its own reload is done
+        rather than waiting for the slowest one (the ``vrrp`` step is then a no-op)."""
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             has_listeners = any(li.provisioning_status != PENDING_DELETE
                                 for li in lb.listeners)
             certificates = self._certificates(lb)
+            vrrp = {a.id: text for a, text in self._vrrp_configs(lb)}
             work = [(a, self._render(session, lb, a) if has_listeners else None)
                     for a in lb.amphorae]
         def push(item: tuple[models.Amphora, str | None]) -> None:
@@ -423,42 +432,55 @@ class FlowRunner:
                     except AgentError as exc:
                         if exc.status != 404:
                             raise
-                    return
-                # HAProxy must find every crt/ca-file it names when it loads the config
-                for filename, pem in certificates.items():
-                    client.upload_cert(lb_id, filename, pem)
-                client.upload_haproxy(amphora.id, lb_id, text)
-                client.lb_action(lb_id, "reload")
+                else:
+                    # HAProxy must find every crt/ca-file it names when it loads
+                    for filename, pem in certificates.items():
+                        client.upload_cert(lb_id, filename, pem)
+                    client.upload_haproxy(amphora.id, lb_id, text)
+                    client.lb_action(lb_id, "reload")
+                if amphora.id in vrrp:
+                    client.upload_vrrp(vrrp[amphora.id])
+                    client.vrrp_action("start")
 
         _each(push, work)
+        return {"vrrp_pushed": True} if vrrp else None
+
+    def _vrrp_configs(self, lb: models.LoadBalancer) -> list[tuple[models.Amphora, str]]:
+        """ACTIVE_STANDBY: each amphora's keepalived side (empty for SINGLE)."""
+        if lb.topology != ACTIVE_STANDBY:
+            return []
+        advert = lb.flavor_data.get("vrrp_advert_int")
+        has_listeners = any(li.provisioning_status != PENDING_DELETE for li in lb.listeners)
+        amphorae = list(lb.amphorae)
+        configs = []
+        for amphora in amphorae:
+            peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
+            port = amphora.compute_data["ports"]["vip"]
+            root = amphora.compute_data.get("root")
+            track = keepalived.HaproxyTrack(
+                lb_id=lb.id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
+            ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+            instance = keepalived.VrrpInstance(
+                lb_id=lb.id, amphora_id=amphora.id, role=amphora.role,
+                interface=VIP_INTERFACE, virtual_router_id=_router_id(lb.id),
+                unicast_src_ip=amphora.vrrp_ip, unicast_peers=peers, vip=lb.vip_address,
+                vip_network=port["subnet_cidr"], vip_gateway=port["gateway"],
+                priority=amphora.vrrp_priority, track_haproxy=track,
+                **({"advert_int": advert} if advert else {}))
+            configs.append((amphora, keepalived.render(instance)))
+        return configs
 
     def step_vrrp(self, lb_id: str, params: dict[str, Any]) -> None:
-        """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload)."""
+        """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload).
+
+        Usually already done by ``push_config`` right after each amphora's reload
+        (``vrrp_pushed``); this step then only records it.
+        """
+        if params.get("vrrp_pushed"):
+            return
         with self.sessions() as session:
-            lb = self._load(session, lb_id)
-            if lb.topology != ACTIVE_STANDBY:
-                return
-            advert = lb.flavor_data.get("vrrp_advert_int")
-            has_listeners = any(li.provisioning_status != PENDING_DELETE
-                                for li in lb.listeners)
-            amphorae = list(lb.amphorae)
-            vip = lb.vip_address
-            configs = []
-            for amphora in amphorae:
-                peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
-                port = amphora.compute_data["ports"]["vip"]
-                root = amphora.compute_data.get("root")
-                track = keepalived.HaproxyTrack(
-                    lb_id=lb_id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
-                ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
-                instance = keepalived.VrrpInstance(
-                    lb_id=lb_id, amphora_id=amphora.id, role=amphora.role,
-                    interface=VIP_INTERFACE, virtual_router_id=_router_id(lb_id),
-                    unicast_src_ip=amphora.vrrp_ip, unicast_peers=peers, vip=vip,
-                    vip_network=port["subnet_cidr"], vip_gateway=port["gateway"],
-                    priority=amphora.vrrp_priority, track_haproxy=track,
-                    **({"advert_int": advert} if advert else {}))
-                configs.append((amphora, keepalived.render(instance)))
+            configs = self._vrrp_configs(self._load(session, lb_id))
+
         def push(item: tuple[models.Amphora, str]) -> None:
             with self._client(item[0]) as client:
                 client.upload_vrrp(item[1])
