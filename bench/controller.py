@@ -21,16 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from sqlalchemy import select
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import emit, log, summary_ms
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import LocalFabric
 from controller_stub.controller import config as config_mod
+from controller_stub.controller import models
 from controller_stub.controller.daemon import Service
 from controller_stub.controller.pgcluster import ThrowawayPostgres
 
 RUNS = int(os.environ.get("BENCH_CONTROLLER_RUNS", "3"))
+STORES = os.environ.get("BENCH_CONTROLLER_STORES", "sqlite,postgresql").split(",")
+TOPOLOGIES = os.environ.get("BENCH_CONTROLLER_TOPOLOGIES", "SINGLE,ACTIVE_STANDBY").split(",")
 TARGET_S = 3.0
 
 
@@ -56,13 +61,25 @@ def _service(workdir: Path, url: str, name: str) -> Service:
     return Service(config_mod.load(path))
 
 
+def _step_times(service: Service, lb_id: str) -> dict[str, float]:
+    """Seconds each step of the LB's create flow took (flow_step rows)."""
+    with service.sessions() as session:
+        rows = session.scalars(select(models.FlowStep).join(
+            models.Flow, models.Flow.id == models.FlowStep.flow_id).where(
+            models.Flow.load_balancer_id == lb_id, models.Flow.kind == "lb_create"))
+        return {step.name: (step.finished_at - step.started_at).total_seconds()
+                for step in rows if step.finished_at and step.started_at}
+
+
 def _measure(service: Service, fabric: LocalFabric, member: str, client: str,
-             topology: str) -> tuple[list[float], list[float], list[float]]:
+             topology: str) -> tuple[list[float], list[float], list[float],
+                                     dict[str, list[float]]]:
     api = service.api
     profile = api.create_flavor_profile(f"bench-{topology}-{time.monotonic_ns()}",
                                         {"loadbalancer_topology": topology})
     flavor = api.create_flavor(profile["name"], profile["id"])
     served, active, deleted = [], [], []
+    steps: dict[str, list[float]] = {}
     for _ in range(RUNS):
         start = time.monotonic()
         lb = api.create_load_balancer(flavor_id=flavor["id"], listeners=[{
@@ -85,11 +102,13 @@ def _measure(service: Service, fabric: LocalFabric, member: str, client: str,
             time.sleep(0.01)
         api.wait(lb["id"])
         active.append(active_at if active_at is not None else time.monotonic() - start)
+        for name, seconds in _step_times(service, lb["id"]).items():
+            steps.setdefault(name, []).append(seconds)
         start = time.monotonic()
         api.delete_load_balancer(lb["id"], cascade=True)
         api.wait_deleted(lb["id"])
         deleted.append(time.monotonic() - start)
-    return served, active, deleted
+    return served, active, deleted, steps
 
 
 def main() -> int:
@@ -108,16 +127,18 @@ def main() -> int:
             fabric.delete_amphora(amphora)
         emit("controller_baseline_amphora_boot", runs=RUNS, **summary_ms(boots))
         floor = statistics.median(boots)
-        pg = ThrowawayPostgres().start()
-        stores = {"sqlite": f"sqlite:///{workdir}/bench.db",
-                  "postgresql": pg.create_database("bench")}
+        pg = ThrowawayPostgres().start() if "postgresql" in STORES else None
+        stores = {"sqlite": f"sqlite:///{workdir}/bench.db"}
+        if "postgresql" in STORES:
+            stores["postgresql"] = pg.create_database("bench")
+        stores = {k: v for k, v in stores.items() if k in STORES}
         for store, url in stores.items():
             service = _service(workdir, url, store).start()
             try:
-                for topology in ("SINGLE", "ACTIVE_STANDBY"):
+                for topology in TOPOLOGIES:
                     log(f"controller: {store} {topology}")
-                    served, active, deleted = _measure(service, fabric, str(member.ipv4),
-                                                       client.namespace, topology)
+                    served, active, deleted, steps = _measure(
+                        service, fabric, str(member.ipv4), client.namespace, topology)
                     median = statistics.median(served)
                     emit("controller_create_to_first_request", store=store, topology=topology,
                          runs=RUNS, target_ms=TARGET_S * 1000, meets_target=median < TARGET_S,
@@ -126,6 +147,9 @@ def main() -> int:
                          runs=RUNS, **summary_ms(active))
                     emit("controller_delete", store=store, topology=topology, runs=RUNS,
                          **summary_ms(deleted))
+                    for name, seconds in steps.items():
+                        emit("controller_create_step", store=store, topology=topology,
+                             step=name, runs=RUNS, **summary_ms(seconds))
             finally:
                 service.stop()
         return 0

@@ -42,7 +42,8 @@ class AgentProcess:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
 
-    def wait_ready(self, client: AgentClient, timeout: float = 30.0) -> None:
+    def wait_ready(self, client: AgentClient, timeout: float = 30.0,
+                   interval: float = 0.05) -> None:
         """Poll ``GET /`` until it answers; fail early if the process died."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -51,7 +52,7 @@ class AgentProcess:
                                    f"{self.log_tail()}")
             if client.answers():
                 return
-            time.sleep(0.05)
+            time.sleep(interval)
         raise TimeoutError(f"agent not ready after {timeout}s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:

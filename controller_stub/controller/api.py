@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller_stub.controller import flavors, models
 from controller_stub.controller.constants import (
     ACTIVE_STANDBY,
+    ERROR,
     FLOW_PENDING,
     NO_MONITOR,
     OFFLINE,
@@ -30,6 +31,8 @@ from controller_stub.controller.constants import (
     PENDING_DELETE,
     PENDING_STATUSES,
     PENDING_UPDATE,
+    ROLE_BACKUP,
+    ROLE_MASTER,
 )
 from controller_stub.controller.documents import lb_doc
 from controller_stub.controller.errors import Conflict, InvalidRequest, NotFound, Unsupported
@@ -162,6 +165,10 @@ class Controller:
                                                              Any]) -> Any:
         with self.sessions.begin() as session:
             lb = self._lock_lb(session, lb_id)
+            if lb.provisioning_status == ERROR and not lb.amphorae:
+                # its create failed and the compute it made was removed: nothing to change
+                raise Conflict(f"load balancer {lb_id} has no amphorae (its create failed: "
+                               f"{lb.status_reason}); delete it and create it again")
             result = mutate(session, lb)
             self._validate(session, lb)
             lb = session.get(models.LoadBalancer, lb_id)
@@ -243,17 +250,11 @@ class Controller:
                 data = dict(flavor.flavor_profile.flavor_data)
             zone_data: dict[str, Any] = {}
             if availability_zone is not None:
-                zone = self._get(session, models.AvailabilityZone, availability_zone)
-                if not zone.enabled:
-                    raise InvalidRequest(f"availability zone {availability_zone} is disabled")
-                zone_data = dict(zone.availability_zone_profile.availability_zone_data)
-                valid = zone_data.get("valid_vip_networks")
-                if valid and vip_network_id not in valid:
-                    raise InvalidRequest(f"vip_network_id {vip_network_id} is not valid in "
-                                         f"zone {availability_zone}")
+                zone_data = self._zone(session, availability_zone, vip_network_id)
                 if "management_network" in zone_data:
                     data.setdefault("amp_boot_network", zone_data["management_network"])
             resolved = flavors.resolve(data)
+            role_zones = self._role_zones(session, resolved, vip_network_id)
         image_id, properties = self.images.select(resolved["amp_image_tag"])
         with self.sessions.begin() as session:
             image = session.get(models.Image, image_id)
@@ -265,7 +266,8 @@ class Controller:
                 admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
                 vip_network_id=vip_network_id, flavor_id=flavor_id,
                 availability_zone=availability_zone, image_id=image_id,
-                flavor_data={**resolved, "zone": zone_data},
+                flavor_data={**resolved, "zone": zone_data,
+                             **({"role_zones": role_zones} if role_zones else {})},
                 provisioning_status=PENDING_CREATE, operating_status=OFFLINE)
             session.add(lb)
             session.flush()
@@ -285,6 +287,35 @@ class Controller:
             answer = lb_dict(session.get(models.LoadBalancer, lb.id))  # type: ignore[arg-type]
         self.on_change()
         return answer
+
+    def _zone(self, session: Session, name: str, vip_network_id: str) -> dict[str, Any]:
+        """An enabled availability zone's profile data, the VIP network checked against it."""
+        zone = self._get(session, models.AvailabilityZone, name)
+        if not zone.enabled:
+            raise InvalidRequest(f"availability zone {name} is disabled")
+        zone_data = dict(zone.availability_zone_profile.availability_zone_data)
+        valid = zone_data.get("valid_vip_networks")
+        if valid and vip_network_id not in valid:
+            raise InvalidRequest(f"vip_network_id {vip_network_id} is not valid in zone {name}")
+        return zone_data
+
+    def _role_zones(self, session: Session, resolved: dict[str, Any],
+                    vip_network_id: str) -> dict[str, dict[str, Any]]:
+        """The flavor's ``availability_zones`` (anti-affinity): MASTER in the first zone,
+        BACKUP in the second, and the two must be different compute zones."""
+        names = resolved.get("availability_zones")
+        if not names:
+            return {}
+        if resolved["loadbalancer_topology"] != ACTIVE_STANDBY:
+            raise InvalidRequest("flavor availability_zones: needs loadbalancer_topology "
+                                 "ACTIVE_STANDBY")
+        zones = {role: {**self._zone(session, name, vip_network_id), "name": name}
+                 for role, name in zip((ROLE_MASTER, ROLE_BACKUP), names, strict=True)}
+        computes = [zone.get("compute_zone", zone["name"]) for zone in zones.values()]
+        if computes[0] == computes[1]:
+            raise InvalidRequest(f"flavor availability_zones: {names[0]} and {names[1]} are "
+                                 f"the same compute zone {computes[0]}")
+        return zones
 
     def update_load_balancer(self, lb_id: str, **changes: Any) -> dict[str, Any]:
         _split(dict(changes), ("name", "description", "admin_state_up"), "loadbalancer")
@@ -322,6 +353,8 @@ class Controller:
             return [{"id": a.id, "role": a.role, "status": a.status,
                      "lb_network_ip": a.lb_network_ip, "vrrp_ip": a.vrrp_ip, "ha_ip": a.ha_ip,
                      "compute_id": a.compute_id, "image_id": a.image_id,
+                     "availability_zone": a.cached_zone,
+                     "compute_zone": a.compute_data.get("compute_zone"),
                      "compute_data": dict(a.compute_data)} for a in lb.amphorae]
 
     def status_tree(self, lb_id: str) -> dict[str, Any]:

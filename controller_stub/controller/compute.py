@@ -84,8 +84,11 @@ class LocalComputeDriver:
     # real amphora the agent runs in the VM's initial namespace.
     vrrp_track_haproxy = False
 
-    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = ()) -> None:
         self.workdir = Path(workdir)
+        # Zones are labels on one host (an amphora's namespace records its zone);
+        # empty: any zone a profile names is accepted.
+        self.zones = zones
         if (self.workdir / "fabric.json").exists():
             self.fabric = LocalFabric.attach(self.workdir)
         else:
@@ -149,6 +152,10 @@ class LocalComputeDriver:
 
     def boot(self, amphora_id: str, *, topology: str, flavor: dict[str, Any],
              zone: dict[str, Any] | None, timeout: float = 30.0) -> dict[str, Any]:
+        compute_zone = (zone or {}).get("compute_zone")
+        if self.zones and compute_zone is not None and compute_zone not in self.zones:
+            raise ValueError(f"compute zone {compute_zone!r} is not one of this fabric's "
+                             f"zones ({', '.join(self.zones)})")
         namespace, haproxy_namespace, root = self._names(amphora_id)
         # A repeated boot (the step resumed after a crash) starts from nothing.
         self._remove(namespace, haproxy_namespace, root, [])
@@ -164,8 +171,7 @@ class LocalComputeDriver:
         data: dict[str, Any] = {"namespace": namespace, "haproxy_namespace": haproxy_namespace,
                                 "root": str(root), "mgmt_ip": mgmt_ip, "links": [mgmt_link],
                                 "ports": {}, "config_file": str(config_file),
-                                # one host, one zone: recorded for the operator
-                                "compute_zone": (zone or {}).get("compute_zone")}
+                                "compute_zone": compute_zone}
         try:
             nsutil.create(namespace)
             self.fabric._veth(mgmt, namespace, "eth0", local_name=mgmt_link)
@@ -176,7 +182,8 @@ class LocalComputeDriver:
             process.start()
             with self.client(amphora_id, data, retries=0, retry_interval=0.05,
                              timeout=2.0) as client:
-                process.wait_ready(client, timeout)
+                # a refused connect costs little: poll often, the pair waits on it
+                process.wait_ready(client, timeout, interval=0.01)
         except BaseException:
             self._remove(namespace, haproxy_namespace, root, data["links"])
             raise
@@ -226,5 +233,6 @@ class LocalComputeDriver:
 
 def make_driver(name: str, options: dict[str, str]) -> ComputeDriver:
     if name == "local":
-        return LocalComputeDriver(options["workdir"])
+        zones = tuple(z.strip() for z in options.get("zones", "").split(",") if z.strip())
+        return LocalComputeDriver(options["workdir"], zones)
     raise ValueError(f"unknown compute driver {name!r} (available: local)")

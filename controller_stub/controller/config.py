@@ -25,6 +25,8 @@ class ControllerConfig:
     database_url: str = "sqlite:////var/lib/amphora/controller.db"
     compute_driver: str = "local"
     compute_workdir: str = "/var/lib/amphora/fabric"
+    compute_zones: str = ""
+    certificate_directory: str = "/var/lib/amphora/certificates"
     image_source: str = "local"
     glance_cloud: str | None = None
     image_cache_seconds: float = 300.0
@@ -32,6 +34,7 @@ class ControllerConfig:
     housekeeping_interval: float = 60.0
     flow_retention: float = 3600.0
     log_level: str = "INFO"
+    keep_failed_amphorae: bool = False
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -54,10 +57,12 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     parser = configparser.ConfigParser(interpolation=None)
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
-    for name in ("controller", "database", "compute", "images", "budget", "housekeeping"):
+    for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
+                 "certificates"):
         if not parser.has_section(name):
             parser.add_section(name)
-    known = {"controller", "database", "compute", "images", "budget", "housekeeping"}
+    known = {"controller", "database", "compute", "images", "budget", "housekeeping",
+             "certificates"}
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -68,9 +73,14 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         lease_seconds=_float(c, "lease_seconds", d.lease_seconds, 1, 3600),
         poll_seconds=_float(c, "poll_seconds", d.poll_seconds, 0.01, 60),
         log_level=c.get("log_level", fallback=d.log_level).upper(),
+        keep_failed_amphorae=c.getboolean("keep_failed_amphorae",
+                                          fallback=d.keep_failed_amphorae),
         database_url=parser["database"].get("url", fallback=d.database_url),
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
+        compute_zones=parser["compute"].get("zones", fallback=d.compute_zones),
+        certificate_directory=parser["certificates"].get(
+            "directory", fallback=d.certificate_directory),
         image_source=parser["images"].get("source", fallback=d.image_source),
         glance_cloud=parser["images"].get("cloud", fallback=None),
         image_cache_seconds=_float(parser["images"], "cache_seconds",
@@ -92,6 +102,9 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
     if cfg.compute_driver not in _DRIVERS:
         raise ValueError(f"[compute] driver: one of {', '.join(_DRIVERS)}")
+    if cfg.compute_zones and not all(_ID_RE.fullmatch(z.strip())
+                                     for z in cfg.compute_zones.split(",")):
+        raise ValueError("[compute] zones: comma-separated names of A-Z a-z 0-9 . _ : -")
     if cfg.image_source not in _IMAGE_SOURCES:
         raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from controller_stub.controller import config as config_mod
 from controller_stub.controller import db, models
 from controller_stub.controller.api import Controller
+from controller_stub.controller.certificates import LocalCertificateStore
 from controller_stub.controller.compute import make_driver
 from controller_stub.controller.constants import FLOW_DONE, FLOW_FAILED
 from controller_stub.controller.imaging import GlanceImages, ImageSource, LocalImage
@@ -48,7 +49,9 @@ class Service:
     def __init__(self, cfg: config_mod.ControllerConfig) -> None:
         self.cfg = cfg
         self.sessions = db.open_store(cfg.database_url)
-        self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir})
+        self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir,
+                                                            "zones": cfg.compute_zones})
+        self.certificates = LocalCertificateStore(cfg.certificate_directory)
         images: ImageSource
         if cfg.image_source == "glance":
             from controller_stub.images import connect
@@ -59,7 +62,9 @@ class Service:
             images = LocalImage()
         self.workers = Workers(self.sessions, self.compute, owner=cfg.controller_id,
                                budget=cfg.budget, count=cfg.workers,
-                               lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds)
+                               lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds,
+                               certificates=self.certificates,
+                               keep_failed_amphorae=cfg.keep_failed_amphorae)
         self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set)
         self.stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None

@@ -22,6 +22,8 @@ FLAVOR_KEYS: dict[str, str] = {
     "amp_image_tag": "Glance tag of the amphora image",
     "compute_flavor": "compute (Nova) flavor of the amphorae",
     "availability_zone": "availability zone of the amphorae",
+    "availability_zones": "ACTIVE_STANDBY anti-affinity: two availability zones, "
+                          "MASTER in the first, BACKUP in the second",
     "amp_boot_network": "management network of the amphorae",
     "compute_metadata": "JSON object of string metadata for the compute instances",
     "haproxy_threads": "HAProxy thread count (1..64)",
@@ -65,6 +67,11 @@ def validate_flavor_data(data: Any) -> dict[str, Any]:
             out[key] = _int(key, value, 1, 64)
         elif key == "vrrp_advert_int":
             out[key] = _int(key, value, 1, 255)
+        elif key == "availability_zones":
+            if (not isinstance(value, list) or len(value) != 2
+                    or len({_name(key, v) for v in value}) != 2):
+                raise InvalidRequest(f"{key}: must list two different availability zones")
+            out[key] = list(value)
         elif key == "compute_metadata":
             if not isinstance(value, dict) or not all(
                     isinstance(k, str) and _META_KEY_RE.fullmatch(k) and isinstance(v, str)

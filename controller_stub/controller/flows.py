@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import keepalived
 from controller_stub.client import AgentError, AgentUnreachable
 from controller_stub.controller import models
+from controller_stub.controller.certificates import CertificateSource, lb_certificate_refs
 from controller_stub.controller.compute import ComputeDriver
 from controller_stub.controller.constants import (
     ACTIVE,
@@ -52,6 +53,7 @@ from controller_stub.controller.constants import (
 from controller_stub.controller.documents import backend_name, lb_doc
 from controller_stub.controller.imaging import target_of
 from haproxy_templates import RenderOptions, render
+from haproxy_templates.model import cert_filename
 
 LOG = logging.getLogger(__name__)
 VIP_INTERFACE = "eth1"  # the agent's name for the VIP NIC (Octavia's too)
@@ -104,8 +106,12 @@ class FlowRunner:
     """Runs the steps of one flow for one controller (``owner``)."""
 
     def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver,
-                 budget: Budget, owner: str) -> None:
+                 budget: Budget, owner: str,
+                 certificates: CertificateSource | None = None,
+                 keep_failed_amphorae: bool = False) -> None:
         self.sessions, self.compute, self.budget, self.owner = sessions, compute, budget, owner
+        self.certificates = certificates
+        self.keep_failed_amphorae = keep_failed_amphorae
 
     # -- driving -----------------------------------------------------------------
 
@@ -135,7 +141,14 @@ class FlowRunner:
             except LeaseLost:
                 raise
             except StepFailed as exc:
-                self._fail(flow_id, lease_version, lb_id, index, name, str(exc))
+                reason, discarded = str(exc), False
+                if kind == "lb_create" and not self.keep_failed_amphorae:
+                    if not lease_ok():
+                        raise LeaseLost(flow_id) from None
+                    discarded, problem = self._discard_amphorae(lb_id)
+                    if problem:
+                        reason += f"; removing its amphorae failed: {problem}"
+                self._fail(flow_id, lease_version, lb_id, index, name, reason, discarded)
                 return FLOW_FAILED
             _kill_hook(f"{kind}:{name}:after")
             if not lease_ok():
@@ -200,8 +213,25 @@ class FlowRunner:
         else:
             row.finished_at = now
 
+    def _discard_amphorae(self, lb_id: str) -> tuple[bool, str | None]:
+        """A failed create: remove the compute it made (namespaces, agents, addresses).
+
+        Returns (removed, problem). On a problem the rows stay, so deleting the
+        LB later retries the removal; a crash here leaves the flow to be taken
+        over, which re-runs the failed step and comes back here.
+        """
+        with self.sessions() as session:
+            amphorae = [(a.id, dict(a.compute_data)) for a in self._load(session, lb_id).amphorae]
+        try:
+            _each(lambda item: self.compute.delete(*item), amphorae)
+            self.compute.release(lb_id)
+        except Exception as exc:
+            LOG.error("removing the amphorae of failed LB %s: %s", lb_id, exc)
+            return False, _reason(exc)
+        return True, None
+
     def _fail(self, flow_id: str, lease_version: int, lb_id: str, index: int, name: str,
-              reason: str) -> None:
+              reason: str, discarded: bool = False) -> None:
         LOG.error("flow %s for LB %s failed: %s", flow_id, lb_id, reason)
         with self.sessions.begin() as session:
             moved = session.execute(update(models.Flow).where(
@@ -218,6 +248,10 @@ class FlowRunner:
                     obj.provisioning_status, obj.status_reason = ERROR, reason
             lb.provisioning_status, lb.status_reason = ERROR, reason
             lb.operating_status = ERROR
+            if discarded:
+                session.execute(delete(models.Amphora).where(
+                    models.Amphora.load_balancer_id == lb_id))
+                lb.vip_address = lb.vip_port_id = None  # released with the compute
 
     @staticmethod
     def _forget_lb(session: Session, lb_id: str) -> None:
@@ -254,19 +288,25 @@ class FlowRunner:
             roles = ([ROLE_MASTER, ROLE_BACKUP] if topology == ACTIVE_STANDBY
                      else [ROLE_STANDALONE])
             existing = {a.role: a for a in lb.amphorae}
+            role_zones = flavor.get("role_zones") or {}
             for role in roles:
                 if role not in existing:
+                    zone_name = role_zones.get(role, {}).get("name", lb.availability_zone)
                     session.add(models.Amphora(load_balancer_id=lb_id, role=role,
                                                status=AMPHORA_BOOTING, image_id=lb.image_id,
                                                compute_flavor=flavor.get("compute_flavor"),
-                                               cached_zone=lb.availability_zone,
-                                               compute_data={}))
+                                               cached_zone=zone_name, compute_data={}))
         with self.sessions() as session:
-            amphorae = [(a.id, a.status) for a in self._load(session, lb_id).amphorae]
+            amphorae = [(a.id, a.status, a.role)
+                        for a in self._load(session, lb_id).amphorae]
 
-        def boot(amphora_id: str) -> None:
+        def boot(item: tuple[str, str, str]) -> None:
+            amphora_id, _, role = item
+            zone = role_zones.get(role)  # anti-affinity: each role its own zone
+            if zone is not None:
+                zone = {**zone, "compute_zone": zone.get("compute_zone", zone["name"])}
             data = self.compute.boot(amphora_id, topology=topology, flavor=flavor,
-                                     zone=flavor.get("zone") or None,
+                                     zone=zone or flavor.get("zone") or None,
                                      timeout=self.budget.boot_timeout)
             with self.sessions.begin() as session:
                 amphora = session.get(models.Amphora, amphora_id)
@@ -275,7 +315,7 @@ class FlowRunner:
                 amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
 
         # an amphora booted before a crash is kept
-        _each(boot, [a for a, status in amphorae if status != AMPHORA_ALLOCATED])
+        _each(boot, [a for a in amphorae if a[1] != AMPHORA_ALLOCATED])
 
     def step_plug_vip(self, lb_id: str, params: dict[str, Any]) -> None:
         with self.sessions() as session:
@@ -304,16 +344,22 @@ class FlowRunner:
                 amphora.vrrp_ip, amphora.ha_ip = port.ipv4, address
                 amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
                     200 if role == ROLE_MASTER else None)
-            with self._client_for(amphora_id) as client:
-                try:
-                    client.plug_vip(address, body)
-                except AgentError as exc:
-                    # Plugged before a crash: the agent names our MAC (as Octavia's
-                    # controller, a 409 for the same port is success).
-                    if exc.status != 409 or port.mac not in str(exc):
-                        raise
-                details = client.details()
-                info = client.info()
+            def facts() -> tuple[dict[str, Any], dict[str, Any]]:
+                with self._client_for(amphora_id) as client:
+                    return client.details(), client.info()
+
+            with ThreadPoolExecutor(max_workers=1) as side:
+                # what the amphora reports does not depend on the plug: ask meanwhile
+                asked = side.submit(facts)
+                with self._client_for(amphora_id) as client:
+                    try:
+                        client.plug_vip(address, body)
+                    except AgentError as exc:
+                        # Plugged before a crash: the agent names our MAC (as Octavia's
+                        # controller, a 409 for the same port is success).
+                        if exc.status != 409 or port.mac not in str(exc):
+                            raise
+                details, info = asked.result()
             with self.sessions.begin() as session:
                 amphora = session.get(models.Amphora, amphora_id)
                 assert amphora is not None
@@ -354,12 +400,27 @@ class FlowRunner:
                                 "/var/lib/octavia/certs")
         return render(lb_doc(lb), amphora_id=amphora.id, target=target, options=options)
 
-    def step_push_config(self, lb_id: str, params: dict[str, Any]) -> None:
-        """Certificates, then config, then reload, on every amphora (VRRP: issue vrrp)."""
+    def _certificates(self, lb: models.LoadBalancer) -> dict[str, bytes]:
+        """filename → PEM bundle for every certificate the LB's live listeners and pools name."""
+        refs = lb_certificate_refs(
+            [dict(li.options) for li in lb.listeners if li.provisioning_status != PENDING_DELETE],
+            [dict(p.options) for p in lb.pools if p.provisioning_status != PENDING_DELETE])
+        if not refs:
+            return {}
+        if self.certificates is None:
+            raise StepFailed("push_config: no certificate source configured")
+        return {cert_filename(ref): self.certificates.get(ref) for ref in refs}
+
+    def step_push_config(self, lb_id: str, params: dict[str, Any]) -> dict[str, Any] | None:
+        """Certificates, then config, then reload, then (ACTIVE_STANDBY) VRRP, on every
+        amphora at once; each amphora goes on to VRRP as soon as its own reload is done
+        rather than waiting for the slowest one (the ``vrrp`` step is then a no-op)."""
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             has_listeners = any(li.provisioning_status != PENDING_DELETE
                                 for li in lb.listeners)
+            certificates = self._certificates(lb)
+            vrrp = {a.id: text for a, text in self._vrrp_configs(lb)}
             work = [(a, self._render(session, lb, a) if has_listeners else None)
                     for a in lb.amphorae]
         def push(item: tuple[models.Amphora, str | None]) -> None:
@@ -371,39 +432,55 @@ class FlowRunner:
                     except AgentError as exc:
                         if exc.status != 404:
                             raise
-                    return
-                client.upload_haproxy(amphora.id, lb_id, text)
-                client.lb_action(lb_id, "reload")
+                else:
+                    # HAProxy must find every crt/ca-file it names when it loads
+                    for filename, pem in certificates.items():
+                        client.upload_cert(lb_id, filename, pem)
+                    client.upload_haproxy(amphora.id, lb_id, text)
+                    client.lb_action(lb_id, "reload")
+                if amphora.id in vrrp:
+                    client.upload_vrrp(vrrp[amphora.id])
+                    client.vrrp_action("start")
 
         _each(push, work)
+        return {"vrrp_pushed": True} if vrrp else None
+
+    def _vrrp_configs(self, lb: models.LoadBalancer) -> list[tuple[models.Amphora, str]]:
+        """ACTIVE_STANDBY: each amphora's keepalived side (empty for SINGLE)."""
+        if lb.topology != ACTIVE_STANDBY:
+            return []
+        advert = lb.flavor_data.get("vrrp_advert_int")
+        has_listeners = any(li.provisioning_status != PENDING_DELETE for li in lb.listeners)
+        amphorae = list(lb.amphorae)
+        configs = []
+        for amphora in amphorae:
+            peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
+            port = amphora.compute_data["ports"]["vip"]
+            root = amphora.compute_data.get("root")
+            track = keepalived.HaproxyTrack(
+                lb_id=lb.id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
+            ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+            instance = keepalived.VrrpInstance(
+                lb_id=lb.id, amphora_id=amphora.id, role=amphora.role,
+                interface=VIP_INTERFACE, virtual_router_id=_router_id(lb.id),
+                unicast_src_ip=amphora.vrrp_ip, unicast_peers=peers, vip=lb.vip_address,
+                vip_network=port["subnet_cidr"], vip_gateway=port["gateway"],
+                priority=amphora.vrrp_priority, track_haproxy=track,
+                **({"advert_int": advert} if advert else {}))
+            configs.append((amphora, keepalived.render(instance)))
+        return configs
 
     def step_vrrp(self, lb_id: str, params: dict[str, Any]) -> None:
-        """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload)."""
+        """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload).
+
+        Usually already done by ``push_config`` right after each amphora's reload
+        (``vrrp_pushed``); this step then only records it.
+        """
+        if params.get("vrrp_pushed"):
+            return
         with self.sessions() as session:
-            lb = self._load(session, lb_id)
-            if lb.topology != ACTIVE_STANDBY:
-                return
-            advert = lb.flavor_data.get("vrrp_advert_int")
-            has_listeners = any(li.provisioning_status != PENDING_DELETE
-                                for li in lb.listeners)
-            amphorae = list(lb.amphorae)
-            vip = lb.vip_address
-            configs = []
-            for amphora in amphorae:
-                peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
-                port = amphora.compute_data["ports"]["vip"]
-                root = amphora.compute_data.get("root")
-                track = keepalived.HaproxyTrack(
-                    lb_id=lb_id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
-                ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
-                instance = keepalived.VrrpInstance(
-                    lb_id=lb_id, amphora_id=amphora.id, role=amphora.role,
-                    interface=VIP_INTERFACE, virtual_router_id=_router_id(lb_id),
-                    unicast_src_ip=amphora.vrrp_ip, unicast_peers=peers, vip=vip,
-                    vip_network=port["subnet_cidr"], vip_gateway=port["gateway"],
-                    priority=amphora.vrrp_priority, track_haproxy=track,
-                    **({"advert_int": advert} if advert else {}))
-                configs.append((amphora, keepalived.render(instance)))
+            configs = self._vrrp_configs(self._load(session, lb_id))
+
         def push(item: tuple[models.Amphora, str]) -> None:
             with self._client(item[0]) as client:
                 client.upload_vrrp(item[1])

@@ -22,6 +22,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller_stub.controller import models
+from controller_stub.controller.certificates import CertificateSource
 from controller_stub.controller.compute import ComputeDriver
 from controller_stub.controller.constants import FLOW_PENDING, FLOW_RUNNING
 from controller_stub.controller.flows import Budget, FlowRunner, LeaseLost
@@ -34,9 +35,12 @@ class Workers:
 
     def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver, *,
                  owner: str, budget: Budget | None = None, count: int = 2,
-                 lease_seconds: float = 10.0, poll_seconds: float = 0.5) -> None:
+                 lease_seconds: float = 10.0, poll_seconds: float = 0.5,
+                 certificates: CertificateSource | None = None,
+                 keep_failed_amphorae: bool = False) -> None:
         self.sessions, self.owner = sessions, owner
-        self.runner = FlowRunner(sessions, compute, budget or Budget(), owner)
+        self.runner = FlowRunner(sessions, compute, budget or Budget(), owner, certificates,
+                                 keep_failed_amphorae)
         self.count, self.lease_seconds, self.poll_seconds = count, lease_seconds, poll_seconds
         self.stopping = threading.Event()
         self.wakeup = threading.Event()

@@ -43,13 +43,15 @@ class Site:
 
     def config(self, database_url: str, *, controller_id: str = "c1", lease: float = 2.0,
                attempts: int = 3, seconds: float = 6.0, agent_timeout: float = 1.5,
-               workers: int = 2) -> Path:
+               workers: int = 2, zones: str = "", keep_failed: bool = False) -> Path:
         path = self.workdir / f"controller-{controller_id}.conf"
         path.write_text(
             f"[controller]\nid = {controller_id}\nworkers = {workers}\n"
             f"lease_seconds = {lease}\npoll_seconds = 0.05\n"
+            f"keep_failed_amphorae = {'true' if keep_failed else 'false'}\n"
             f"[database]\nurl = {database_url}\n"
-            f"[compute]\ndriver = local\nworkdir = {self.workdir}\n"
+            f"[compute]\ndriver = local\nworkdir = {self.workdir}\nzones = {zones}\n"
+            f"[certificates]\ndirectory = {self.workdir}/certificates\n"
             f"[budget]\nattempts = {attempts}\nseconds = {seconds}\n"
             f"agent_timeout = {agent_timeout}\nbackoff = 0.1\nboot_timeout = 30\n"
             f"[housekeeping]\ninterval = 3600\n", encoding="utf-8")

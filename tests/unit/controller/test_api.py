@@ -131,6 +131,37 @@ def test_zone_restricts_vip_networks(controller: Controller) -> None:
     assert lb["availability_zone"] == "az1"
 
 
+def _zones(controller: Controller, **compute: str) -> None:
+    for name, compute_zone in compute.items():
+        profile = controller.create_availability_zone_profile(
+            name, {"compute_zone": compute_zone})
+        controller.create_availability_zone(name, profile["id"])
+
+
+def test_flavor_spreads_a_pair_across_two_compute_zones(
+        controller: Controller, sessions: sessionmaker[Session]) -> None:
+    _zones(controller, az1="z1", az2="z2", az3="z1")
+    for bad in (["az1"], ["az1", "az1"], "az1", ["az1", "bad zone"]):
+        with pytest.raises(InvalidRequest, match="availability_zones"):
+            controller.create_flavor_profile("bad", {"availability_zones": bad})
+
+    def flavor(topology: str, zones: list[str]) -> str:
+        name = f"{topology}-{'-'.join(zones)}"
+        profile = controller.create_flavor_profile(
+            name, {"loadbalancer_topology": topology, "availability_zones": zones})
+        return controller.create_flavor(name, profile["id"])["id"]
+
+    with pytest.raises(InvalidRequest, match="needs loadbalancer_topology ACTIVE_STANDBY"):
+        controller.create_load_balancer(flavor_id=flavor("SINGLE", ["az1", "az2"]))
+    with pytest.raises(InvalidRequest, match="same compute zone z1"):
+        controller.create_load_balancer(flavor_id=flavor("ACTIVE_STANDBY", ["az1", "az3"]))
+    lb = controller.create_load_balancer(flavor_id=flavor("ACTIVE_STANDBY", ["az1", "az2"]))
+    with sessions() as session:
+        zones = session.get(models.LoadBalancer, lb["id"]).flavor_data["role_zones"]
+    assert {role: (z["name"], z["compute_zone"]) for role, z in zones.items()} == {
+        "MASTER": ("az1", "z1"), "BACKUP": ("az2", "z2")}
+
+
 def test_only_one_controller_claims_a_flow_on_sqlite(
         controller: Controller, sessions: sessionmaker[Session]) -> None:
     controller.create_load_balancer()

@@ -24,6 +24,17 @@ def test_values_and_defaults(tmp_path: Path) -> None:
     assert cfg.database_url == "postgresql://amphora@db/amphora"
     assert (cfg.budget.attempts, cfg.budget.seconds, cfg.budget.agent_timeout) == (2, 4.0, 3.0)
     assert (cfg.compute_driver, cfg.image_source, cfg.workers) == ("local", "local", 2)
+    assert (cfg.keep_failed_amphorae, cfg.compute_zones) == (False, "")
+    assert cfg.certificate_directory == "/var/lib/amphora/certificates"
+
+
+def test_zones_certificates_and_failed_amphorae(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "[controller]\nkeep_failed_amphorae = true\n"
+                                       "[compute]\nzones = rack-a, rack-b\n"
+                                       "[certificates]\ndirectory = /srv/certs\n"))
+    assert cfg.keep_failed_amphorae is True
+    assert cfg.compute_zones == "rack-a, rack-b"
+    assert cfg.certificate_directory == "/srv/certs"
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -34,6 +45,7 @@ def test_values_and_defaults(tmp_path: Path) -> None:
     ("[compute]\ndriver = nova\n", "driver"),
     ("[database]\nurl = mysql://x\n", "url"),
     ("[images]\nsource = ftp\n", "source"),
+    ("[compute]\nzones = a, b c\n", "zones"),
     ("[typo]\nx = 1\n", "unknown section"),
     ("[controller]\nlease_seconds = 2\n[budget]\nagent_timeout = 3\n", "lease_seconds"),
 ])
