@@ -23,6 +23,7 @@ from amphora_agent.haproxy.manager import LoadBalancers
 from amphora_agent.haproxy.members import Members
 from amphora_agent.readiness import PROBE_ENVIRON_KEY
 from amphora_agent.services import ServiceManager, make_service_manager
+from amphora_agent.vrrp.keepalived import Keepalived, LvsListeners
 from amphora_contract import api
 from amphora_contract.api import API_VERSION
 
@@ -39,6 +40,8 @@ class Agent:
     services: ServiceManager
     loadbalancers: LoadBalancers
     members: Members
+    keepalived: Keepalived
+    lvs: LvsListeners
     extensions: list[str] = field(default_factory=list)
 
 
@@ -58,12 +61,22 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
         services=services,
         loadbalancers=(lbs := LoadBalancers(config, services, certs)),
         members=Members(lbs),
+        keepalived=Keepalived(config, services),
+        lvs=LvsListeners(config, services),
     )
     app.extensions["amphora"] = agent
 
-    from amphora_agent.api import agent_admin, certificates, info, loadbalancer, members, plug
+    from amphora_agent.api import (
+        agent_admin,
+        certificates,
+        info,
+        loadbalancer,
+        members,
+        plug,
+        vrrp,
+    )
 
-    for module in (info, certificates, agent_admin, loadbalancer, members, plug):
+    for module in (info, certificates, agent_admin, loadbalancer, members, plug, vrrp):
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 

@@ -303,6 +303,27 @@ class AgentClient:
     def delete_listener(self, lb_id: str) -> None:
         self.request("DELETE", f"/1.0/listeners/{lb_id}")
 
+    # -- keepalived: VRRP and UDP (LVS) listeners ------------------------------
+
+    def upload_vrrp(self, config: str | bytes) -> str:
+        """Install the amphora's keepalived config (validated by the agent); the ETag."""
+        return self.request("PUT", "/1.0/vrrp/upload", data=_bytes(config)).headers.get(
+            "ETag", "")
+
+    def vrrp_action(self, action: str) -> dict[str, Any]:
+        """start (reloads a running keepalived), stop or reload."""
+        return self._json("PUT", f"/1.0/vrrp/{action}")
+
+    def upload_udp_listener(self, amphora_id: str, listener_id: str,
+                            config: str | bytes) -> str:
+        response = self.request("PUT", f"/1.0/listeners/{amphora_id}/{listener_id}/udp_listener",
+                                data=_bytes(config))
+        return response.headers.get("ETag", "")
+
+    def get_udp_listener(self, listener_id: str) -> str:
+        return self.request("GET", f"/1.0/listeners/{listener_id}/udp_listener",
+                            retry_not_ready=False).text
+
     # -- extension: runtime member changes ------------------------------------
 
     def _servers_path(self, lb_id: str, backend: str) -> str:

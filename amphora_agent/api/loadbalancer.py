@@ -36,16 +36,24 @@ def get_haproxy(lb_id: str):  # type: ignore[no-untyped-def]
 
 @blueprint.put("/1.0/loadbalancer/<lb_id>/<action>")
 def lb_action(lb_id: str, action: str):  # type: ignore[no-untyped-def]
-    details = current_agent().loadbalancers.action(lb_id, action)
+    agent = current_agent()
+    if agent.lvs.exists(require_uuid(lb_id, "lb_id")):  # a UDP listener (Octavia's dispatch)
+        return jsonify(message="OK", details=agent.lvs.action(lb_id, action)), 202
+    details = agent.loadbalancers.action(lb_id, action)
     return jsonify(message="OK", details=details), 202
 
 
 @blueprint.get("/1.0/listeners")
 def listeners():  # type: ignore[no-untyped-def]
-    return jsonify(current_agent().loadbalancers.listeners())
+    agent = current_agent()
+    return jsonify(agent.loadbalancers.listeners() + agent.lvs.statuses())
 
 
 @blueprint.delete("/1.0/listeners/<lb_id>")
 def delete_listener(lb_id: str):  # type: ignore[no-untyped-def]
-    current_agent().loadbalancers.delete(lb_id)
+    agent = current_agent()
+    if agent.lvs.exists(require_uuid(lb_id, "lb_id")):
+        agent.lvs.delete(lb_id)
+        return jsonify(message="OK")
+    agent.loadbalancers.delete(lb_id)
     return jsonify(message="OK")

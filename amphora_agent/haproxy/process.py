@@ -88,8 +88,11 @@ def service_spec(haproxy_cmd: str, layout: LbLayout, amphora_id: str, namespace:
     return ServiceSpec(
         name=layout.service_name,
         description=f"HAProxy load balancer {layout.lb_id}",
-        foreground=(haproxy_cmd, "-Ws", *args),
-        daemon=(haproxy_cmd, "-W", "-D", *args),
+        # The config comes first and the mode flags last, in both modes:
+        # keepalived tracks this amphora's HAProxy by the command prefix
+        # ``haproxy -f <config>`` (amphora_contract/vrrp.py, docs/keepalived.md).
+        foreground=(haproxy_cmd, *args, "-Ws"),
+        daemon=(haproxy_cmd, *args, "-W", "-D"),
         pid_file=str(layout.pid_file),
         namespace=namespace,
         reload_signal=signal.SIGUSR2,

@@ -63,6 +63,8 @@ def test_wheel_contains_every_agent_module(wheel_names: set[str]) -> None:
     assert not missing, ("not in the wheel (a package directory without __init__.py?): "
                          + ", ".join(missing))
     assert "amphora_agent/openapi.yaml" in wheel_names
+    # Octavia's keepalived template runs this script; the agent installs it.
+    assert "amphora_agent/vrrp/scripts/check_script.sh" in wheel_names
 
 
 def test_wheel_carries_no_controller(wheel_names: set[str]) -> None:
