@@ -28,10 +28,10 @@ from amphora_agent import fileutil
 from amphora_agent.config import AgentConfig
 from amphora_agent.haproxy import sockets
 from amphora_agent.haproxy.layout import LbLayout, installed_lb_ids
+from amphora_contract import vrrp as paths
 
 LOG = logging.getLogger(__name__)
 COUNTERS = {"tx": "bout", "rx": "bin", "totconns": "stot", "ereq": "ereq"}
-VRRP_CONFIG = "vrrp/keepalived.conf"
 
 
 def _int(value: str | None) -> int:
@@ -139,9 +139,12 @@ def _listener_and_pool_status(rows: list[dict[str, str]], listeners: dict[str, A
 
 def should_send_heartbeat(config: AgentConfig) -> bool:
     """Silence is how a failed amphora asks to be failed over: when VRRP is
-    configured but keepalived is not running, send nothing."""
-    if not os.path.exists(os.path.join(config.base_path, VRRP_CONFIG)):
+    configured but keepalived is not running, send nothing (the VRRP guard,
+    amphora_agent/vrrp/guard.py, removes the VIP at the same time)."""
+    if not os.path.exists(os.path.join(paths.check_script_dir(config.base_path),
+                                       paths.CONFIG_NAME)):
         return True
     from amphora_agent.services import make_service_manager
+    from amphora_agent.vrrp.keepalived import SERVICE_NAME
 
-    return make_service_manager(config).is_running("keepalived")
+    return make_service_manager(config).is_running(SERVICE_NAME)
