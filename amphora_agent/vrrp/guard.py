@@ -49,14 +49,19 @@ def config_path(config: AgentConfig) -> Path:
 
 
 def vrrp_pid(config: AgentConfig) -> int | None:
-    """The live keepalived VRRP process of this amphora (its ``-r`` pid file)."""
+    """The live keepalived VRRP process of this amphora (its ``-r`` pid file).
+
+    A zombie is dead: a SIGKILLed keepalived's VRRP child may wait a while to
+    be reaped once its parent is gone too."""
     pid_file = Path(paths.check_script_dir(config.base_path)) / f"{SERVICE_NAME}.vrrp.pid"
     try:
         pid = int(pid_file.read_text().split()[0])
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except (OSError, ValueError, IndexError):
         return None
-    return pid if comm == "keepalived" else None
+    name, _, rest = stat.partition(" (")[2].rpartition(") ")
+    alive = rest[:1] not in ("Z", "X", "")
+    return pid if name == "keepalived" and alive else None
 
 
 def release_vips(namespace: str, facts: Sequence[instances.VrrpInstanceFacts]) -> list[str]:
