@@ -155,6 +155,12 @@ class Pair:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(main, signal.SIGKILL)
 
+    def delete(self) -> None:
+        """Stop keepalived and delete both amphorae (their namespaces and processes)."""
+        self.stop_all()
+        for side in self.sides:
+            self.fabric.delete_amphora(side.amphora)
+
 
 def _keepalived_ours(pair_lb: str, side: Side, peer: Side, role: str, vip: str,
                      network: ipaddress.IPv4Network | ipaddress.IPv6Network, gateway: str,
@@ -248,6 +254,22 @@ def build_pair(fabric: LocalFabric, members: list[Endpoint], *, family: int = 4,
     vip4, vip6 = vip_net.allocate()
     vip = str(vip4 if family == 4 else vip6)
     sides: list[Side] = []
+    try:
+        return _build(fabric, members, family, shape, advert_int, virtual_router_id, vip,
+                      network, gateway, sides)
+    except BaseException:
+        for side in sides:
+            with contextlib.suppress(Exception):
+                main = side.pid("main")
+                if main is not None:
+                    os.killpg(main, signal.SIGKILL)
+            fabric.delete_amphora(side.amphora)
+        raise
+
+
+def _build(fabric: LocalFabric, members: list[Endpoint], family: int, shape: str,
+           advert_int: Decimal, virtual_router_id: int, vip: str, network: Any, gateway: Any,
+           sides: list[Side]) -> Pair:
     for _ in range(2):
         amphora = fabric.create_amphora(topology="ACTIVE_STANDBY")
         vip_port = fabric.hotplug_port(amphora, "vip")
