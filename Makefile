@@ -86,7 +86,7 @@ $(STAMPS)/venv-octavia:
 	.venv-octavia/bin/pip install -q octavia pyroute2 'gunicorn<23' flask distro webob psutil
 	@touch $@
 
-BENCHES := agent_api plug reload dataplane render image
+BENCHES := agent_api plug reload dataplane render image failover
 bench: deps .venv-octavia
 	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 

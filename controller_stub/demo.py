@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 
 from amphora_contract import agent_config
+from controller_stub.active_standby import Prober, build_pair, outage
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import LocalFabric, network_body, vip_body
 from controller_stub.loadbalancer import backend_name, http_document, render_for
@@ -46,6 +47,33 @@ def _get(namespace: str, address: str) -> dict[str, str]:
 
 def _spread(namespace: str, address: str, n: int = 12) -> dict[str, int]:
     return dict(collections.Counter(_get(namespace, address)["member"] for _ in range(n)))
+
+
+def _failover_demo(fabric: LocalFabric, members: list, client_ns: str) -> None:
+    """ACTIVE_STANDBY: two amphorae, one VIP; the master's links go down."""
+    _say("ACTIVE_STANDBY: two more amphorae, one VIP owned by keepalived (VRRPv3)")
+    pair = build_pair(fabric, members)
+    try:
+        print(f"    VIP {pair.vip} on amphora {pair.sides[pair.holders()[0]].amphora.id}")
+        with Prober(client_ns, pair.vip) as prober:
+            prober.wait_good(time.monotonic(), timeout=15)
+            _say("the master's VIP and management links go down (new connection every 5 ms)")
+            start = time.monotonic()
+            pair.links_down(0)
+            pair.wait(lambda: pair.holders() == [1])
+            prober.wait_good(time.monotonic())
+            time.sleep(1.0)
+            print(f"    VIP now on {pair.sides[1].amphora.id}; outage "
+                  f"{outage(list(prober.probes), start) * 1000:.0f} ms "
+                  f"({prober.failed(start)} probes failed)")
+            _say("the old master's links come back: it stays backup (nopreempt)")
+            back = time.monotonic()
+            pair.links_up(0)
+            time.sleep(2.0)
+            where = "the new master" if pair.holders() == [1] else f"amphorae {pair.holders()}"
+            print(f"    VIP still on {where}; failed probes since: {prober.failed(back)}")
+    finally:
+        pair.delete()
 
 
 def main() -> int:
@@ -106,9 +134,10 @@ def main() -> int:
         client.set_server(lb_id, backend, member_ids[0], state="ready")
         print(f"    ready again: {_spread(user.namespace, str(vip.ipv4))}")
 
-        _say("deleting the load balancer and tearing the fabric down")
         client.delete_listener(lb_id)
         client.close()
+        _failover_demo(fabric, members, user.namespace)
+        _say("tearing the fabric down")
         return 0
     finally:
         fabric.teardown()
