@@ -9,6 +9,7 @@ import uuid
 
 from amphora_agent import health
 from amphora_contract import agent_config, netns
+from amphora_contract import vrrp as vrrp_paths
 from controller_stub import haproxy_cli
 from controller_stub.local_agent import RunningAgent, free_port
 from controller_stub.octavia_style import OctaviaStyleConfig
@@ -126,5 +127,6 @@ def test_heartbeat_silent_when_vrrp_configured_but_keepalived_down(agent: Runnin
     assert health.should_send_heartbeat(config)
     vrrp = agent.base_path / "vrrp"
     vrrp.mkdir(parents=True)
-    (vrrp / "keepalived.conf").write_text("global_defs {}\n")
+    # the file PUT /1.0/vrrp/upload installs (amphora_contract/vrrp.py)
+    (vrrp / vrrp_paths.CONFIG_NAME).write_text("global_defs {}\n")
     assert not health.should_send_heartbeat(config)
