@@ -33,7 +33,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 
-deps: apt venv .venv-dib .venv-glance
+deps: apt venv .venv-dib .venv-glance .venv-octavia
 
 # The full image build + qemu boot test alone (about 4 minutes here; `make test` runs it too).
 test-image: deps
@@ -78,7 +78,8 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 demo: apt venv
 	$(BIN)/python -m controller_stub.demo
 
-# OpenStack Octavia's own amphora agent, the baseline in bench/agent_api.py.
+# OpenStack Octavia's own amphora agent (the baseline in bench/agent_api.py) and controller
+# code (tests/integration/keepalived/test_ka_octavia.py drives our agent with its driver).
 .venv-octavia: $(STAMPS)/venv-octavia
 $(STAMPS)/venv-octavia:
 	@mkdir -p $(STAMPS)

@@ -2,13 +2,15 @@
 
 The renderer (``keepalived/``) names check scripts and this amphora's HAProxy
 config by these rules; the agent accepts only script paths inside
-:func:`check_script_dir` and runs HAProxy with :func:`haproxy_config` as its
-first ``-f`` argument (docs/keepalived.md). The directory is Octavia's
+:func:`check_script_dir` and runs each HAProxy through the link
+:func:`haproxy_exec_link`, so its process name is :func:`haproxy_process_name`
+(docs/keepalived.md). The directory is Octavia's
 ``{base_path}/vrrp/`` so configs rendered by Octavia's controller work as-is.
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 
 VRRP_DIR = "vrrp"
@@ -34,6 +36,21 @@ def lvs_check_dir(base_path: str) -> str:
 
 
 def haproxy_config(base_path: str, lb_id: str) -> str:
-    """This amphora's HAProxy config for ``lb_id``; HAProxy's command line
-    starts ``haproxy -f <this>``, which is what keepalived tracks."""
+    """This amphora's HAProxy config for ``lb_id``."""
     return posixpath.join(base_path, lb_id, "haproxy.cfg")
+
+
+def haproxy_process_name(base_path: str, lb_id: str) -> str:
+    """The process name (``/proc/PID/comm``, 15 characters) of this amphora's
+    HAProxy for ``lb_id``: unique per base_path and LB, so keepalived's
+    ``vrrp_track_process`` matches only this amphora's HAProxy even when
+    several amphorae share a host's process table (embedded mode). The name
+    survives HAProxy's master re-exec on reload, which re-executes argv[0]."""
+    digest = hashlib.sha256(f"{base_path}\0{lb_id}".encode()).hexdigest()
+    return f"hap-{digest[:11]}"
+
+
+def haproxy_exec_link(base_path: str, lb_id: str) -> str:
+    """The symlink to the HAProxy binary the agent executes for ``lb_id``
+    (the kernel names a process after the file it executed)."""
+    return posixpath.join(base_path, lb_id, haproxy_process_name(base_path, lb_id))

@@ -39,7 +39,6 @@ UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 # docs/keepalived.md ("Failover") has the figures.
 DEFAULT_ADVERT_INT = Decimal("0.07")
 DEFAULT_BASE_PATH = "/var/lib/octavia"
-DEFAULT_HAPROXY_CMD = "/usr/sbin/haproxy"
 # Policy-routing table the agent uses for VIP replies (docs/networking.md).
 VIP_TABLE = 1
 VIP_RULE_PRIORITY = 100
@@ -91,34 +90,32 @@ def _seconds(value: object, what: str, lo: str, hi: str) -> Decimal:
 
 @dataclass(frozen=True)
 class HaproxyTrack:
-    """Track this amphora's HAProxy master with ``vrrp_track_process``.
+    """Track this amphora's HAProxy with ``vrrp_track_process``.
 
     The kernel's process connector tells keepalived the moment the process
     exits: no polling, so the master gives up the VIP within milliseconds.
-    The match is on the command ``haproxy_cmd -f <config>`` with
-    ``param_match partial``, and the config path contains this amphora's
-    ``base_path``, so in embedded mode (several amphorae, one process table)
-    it matches only this amphora's HAProxy (the agent starts HAProxy with the
-    config as its first argument, amphora_contract/vrrp.py).
+    The agent runs each HAProxy through a per-LB link whose name is derived
+    from ``base_path`` and ``lb_id`` (amphora_contract/vrrp.py), so the
+    process name matches only this amphora's HAProxy even when several
+    amphorae share a host's process table (embedded mode), and it survives
+    HAProxy's master re-exec on reload.
     """
 
     lb_id: str
     base_path: str = DEFAULT_BASE_PATH
-    haproxy_cmd: str = DEFAULT_HAPROXY_CMD
     # Wait this long after the last match vanished before declaring it
-    # down: covers HAProxy's master re-exec on reload.
+    # down (0: at once).
     terminate_delay: Decimal = Decimal("0")
 
     def __post_init__(self) -> None:
         _name(self.lb_id, "track_haproxy.lb_id", UUID_RE)
         _path(self.base_path, "track_haproxy.base_path")
-        _path(self.haproxy_cmd, "track_haproxy.haproxy_cmd")
         object.__setattr__(self, "terminate_delay", _seconds(
             self.terminate_delay, "track_haproxy.terminate_delay", "0", "10"))
 
     @property
-    def config_path(self) -> str:
-        return paths.haproxy_config(self.base_path, self.lb_id)
+    def process_name(self) -> str:
+        return paths.haproxy_process_name(self.base_path, self.lb_id)
 
 
 @dataclass(frozen=True)

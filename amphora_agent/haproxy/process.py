@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grp
 import logging
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -17,6 +18,7 @@ from amphora_agent import fileutil
 from amphora_agent.haproxy import cfgfile
 from amphora_agent.haproxy.layout import LbLayout
 from amphora_agent.services import ServiceSpec
+from amphora_contract import vrrp as vrrp_paths
 from amphora_contract.peers import peer_name
 
 CHECK_TIMEOUT = 60
@@ -33,6 +35,19 @@ def ensure_user_group_file(layout: LbLayout) -> Path:
             group = "nobody"
         fileutil.atomic_write(path, f"global\n    group {group}\n".encode(), mode=0o644)
     return path
+
+
+def ensure_exec_link(haproxy_cmd: str, layout: LbLayout) -> Path:
+    """``{base_path}/{lb_id}/hap-…`` -> the HAProxy binary (replaced atomically)."""
+    link = Path(vrrp_paths.haproxy_exec_link(str(layout.base_path), layout.lb_id))
+    if os.path.islink(link) and os.readlink(link) == haproxy_cmd:
+        return link
+    fileutil.ensure_dir(link.parent)
+    tmp = link.with_name(f".{link.name}.new")
+    fileutil.remove(tmp)
+    os.symlink(haproxy_cmd, tmp)
+    os.replace(tmp, link)
+    return link
 
 
 def config_args(layout: LbLayout, config: Path, amphora_id: str) -> list[str]:
@@ -80,6 +95,9 @@ def service_spec(haproxy_cmd: str, layout: LbLayout, amphora_id: str, namespace:
                  limit_nofile: int | None) -> ServiceSpec:
     args = [*config_args(layout, layout.config, amphora_id), "-p", str(layout.pid_file),
             "-S", f"{layout.master_socket},mode,600"]
+    # Run through a per-LB link so the process name is this amphora's own:
+    # keepalived tracks it (amphora_contract/vrrp.py, docs/keepalived.md).
+    argv0 = str(ensure_exec_link(haproxy_cmd, layout))
     cap = maxconn_cap(layout.config.read_text(errors="replace"), limit_nofile)
     if cap is not None:
         LOG.warning("maxconn of %s does not fit %d open files: capped at %d",
@@ -88,11 +106,8 @@ def service_spec(haproxy_cmd: str, layout: LbLayout, amphora_id: str, namespace:
     return ServiceSpec(
         name=layout.service_name,
         description=f"HAProxy load balancer {layout.lb_id}",
-        # The config comes first and the mode flags last, in both modes:
-        # keepalived tracks this amphora's HAProxy by the command prefix
-        # ``haproxy -f <config>`` (amphora_contract/vrrp.py, docs/keepalived.md).
-        foreground=(haproxy_cmd, *args, "-Ws"),
-        daemon=(haproxy_cmd, *args, "-W", "-D"),
+        foreground=(argv0, "-Ws", *args),
+        daemon=(argv0, "-W", "-D", *args),
         pid_file=str(layout.pid_file),
         namespace=namespace,
         reload_signal=signal.SIGUSR2,

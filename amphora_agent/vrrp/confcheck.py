@@ -33,6 +33,7 @@ REFUSED_KEYWORDS = frozenset({
     "enable_traps", "enable_dbus", "enable_dbus_instance", "vrrp_track_file", "track_file",
     "file", "reload_time_file", "reload_file", "config_save_dir", "data_use_instance",
     "vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority"})
+_PROGRAM_RE = re.compile(r"(?:/[A-Za-z0-9_.+-]+)+")
 _FORBIDDEN_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -97,7 +98,12 @@ def _check_program(number: int, keyword: str, program: str,
                    real_dirs: tuple[Path, ...]) -> None:
     if not program.startswith("/"):
         raise InvalidRequest(f"line {number}: {keyword} {program!r} must be an absolute path")
-    real = Path(os.path.realpath(os.path.normpath(program)))
+    # Plain components only: no '..' (the kernel resolves it after symlinks)
+    # and no '#'/'!' whose reading as a comment could differ from keepalived's.
+    if not _PROGRAM_RE.fullmatch(program) or "/../" in f"{program}/" or "/./" in f"{program}/":
+        raise InvalidRequest(f"line {number}: {keyword} {program!r} must be an absolute path "
+                             "of plain components")
+    real = Path(os.path.realpath(program))
     if not any(real.is_relative_to(d) and real != d for d in real_dirs):
         where = ", ".join(f"{d}/" for d in real_dirs)
         raise InvalidRequest(f"line {number}: {keyword} {program!r} is outside the "

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import re
 import subprocess
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +30,7 @@ from amphora_contract.agent_config import AgentConfig
 
 LOG = logging.getLogger(__name__)
 CHECK_TIMEOUT = 60
+CONFIRM_SECONDS = 0.5
 ACTIONS = ("start", "stop", "reload")
 SERVICE_NAME = "amphora-keepalived"
 # keepalived -t exit codes (keepalived 2.2.7): 0 clean, 6 "scripts run as
@@ -222,6 +224,16 @@ class LvsListeners:
         self.services.install(self.spec(listener_id))
         return digest.hexdigest()
 
+    def _confirm_running(self, name: str) -> None:
+        """keepalived forks and writes its pid before its checker sets up IPVS;
+        without IPVS (no ip_vs in the kernel) it exits right after. Watch it
+        for a moment so such a start is reported as failed, not as running."""
+        deadline = time.monotonic() + CONFIRM_SECONDS
+        while time.monotonic() < deadline:
+            if not self.services.is_running(name):
+                raise ServiceError(f"{name} exited right after starting (is ip_vs available?)")
+            time.sleep(0.02)
+
     def get_config(self, listener_id: str) -> bytes:
         return self.instance(listener_id).config.read_bytes()
 
@@ -229,11 +241,13 @@ class LvsListeners:
         verb = action.lower()
         if verb not in ACTIONS:
             raise InvalidRequest(f"Unknown action: {action}", message="Invalid Request")
+        name = self.instance(listener_id).name
         try:
             if verb == "stop":
-                self.services.stop(self.instance(listener_id).name)
+                self.services.stop(name)
             else:
                 self.services.reload(self.spec(listener_id))
+                self._confirm_running(name)
         except ServiceError as exc:
             LOG.error("UDP listener %s %s failed: %s", listener_id, verb, exc.output)
             raise ActionFailed(f"keepalived {verb} failed; see the agent log",

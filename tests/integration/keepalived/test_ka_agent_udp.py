@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from controller_stub.client import BadRequest, NotFound
+from controller_stub.client import BadRequest, InternalServerError, NotFound
 from controller_stub.local_agent import RunningAgent
 from tests.integration.keepalived.conftest import VIP
 
@@ -59,12 +59,14 @@ def test_udp_listener_lifecycle(agent: RunningAgent, lb_namespace: str) -> None:
         assert stat.S_IMODE(conf.stat().st_mode) == 0o600
         assert client.get_udp_listener(listener_id) == text
         assert {"status": "STOPPED", "uuid": listener_id, "type": "UDP"} in client.listeners()
-        # keepalived starts (the service manager saw its live pid file), then
-        # its checker cannot initialise IPVS on this kernel and it exits.
+        # keepalived starts, then its checker cannot initialise IPVS on this
+        # kernel and it exits: the agent reports the start as failed.
         assert not Path("/proc/net/ip_vs").exists(), "this test documents a kernel without IPVS"
-        assert client.lb_action(listener_id, "start")["details"] == "keepalivedlvs started"
-        pid = int(pid_file.read_text().split()[0])
-        assert wait_for(lambda: not Path(f"/proc/{pid}").exists())
+        with pytest.raises(InternalServerError) as err:
+            client.lb_action(listener_id, "start")
+        assert err.value.body["message"] == f"Failed to start UDP listener {listener_id}"
+        assert not pid_file.exists() or not Path(
+            f"/proc/{pid_file.read_text().split()[0]}").exists()
         assert {"status": "STOPPED", "uuid": listener_id, "type": "UDP"} in client.listeners()
         client.lb_action(listener_id, "stop")  # stopping a stopped listener is fine
         client.delete_listener(listener_id)

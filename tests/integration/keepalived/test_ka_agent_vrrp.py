@@ -171,7 +171,7 @@ def test_octavia_rendered_config_is_accepted_and_runs(agent: RunningAgent,
 
 
 @pytest.mark.parametrize(("change", "expect"), [
-    ({"/vrrp/check_script.sh": "/../../../../usr/bin/id"}, "outside the agent's check-script"),
+    ({"/vrrp/check_script.sh": "/../../../../usr/bin/id"}, "plain components"),
     ({"  interval 5\n": "  interval 5\n}\nvrrp_script x {\n  script /bin/sh\n"},
      "outside the agent's check-script"),
     ({"  fall 2\n": "  fall 2\n}\ninclude /etc/passwd\nvrrp_script y {\n"}, "include is not"),
@@ -201,3 +201,20 @@ def test_unknown_action_and_start_without_config(agent: RunningAgent) -> None:
             client.vrrp_action("start")
         with pytest.raises(BadRequest):
             client.vrrp_action("restart")
+
+
+def test_haproxy_reload_keeps_the_vip(agent: RunningAgent, lb_namespace: str) -> None:
+    """HAProxy's master re-executes itself on reload; the track must not see
+    that as HAProxy dying (no FAULT, no failover on every config change)."""
+    lb_id = str(uuid.uuid4())
+    start_haproxy(agent, lb_id)
+    with agent.client() as client:
+        client.upload_vrrp(ours(agent, lb_id))
+        client.vrrp_action("start")
+        assert wait_for(lambda: vip_present(lb_namespace))
+        faults: list[float] = []
+        for _ in range(3):
+            client.lb_action(lb_id, "reload")
+            if wait_for(lambda: not vip_present(lb_namespace), timeout=0.5):
+                faults.append(time.monotonic())
+        assert faults == []

@@ -1,7 +1,7 @@
 """Embedded mode: two amphorae share this host's process table. The rendered
 ``vrrp_track_process`` must follow this amphora's HAProxy only: killing the
-other amphora's HAProxy (same LB id, other base_path) leaves the VIP where it
-is; killing our own removes it at once (no polling interval)."""
+other amphora's HAProxy (same LB id, other base_path, same binary) leaves the
+VIP where it is; killing our own removes it at once (no polling interval)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from amphora_contract.vrrp import haproxy_exec_link
 from controller_stub.local_agent import free_port, short_tmpdir
 from keepalived import HaproxyTrack, VrrpInstance, render
 from tests.support import namespaces
@@ -41,15 +42,17 @@ def vip_present(ns: str) -> bool:
 
 
 def start_haproxy(ns: str, base: Path) -> int:
-    """HAProxy started the way the agent starts it: ``haproxy -f <config> ... -W -D``."""
+    """HAProxy started the way the agent starts it: through the per-LB link."""
     cfg = base / LB / "haproxy.cfg"
     cfg.parent.mkdir(parents=True)
+    link = Path(haproxy_exec_link(str(base), LB))
+    link.symlink_to(HAPROXY)
     cfg.write_text("global\n    maxconn 100\ndefaults\n    mode tcp\n    timeout client 1s\n"
                    "    timeout server 1s\n    timeout connect 1s\nfrontend f\n"
                    f"    bind 127.0.0.1:{free_port()}\n")
     pid_file = base / LB / "haproxy.pid"
-    subprocess.run(["ip", "netns", "exec", ns, HAPROXY, "-f", str(cfg), "-p", str(pid_file),
-                    "-W", "-D"], check=True, timeout=30)
+    subprocess.run(["ip", "netns", "exec", ns, str(link), "-W", "-D", "-f", str(cfg),
+                    "-p", str(pid_file)], check=True, timeout=30)
     assert wait_for(lambda: pid_file.exists() and pid_file.read_text().strip().isdigit())
     return int(pid_file.read_text().split()[0])
 

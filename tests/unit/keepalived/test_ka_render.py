@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from amphora_contract.vrrp import haproxy_process_name
 from keepalived import (
     Bfd,
     CheckScript,
@@ -94,8 +95,8 @@ def test_defaults_render_the_documented_policy() -> None:
     assert "    state BACKUP\n" in text and "    nopreempt\n" in text
     assert "    priority 200\n" in text and "    advert_int 0.07\n" in text
     assert "script_user nobody nogroup" in text and "enable_script_security" in text
-    assert (f"process /usr/sbin/haproxy -f /var/lib/octavia/{LB}/haproxy.cfg\n"
-            "    param_match partial\n") in text
+    name = haproxy_process_name("/var/lib/octavia", LB)
+    assert f"vrrp_track_process haproxy_{LB.replace('-', '')[:16]} {{\n    process {name}\n" in text
     assert "from 192.0.2.100/32 table 1 priority 100" in text
     assert "192.0.2.0/24 dev eth1 src 192.0.2.100 scope link table 1" in text
     assert "default via 192.0.2.1 dev eth1 onlink table 1" in text
@@ -108,8 +109,9 @@ def test_defaults_render_the_documented_policy() -> None:
 def test_track_is_per_amphora_base_path() -> None:
     one = render(instance(track_haproxy=HaproxyTrack(lb_id=LB, base_path="/srv/amp1")))
     two = render(instance(track_haproxy=HaproxyTrack(lb_id=LB, base_path="/srv/amp2")))
-    assert f"-f /srv/amp1/{LB}/haproxy.cfg" in one
-    assert f"-f /srv/amp2/{LB}/haproxy.cfg" in two
+    name1, name2 = (haproxy_process_name(f"/srv/amp{i}", LB) for i in (1, 2))
+    assert len(name1) == len(name2) == 15 and name1 != name2  # /proc/PID/comm holds 15
+    assert f"process {name1}\n" in one and f"process {name2}\n" in two
 
 
 @pytest.mark.parametrize(("changes", "field"), [
@@ -142,6 +144,6 @@ def test_model_refuses(changes: dict[str, object], field: str) -> None:
                                  "/a b", '/a"b'])
 def test_track_refuses_unsafe_paths(bad: str) -> None:
     with pytest.raises(ValidationError):
-        HaproxyTrack(lb_id=LB, haproxy_cmd=bad)
+        HaproxyTrack(lb_id=LB, base_path=bad)
     with pytest.raises(ValidationError):
         CheckScript("c", bad)
