@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 
-APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk
+APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk postgresql
 # image builder (elements, image-create.sh, boot test)
 APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fdisk gdisk \
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
@@ -78,8 +78,9 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 demo: apt venv
 	$(BIN)/python -m controller_stub.demo
 
-# OpenStack Octavia's own amphora agent (the baseline in bench/agent_api.py) and controller
-# code (tests/integration/keepalived/test_ka_octavia.py drives our agent with its driver).
+# OpenStack Octavia's own code, a compatibility oracle and baseline: its amphora agent
+# (bench/agent_api.py), its controller driver (tests/integration/keepalived/test_ka_octavia.py)
+# and its heartbeat code (bench/heartbeat.py, tests/integration/health/test_octavia_compat.py).
 .venv-octavia: $(STAMPS)/venv-octavia
 $(STAMPS)/venv-octavia:
 	@mkdir -p $(STAMPS)
@@ -87,7 +88,7 @@ $(STAMPS)/venv-octavia:
 	.venv-octavia/bin/pip install -q octavia pyroute2 'gunicorn<23' flask distro webob psutil
 	@touch $@
 
-BENCHES := agent_api plug reload dataplane render image failover
+BENCHES := agent_api plug reload dataplane render image controller heartbeat failover
 bench: deps .venv-octavia
 	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 

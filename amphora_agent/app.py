@@ -75,8 +75,10 @@ def create_app(config: AgentConfig, *, services: ServiceManager | None = None) -
         plug,
         vrrp,
     )
+    from amphora_agent.api import metrics as metrics_api
 
-    for module in (info, certificates, agent_admin, loadbalancer, members, plug, vrrp):
+    for module in (info, certificates, agent_admin, loadbalancer, members, plug, vrrp,
+                   metrics_api):
         app.register_blueprint(module.blueprint)
         agent.extensions.extend(getattr(module, "EXTENSIONS", ()))
 

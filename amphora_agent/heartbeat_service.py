@@ -48,10 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     _die_with_parent()
-    from amphora_agent.health import collect_stats, should_send_heartbeat
+    from amphora_agent.health import should_send_heartbeat
 
-    sender = heartbeat.HeartbeatSender(args.config_file, collect=collect_stats,
-                                       should_send=should_send_heartbeat)
+    sender = heartbeat.HeartbeatSender(args.config_file, should_send=should_send_heartbeat)
     signal.signal(signal.SIGTERM, lambda _sig, _frame: sender.stop())
     signal.signal(signal.SIGINT, lambda _sig, _frame: sender.stop())
     LOG.info("heartbeat sender started for %s", args.config_file)

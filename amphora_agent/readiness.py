@@ -99,8 +99,10 @@ class ServingWatch:
     """Probes the worker's request path and reports to systemd while it serves."""
 
     def __init__(self, app: WsgiApp, pool: Executor | None, interval: float,
-                 send: Callable[[str], bool] = notify) -> None:
+                 send: Callable[[str], bool] = notify,
+                 booted: Callable[[], bool] = lambda: True) -> None:
         self.app = app
+        self.booted = booted
         self.pool = pool
         self.interval = interval
         self.send = send
@@ -135,6 +137,9 @@ class ServingWatch:
         self.send("WATCHDOG=1")
 
     def run(self) -> None:
+        # post_worker_init runs just before the worker enters its accept loop.
+        while not self._stop.is_set() and not self.booted():
+            self._stop.wait(0.05)
         while not self._stop.is_set():
             due = time.monotonic() + self.interval
             self.tick()
@@ -158,6 +163,7 @@ def watch_worker(worker: Any) -> ServingWatch | None:
     if pool is None:
         LOG.warning("worker %s has no thread pool: probing from the watch thread",
                     type(worker).__name__)
-    watch = ServingWatch(worker.wsgi, pool, interval)
+    watch = ServingWatch(worker.wsgi, pool, interval,
+                         booted=lambda: bool(getattr(worker, "booted", True)))
     watch.start()
     return watch

@@ -75,6 +75,8 @@ class AgentConfig:
     keepalive_timeout: int = 30
     handshake_timeout: int = 10
     heartbeat_state_file: str = ""
+    # 3: Octavia's envelope; 4: timestamp and sequence signed, per-amphora key
+    heartbeat_version: int = 3
     # Where this config was read from; PUT /1.0/config replaces that file.
     config_file: str = field(default="", compare=False)
 
@@ -228,6 +230,7 @@ _PARSERS = {
         "keepalive_timeout": ("keepalive_timeout", lambda k, v: _int(k, v, 1, 3600)),
         "handshake_timeout": ("handshake_timeout", lambda k, v: _int(k, v, 1, 600)),
         "heartbeat_state_file": ("heartbeat_state_file", _abs_path),
+        "heartbeat_version": ("heartbeat_version", lambda k, v: int(_choice(k, v, ("3", "4")))),
     },
 }
 

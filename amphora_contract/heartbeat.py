@@ -1,61 +1,398 @@
 """The heartbeat envelope: what an amphora sends and the health manager reads.
 
-A datagram is the zlib-compressed JSON message followed by the hex
-HMAC-SHA256 of that compressed payload, keyed with ``heartbeat_key`` (the
-layout Octavia's health manager reads, envelope version 3). The agent wraps
-(:mod:`amphora_agent.heartbeat` sends); a controller unwraps.
+Two envelopes (byte layouts in docs/heartbeat.md):
+
+- **version 3**, Octavia's: zlib-compressed JSON followed by the hex
+  HMAC-SHA256 of the compressed bytes, keyed with ``heartbeat_key``. Stock
+  Octavia agents send it; stock health managers read it.
+- **version 4**, ours: a signed header (magic, amphora id, timestamp, sequence
+  number) before the same compressed JSON, signed with a per-amphora key
+  derived from the controller's one master key (:func:`derive_amphora_key`).
+  The id is readable before verification so the receiver can derive the key;
+  the MAC covers it. :class:`HeartbeatVerifier` rejects replays and stale
+  datagrams.
+
+Every rejection raises :class:`HeartbeatError` carrying a
+:class:`RejectReason`, so a receiver counts why it dropped a datagram. The
+agent wraps (:mod:`amphora_agent.heartbeat` sends); a controller unwraps.
 """
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import hmac
 import json
+import re
+import struct
+import threading
+import time
 import zlib
+from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 VERSION = 3
+VERSION_4 = 4
 DIGEST_HEX_LEN = 64
+DIGEST_LEN = 32
 MAX_DATAGRAM = 65507
 MAX_DECOMPRESSED = 1 << 20
+V4_MAGIC = b"AHB4"
+# magic, id length; then the id; then timestamp (ms), sequence number and the
+# length of the listeners section; then the pools section (docs/heartbeat.md)
+_V4_HEAD = struct.Struct("!4sB")
+_V4_TS_SEQ = struct.Struct("!QQI")
+V4_MIN_LEN = _V4_HEAD.size + 1 + _V4_TS_SEQ.size + 2 + DIGEST_LEN
+DEFAULT_MAX_AGE = 30.0
+REPLAY_WINDOW = 64
+_WINDOW_MASK = (1 << REPLAY_WINDOW) - 1
+_HKDF_SALT = b"amphora heartbeat v4"
+
+_ID = re.compile(r"[0-9A-Za-z_.:-]{1,128}")
+_ID_CHARS = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_.:-"
+MAX_ID_LEN = 128
+_AMPHORA_ID = re.compile(rb"[0-9A-Za-z][0-9A-Za-z_.-]{0,63}")
+LISTENER_STATUSES = frozenset({"OPEN", "FULL", "DOWN", "STOP"})
+POOL_STATUSES = frozenset({"UP", "DOWN", "MAINT"})
+MEMBER_STATUSES = frozenset({"UP", "DOWN", "DRAIN", "MAINT", "no check"})
+STAT_NAMES = frozenset({"tx", "rx", "conns", "totconns", "ereq"})
+_POOL_KEYS = frozenset({"status", "members"})
+_TOP_KEYS = frozenset({"id", "seq", "ver", "listeners", "pools"})
 
 
-class EnvelopeError(ValueError):
+class RejectReason(enum.Enum):
+    """Why a datagram was dropped; a receiver counts each."""
+
+    TRUNCATED = "truncated"
+    OVERSIZED = "oversized"
+    BAD_HEADER = "bad_header"
+    BAD_SIGNATURE = "bad_signature"
+    BAD_COMPRESSION = "bad_compression"
+    DECOMPRESSED_TOO_LARGE = "decompressed_too_large"
+    NOT_JSON = "not_json"
+    BAD_SCHEMA = "bad_schema"
+    REPLAYED = "replayed"
+    STALE = "stale"
+
+
+class HeartbeatError(ValueError):
     """A datagram that is not a valid, correctly signed heartbeat."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(f"{reason.value}: {detail}")
+        self.reason = reason
+
+
+# The name the agent has always imported.
+EnvelopeError = HeartbeatError
 
 
 def message(amphora_id: str | None, seq: int, listeners: dict[str, Any],
-            pools: dict[str, Any]) -> dict[str, Any]:
-    """A version-3 heartbeat message (before wrapping)."""
-    return {"id": amphora_id, "seq": seq, "ver": VERSION,
+            pools: dict[str, Any], version: int = VERSION) -> dict[str, Any]:
+    """A heartbeat message (before wrapping): Octavia's version-3 shape."""
+    return {"id": amphora_id, "seq": seq, "ver": version,
             "listeners": listeners, "pools": pools}
 
 
+def derive_amphora_key(master_key: str, amphora_id: str) -> str:
+    """The version-4 key of one amphora: HKDF-SHA256 (RFC 5869) of the master
+    key, salt ``b"amphora heartbeat v4"``, info the amphora id, 32 bytes,
+    as 64 lowercase hex digits (what the amphora's ``heartbeat_key`` holds).
+    The controller keeps only the master key."""
+    prk = hmac.digest(_HKDF_SALT, master_key.encode("utf-8"), "sha256")
+    return hmac.digest(prk, amphora_id.encode("utf-8") + b"\x01", "sha256").hex()
+
+
+def _key_bytes(amphora_key: str) -> bytes:
+    if len(amphora_key) != 2 * DIGEST_LEN:
+        raise ValueError("a version-4 key is 64 hex digits (derive_amphora_key)")
+    return bytes.fromhex(amphora_key)
+
+
+def _compress(body: dict[str, Any]) -> bytes:
+    return zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 9)
+
+
 def wrap(body: dict[str, Any], key: str) -> bytes:
-    payload = zlib.compress(json.dumps(body, separators=(",", ":")).encode(), 9)
-    digest = hmac.new(key.encode("utf-8"), payload, hashlib.sha256).hexdigest()
-    return payload + digest.encode("ascii")
+    """A version-3 envelope (Octavia's)."""
+    payload = _compress(body)
+    return payload + hmac.digest(key.encode("utf-8"), payload, "sha256").hex().encode()
 
 
-def unwrap(envelope: bytes, key: str) -> dict[str, Any]:
-    """Check the HMAC in constant time, then decompress with a size bound."""
-    if len(envelope) <= DIGEST_HEX_LEN:
-        raise EnvelopeError("datagram too short")
-    payload, digest = envelope[:-DIGEST_HEX_LEN], envelope[-DIGEST_HEX_LEN:]
-    expected = hmac.new(key.encode("utf-8"), payload, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(digest, expected):
-        raise EnvelopeError("HMAC mismatch")
+def wrap_v4(body: dict[str, Any], amphora_key: str, *, timestamp: float | None = None) -> bytes:
+    """A version-4 envelope of a :func:`message` (its ``ver`` is not sent:
+    the magic says 4). ``amphora_key`` is :func:`derive_amphora_key` of the
+    controller's master key and ``body["id"]``. Listeners and pools travel
+    as two zlib sections: pools rarely change between heartbeats, so the
+    receiver parses them again only when their bytes differ."""
+    amphora_id = str(body["id"]).encode("ascii")
+    if not _AMPHORA_ID.fullmatch(amphora_id):
+        raise ValueError("amphora id is not valid in a version-4 header")
+    ts_ms = int((time.time() if timestamp is None else timestamp) * 1000)
+    listeners = _compress({"listeners": body["listeners"]})
+    signed = b"".join((_V4_HEAD.pack(V4_MAGIC, len(amphora_id)), amphora_id,
+                       _V4_TS_SEQ.pack(ts_ms, body["seq"], len(listeners)), listeners,
+                       _compress({"pools": body["pools"]})))
+    return signed + hmac.digest(_key_bytes(amphora_key), signed, "sha256")
+
+
+def _inflate(payload: bytes | memoryview) -> Any:
     decompressor = zlib.decompressobj()
     try:
         raw = decompressor.decompress(payload, MAX_DECOMPRESSED)
     except zlib.error as exc:
-        raise EnvelopeError(f"not zlib data: {exc}") from None
+        raise HeartbeatError(RejectReason.BAD_COMPRESSION, f"not zlib data: {exc}") from None
     if decompressor.unconsumed_tail:
-        raise EnvelopeError("payload too large")
+        raise HeartbeatError(RejectReason.DECOMPRESSED_TOO_LARGE, "payload too large")
+    if not decompressor.eof:
+        raise HeartbeatError(RejectReason.BAD_COMPRESSION, "zlib stream is truncated")
     try:
-        body = json.loads(raw)
+        return json.loads(raw)
     except ValueError:
-        raise EnvelopeError("payload is not JSON") from None
-    if not isinstance(body, dict):
-        raise EnvelopeError("payload is not a JSON object")
+        raise HeartbeatError(RejectReason.NOT_JSON, "payload is not JSON") from None
+
+
+def _bad(detail: str) -> HeartbeatError:
+    return HeartbeatError(RejectReason.BAD_SCHEMA, detail)
+
+
+def _check_ids(ids: Any, count: int, what: str) -> None:
+    """Every one of ``count`` ids matches :data:`_ID`, checked for all at once
+    in C (a regex per id costs more than the whole JSON parse)."""
+    if not count:
+        return
+    try:
+        joined = "\n".join(ids).encode("ascii")
+    except (UnicodeEncodeError, TypeError):
+        raise _bad(f"{what}: an id is not valid") from None
+    # Each id brings its own characters and no "\n": the separators remain.
+    if joined.translate(None, _ID_CHARS) != b"\n" * (count - 1):
+        raise _bad(f"{what}: an id is not valid")
+    if len(joined) - (count - 1) > count * MAX_ID_LEN or b"\n\n" in joined \
+            or joined[:1] == b"\n" or joined[-1:] == b"\n":
+        raise _bad(f"{what}: an id is empty or too long")
+
+
+def _all_within(values: Any, allowed: frozenset[str]) -> bool:
+    try:
+        return allowed.issuperset(values)
+    except TypeError:  # an unhashable value: a list or an object
+        return False
+
+
+def _check_pools(pools: Any, where: str) -> None:
+    """Pools and their members, checked a layer at a time with C loops: a
+    heartbeat carries thousands of members."""
+    if type(pools) is not dict:
+        raise _bad(f"{where}: pools is not an object")
+    _check_ids(pools, len(pools), f"{where} pools")
+    entries = list(pools.values())
+    if not all(type(pool) is dict and pool.keys() == _POOL_KEYS for pool in entries):
+        raise _bad(f"{where}: a pool is not {{status, members}}")
+    if not _all_within([pool["status"] for pool in entries], POOL_STATUSES):
+        raise _bad(f"{where}: a pool status is not valid")
+    members = [pool["members"] for pool in entries]
+    if not all(type(member_map) is dict for member_map in members):
+        raise _bad(f"{where}: members is not an object")
+    _check_ids(chain.from_iterable(members), sum(map(len, members)), f"{where} members")
+    if not _all_within(chain.from_iterable(map(dict.values, members)), MEMBER_STATUSES):
+        raise _bad(f"{where}: a member status is not valid")
+
+
+def _check_listeners(listeners: Any) -> None:
+    if type(listeners) is not dict:
+        raise _bad("listeners is not an object")
+    _check_ids(listeners, len(listeners), "listeners")
+    for listener in listeners.values():
+        if type(listener) is not dict or not (
+                {"status", "stats"} <= listener.keys() <= {"status", "stats", "pools"}):
+            raise _bad("a listener is not {status, stats[, pools]}")
+        status, stats = listener["status"], listener["stats"]
+        if type(status) is not str or status not in LISTENER_STATUSES:
+            raise _bad("a listener status is not valid")
+        if type(stats) is not dict or stats.keys() != STAT_NAMES:
+            raise _bad("listener stats are not tx, rx, conns, totconns, ereq")
+        for value in stats.values():
+            if type(value) is not int or value < 0:
+                raise _bad("a listener counter is not a non-negative integer")
+        if "pools" in listener:
+            _check_pools(listener["pools"], "listener")
+
+
+def validate(body: Any, version: int) -> dict[str, Any]:
+    """Strict parse: Octavia's message shape, whole-string ids, known
+    statuses, non-negative integer counters; else BAD_SCHEMA."""
+    if type(body) is not dict:
+        raise _bad("payload is not a JSON object")
+    if body.keys() != _TOP_KEYS:
+        raise _bad("top-level keys are not id, seq, ver, listeners, pools")
+    amphora_id, seq = body["id"], body["seq"]
+    if type(amphora_id) is not str or not _ID.fullmatch(amphora_id):
+        raise _bad("id is not valid")
+    if type(seq) is not int or seq < 0:
+        raise _bad("seq is not a non-negative integer")
+    if body["ver"] != version or type(body["ver"]) is not int:
+        raise _bad(f"ver is not {version}")
+    _check_listeners(body["listeners"])
+    _check_pools(body["pools"], "message")
     return body
+
+
+def _section(payload: bytes | memoryview, name: str) -> Any:
+    """One version-4 section: a JSON object whose only key is ``name``."""
+    section = _inflate(payload)
+    if type(section) is not dict or section.keys() != {name}:
+        raise _bad(f"the {name} section is not {{{name!r}: ...}}")
+    return section[name]
+
+
+def _digest_matches(key: bytes, payload: bytes | memoryview, digest: bytes) -> bool:
+    return hmac.compare_digest(hmac.digest(key, payload, "sha256").hex().encode(), digest)
+
+
+def unwrap_v3(envelope: bytes, key: bytes) -> dict[str, Any]:
+    if len(envelope) <= DIGEST_HEX_LEN:
+        raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
+    view = memoryview(envelope)
+    if not _digest_matches(key, view[:-DIGEST_HEX_LEN], envelope[-DIGEST_HEX_LEN:]):
+        raise HeartbeatError(RejectReason.BAD_SIGNATURE, "HMAC mismatch")
+    return validate(_inflate(view[:-DIGEST_HEX_LEN]), VERSION)
+
+
+@dataclass(frozen=True)
+class V4Header:
+    """The signed header of a version-4 datagram, and where its sections are."""
+
+    amphora_id: str
+    timestamp_ms: int
+    seq: int
+    listeners_at: int
+    pools_at: int
+
+
+def peek_v4(envelope: bytes) -> V4Header | None:
+    """The header of a version-4 datagram (not yet verified); None for
+    anything else (version 3)."""
+    if envelope[:4] != V4_MAGIC:
+        return None
+    if len(envelope) < V4_MIN_LEN:
+        raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
+    start = _V4_HEAD.size + envelope[4]
+    raw_id = envelope[_V4_HEAD.size:start]
+    if not _AMPHORA_ID.fullmatch(raw_id):
+        raise HeartbeatError(RejectReason.BAD_HEADER, "amphora id is not valid")
+    if len(envelope) < start + _V4_TS_SEQ.size + 2 + DIGEST_LEN:
+        raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
+    ts_ms, seq, listeners_len = _V4_TS_SEQ.unpack_from(envelope, start)
+    listeners_at = start + _V4_TS_SEQ.size
+    pools_at = listeners_at + listeners_len
+    if listeners_len < 1 or pools_at >= len(envelope) - DIGEST_LEN:
+        raise HeartbeatError(RejectReason.TRUNCATED, "sections overrun the datagram")
+    return V4Header(raw_id.decode("ascii"), ts_ms, seq, listeners_at, pools_at)
+
+
+class HeartbeatVerifier:
+    """Verifies datagrams of both versions and keeps the version-4 replay state.
+
+    ``v3_key`` is the shared ``heartbeat_key`` of stock agents (None: version 3
+    refused); ``master_key`` derives each amphora's version-4 key (None:
+    version 4 refused). A version-4 datagram is accepted when its MAC checks,
+    its timestamp is within ``max_age`` seconds of now (either side), and its
+    sequence number is new: above the highest seen for that amphora, or
+    within the last :data:`REPLAY_WINDOW` numbers and not seen yet (UDP
+    reorders). A timestamp more than ``max_age`` past the last accepted one
+    starts a new window: the agent restarted and lost its count, and any
+    replay from before would be stale. Thread-safe.
+
+    A version-4 message's ``pools`` may be the same object as in the previous
+    message of that amphora: treat messages as read-only.
+    """
+
+    def __init__(self, *, v3_key: str | None = None, master_key: str | None = None,
+                 max_age: float = DEFAULT_MAX_AGE, max_datagram: int = MAX_DATAGRAM,
+                 clock: Any = time.time) -> None:
+        self._v3_key = v3_key.encode("utf-8") if v3_key is not None else None
+        self._master_key = master_key
+        self._max_age_ms = int(max_age * 1000)
+        self.max_datagram = max_datagram
+        self._clock = clock
+        self._keys: dict[str, bytes] = {}
+        self._pools_cache: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        # amphora id -> (highest seq, bitmap of seen seqs below it, its timestamp)
+        self._windows: dict[str, tuple[int, int, int]] = {}
+        self._lock = threading.Lock()
+
+    def _amphora_key(self, amphora_id: str) -> bytes:
+        key = self._keys.get(amphora_id)
+        if key is None:
+            assert self._master_key is not None
+            key = bytes.fromhex(derive_amphora_key(self._master_key, amphora_id))
+            if len(self._keys) > 100_000:  # bounded: ids come from the wire
+                self._keys.clear()
+            self._keys[amphora_id] = key
+        return key
+
+    def verify(self, datagram: bytes) -> dict[str, Any]:
+        """The message of a valid datagram, else :class:`HeartbeatError`."""
+        if len(datagram) > self.max_datagram:
+            raise HeartbeatError(RejectReason.OVERSIZED, "datagram too large")
+        peeked = peek_v4(datagram)
+        if peeked is None:
+            if self._v3_key is None:
+                raise HeartbeatError(RejectReason.BAD_SIGNATURE, "version 3 is not accepted")
+            return unwrap_v3(datagram, self._v3_key)
+        if self._master_key is None:
+            raise HeartbeatError(RejectReason.BAD_SIGNATURE, "version 4 is not accepted")
+        header = peeked
+        view = memoryview(datagram)
+        mac = hmac.digest(self._amphora_key(header.amphora_id), view[:-DIGEST_LEN], "sha256")
+        if not hmac.compare_digest(mac, datagram[-DIGEST_LEN:]):
+            raise HeartbeatError(RejectReason.BAD_SIGNATURE, "HMAC mismatch")
+        now_ms = int(self._clock() * 1000)
+        if abs(now_ms - header.timestamp_ms) > self._max_age_ms:
+            raise HeartbeatError(RejectReason.STALE, "timestamp outside the window")
+        listeners = _section(view[header.listeners_at:header.pools_at], "listeners")
+        _check_listeners(listeners)
+        pools = self._pools(header.amphora_id, datagram[header.pools_at:-DIGEST_LEN])
+        self._accept_seq(header)
+        return {"id": header.amphora_id, "seq": header.seq, "ver": VERSION_4,
+                "listeners": listeners, "pools": pools}
+
+    def _pools(self, amphora_id: str, section: bytes) -> dict[str, Any]:
+        """The pools section, parsed again only when its bytes changed since
+        this amphora's last verified datagram (the cache holds authentic
+        amphorae only: it is filled after the MAC checks)."""
+        cached = self._pools_cache.get(amphora_id)
+        if cached is not None and cached[0] == section:
+            return cached[1]
+        pools = _section(section, "pools")
+        _check_pools(pools, "message")
+        self._pools_cache[amphora_id] = (section, pools)
+        return pools
+
+    def _accept_seq(self, header: V4Header) -> None:
+        with self._lock:
+            state = self._windows.get(header.amphora_id)
+            if state is None or header.timestamp_ms > state[2] + self._max_age_ms:
+                self._windows[header.amphora_id] = (header.seq, 1, header.timestamp_ms)
+                return
+            highest, seen, ts_ms = state
+            if header.seq > highest:
+                shift = header.seq - highest
+                seen = ((seen << shift) | 1) & _WINDOW_MASK if shift < REPLAY_WINDOW else 1
+                # the newest timestamp stays: a replay can never look newer
+                self._windows[header.amphora_id] = (header.seq, seen,
+                                                    max(ts_ms, header.timestamp_ms))
+                return
+            offset = highest - header.seq
+            if offset >= REPLAY_WINDOW or (seen >> offset) & 1:
+                raise HeartbeatError(RejectReason.REPLAYED, "sequence number already seen")
+            self._windows[header.amphora_id] = (highest, seen | (1 << offset),
+                                                max(ts_ms, header.timestamp_ms))
+
+
+def unwrap(envelope: bytes, key: str) -> dict[str, Any]:
+    """One datagram of either version, stateless: version 3 with ``key`` as
+    the shared ``heartbeat_key``; version 4 with ``key`` as the master key
+    (staleness checked, replays not: use :class:`HeartbeatVerifier`)."""
+    return HeartbeatVerifier(v3_key=key, master_key=key).verify(envelope)

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules under controller_stub.commands, each with register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("image", "render")
+COMMAND_MODULES: tuple[str, ...] = ("image", "render", "stats")
 
 
 def build_parser() -> argparse.ArgumentParser:

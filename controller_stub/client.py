@@ -324,6 +324,12 @@ class AgentClient:
         return self.request("GET", f"/1.0/listeners/{listener_id}/udp_listener",
                             retry_not_ready=False).text
 
+    # -- extension: metrics ---------------------------------------------------
+
+    def metrics(self) -> str:
+        """Prometheus text: the agent's counters and HAProxy's exporter per LB."""
+        return self.request("GET", "/1.0/ext/metrics", retry_not_ready=False).text
+
     # -- extension: runtime member changes ------------------------------------
 
     def _servers_path(self, lb_id: str, backend: str) -> str:

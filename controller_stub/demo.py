@@ -1,12 +1,16 @@
-"""`make demo`: a load balancer end to end on the embedded default.
+"""`make demo`: load balancers declared to the controller, built on this host.
 
-On this host, with amphorae as network namespaces (the local fabric): boot an
-amphora running the real agent (gunicorn, mutual TLS), plug its VIP and a
-member network through the agent API the way Octavia's controller does,
-start two members, render an HTTP load balancer with haproxy_templates for
-what the amphora reports, push and start it, send traffic from a client
-namespace through the VIP, drain a member at runtime (no reload), and tear
-everything down. Needs root (namespaces, veth pairs).
+The embedded default: amphorae are network namespaces on the local fabric
+(the real agent under gunicorn with mutual TLS in each), state in SQLite,
+the controller's workers in this process. The demo creates a SINGLE and an
+ACTIVE_STANDBY load balancer, each with an HTTP listener and two members,
+sends traffic through both VIPs from a client namespace, shows the status
+trees, removes and re-adds a member (runtime API, no reload), changes a
+listener (new config, reload), deletes everything, and shows an
+ACTIVE_STANDBY pair failing over with its measured outage. Needs root.
+
+Each step is one method of :class:`Demo`, run in order by :meth:`Demo.run`;
+later segments (failover, issue 13) slot in as further steps.
 """
 
 from __future__ import annotations
@@ -18,62 +22,190 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
+from typing import Any
 
-from amphora_contract import agent_config
+from controller_stub import haproxy_cli
 from controller_stub.active_standby import Prober, build_pair, outage
 from controller_stub.compute import nsutil
-from controller_stub.compute.local import LocalFabric, network_body, vip_body
-from controller_stub.loadbalancer import backend_name, http_document, render_for
+from controller_stub.compute.local import LocalFabric
+from controller_stub.controller import config as config_mod
+from controller_stub.controller.daemon import Service
 
 
 def _say(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def _get(namespace: str, address: str) -> dict[str, str]:
-    import http.client
+class Demo:
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.fabric = LocalFabric(workdir)
+        self.fabric.save()
+        config = workdir / "controller.conf"
+        config.write_text(f"[controller]\nid = demo\nworkers = 2\npoll_seconds = 0.05\n"
+                          f"[database]\nurl = sqlite:///{workdir}/controller.db\n"
+                          f"[compute]\ndriver = local\nworkdir = {workdir}\n",
+                          encoding="utf-8")
+        self.service = Service(config_mod.load(config))
+        self.api = self.service.api
+        self.members: list[Any] = []
+        self.client: Any = None
+        self.lbs: dict[str, dict[str, Any]] = {}
 
-    def get() -> dict[str, str]:
-        conn = http.client.HTTPConnection(address, 80, timeout=3)
-        try:
-            conn.request("GET", "/")
-            return json.loads(conn.getresponse().read())
-        finally:
-            conn.close()
-    return nsutil.run_in(namespace, get)
+    # -- helpers -------------------------------------------------------------------
 
+    def _get(self, address: str) -> str:
+        import http.client
 
-def _spread(namespace: str, address: str, n: int = 12) -> dict[str, int]:
-    return dict(collections.Counter(_get(namespace, address)["member"] for _ in range(n)))
+        def get() -> str:
+            conn = http.client.HTTPConnection(address, 80, timeout=3)
+            try:
+                conn.request("GET", "/")
+                return json.loads(conn.getresponse().read())["member"]
+            finally:
+                conn.close()
+        return nsutil.run_in(self.client.namespace, get)
 
+    def _spread(self, address: str, n: int = 12) -> dict[str, int]:
+        return dict(collections.Counter(self._get(address) for _ in range(n)))
 
-def _failover_demo(fabric: LocalFabric, members: list, client_ns: str) -> None:
-    """ACTIVE_STANDBY: two amphorae, one VIP; the master's links go down."""
-    _say("ACTIVE_STANDBY: two more amphorae, one VIP owned by keepalived (VRRPv3)")
-    pair = build_pair(fabric, members)
-    try:
-        print(f"    VIP {pair.vip} on amphora {pair.sides[pair.holders()[0]].amphora.id}")
-        with Prober(client_ns, pair.vip) as prober:
-            prober.wait_good(time.monotonic(), timeout=15)
-            _say("the master's VIP and management links go down (new connection every 5 ms)")
+    def _wait_serving(self, address: str, expected: int, timeout: float = 20.0) -> float:
+        start = time.monotonic()
+        while True:
+            try:
+                if len(self._spread(address, 6)) == expected:
+                    return time.monotonic() - start
+            except OSError:
+                pass
+            if time.monotonic() - start > timeout:
+                raise RuntimeError(f"{address} is not serving {expected} members")
+            time.sleep(0.1)
+
+    def _reloads(self, lb_id: str) -> list[int]:
+        return [haproxy_cli.reloads(Path(a["compute_data"]["root"]) / "lib" / lb_id /
+                                    "master.sock") for a in self.api.amphorae(lb_id)]
+
+    # -- steps -------------------------------------------------------------------------
+
+    def step_members_and_client(self) -> None:
+        _say("starting the controller, two members and a client on the fabric")
+        self.service.start()
+        self.members = [self.fabric.create_member("member", name=f"member-{i}") for i in (1, 2)]
+        self.client = self.fabric.create_client("client")
+        for member in self.members:
+            print(f"    {member.name} at {member.ipv4}")
+
+    def step_create(self) -> None:
+        for topology in ("SINGLE", "ACTIVE_STANDBY"):
+            _say(f"creating the {topology} load balancer (HTTP listener, two members)")
+            profile = self.api.create_flavor_profile(
+                f"demo-{topology.lower()}", {"loadbalancer_topology": topology})
+            flavor = self.api.create_flavor(f"demo-{topology.lower()}", profile["id"])
             start = time.monotonic()
-            pair.links_down(0)
-            pair.wait(lambda: pair.holders() == [1])
-            prober.wait_good(time.monotonic())
-            time.sleep(1.0)
-            print(f"    VIP now on {pair.sides[1].amphora.id}; outage "
-                  f"{outage(list(prober.probes), start) * 1000:.0f} ms "
-                  f"({prober.failed(start)} probes failed)")
-            _say("the old master's links come back: it stays backup (nopreempt)")
-            back = time.monotonic()
-            pair.links_up(0)
-            time.sleep(2.0)
-            where = "the new master" if pair.holders() == [1] else f"amphorae {pair.holders()}"
-            print(f"    VIP still on {where}; failed probes since: {prober.failed(back)}")
-    finally:
-        pair.delete()
+            lb = self.api.create_load_balancer(name=f"demo-{topology.lower()}",
+                                               flavor_id=flavor["id"], listeners=[{
+                "name": "http", "protocol": "HTTP", "protocol_port": 80,
+                "default_pool": {"name": "web", "protocol": "HTTP",
+                                 "lb_algorithm": "ROUND_ROBIN",
+                                 "members": [{"address": str(m.ipv4), "protocol_port": 80,
+                                              "name": m.name} for m in self.members]}}])
+            print(f"    {lb['id']}: {lb['provisioning_status']}")
+            lb = self.api.wait(lb["id"], timeout=60)
+            if lb["provisioning_status"] != "ACTIVE":
+                raise RuntimeError(f"create failed: {lb.get('status_reason')}")
+            active = time.monotonic() - start
+            serving = self._wait_serving(lb["vip_address"], 2)
+            print(f"    ACTIVE after {active:.2f}s, VIP {lb['vip_address']} serving after "
+                  f"{active + serving:.2f}s")
+            for amphora in self.api.amphorae(lb["id"]):
+                print(f"    amphora {amphora['id']} {amphora['role']} "
+                      f"mgmt {amphora['lb_network_ip']} vrrp {amphora['vrrp_ip']}")
+            self.lbs[topology] = lb
+
+    def step_traffic_and_status(self) -> None:
+        for topology, lb in self.lbs.items():
+            _say(f"{topology}: 12 requests through {lb['vip_address']} and the status tree")
+            print(f"    {self._spread(lb['vip_address'])}")
+            print("    " + json.dumps(self.api.status_tree(lb["id"])["statuses"],
+                                      indent=None)[:600])
+
+    def step_member_change(self) -> None:
+        for topology, lb in self.lbs.items():
+            _say(f"{topology}: removing and re-adding member-2 (runtime API, no reload)")
+            before = self._reloads(lb["id"])
+            pool_id = lb["pools"][0]["id"]
+            member = next(m for m in self.api.get_pool(pool_id)["members"]
+                          if self.api.get_member(m["id"])["name"] == "member-2")
+            start = time.monotonic()
+            self.api.delete_member(member["id"])
+            self.api.wait(lb["id"])
+            print(f"    deleted in {time.monotonic() - start:.2f}s: "
+                  f"{self._spread(lb['vip_address'])}")
+            start = time.monotonic()
+            self.api.create_member(pool_id, address=str(self.members[1].ipv4),
+                                   protocol_port=80, name="member-2")
+            self.api.wait(lb["id"])
+            self._wait_serving(lb["vip_address"], 2)
+            print(f"    added in {time.monotonic() - start:.2f}s: "
+                  f"{self._spread(lb['vip_address'])}")
+            print(f"    HAProxy reloads per amphora: {before} -> {self._reloads(lb['id'])}")
+
+    def step_listener_change(self) -> None:
+        for topology, lb in self.lbs.items():
+            _say(f"{topology}: listener connection_limit 5000 (new config, reload)")
+            before = self._reloads(lb["id"])
+            self.api.update_listener(lb["listeners"][0]["id"], connection_limit=5000)
+            done = self.api.wait(lb["id"])
+            print(f"    {done['provisioning_status']}; reloads {before} -> "
+                  f"{self._reloads(lb['id'])}; {self._spread(lb['vip_address'])}")
+
+    def step_delete(self) -> None:
+        _say("deleting both load balancers (cascade)")
+        for lb in self.lbs.values():
+            self.api.delete_load_balancer(lb["id"], cascade=True)
+        for lb in self.lbs.values():
+            self.api.wait_deleted(lb["id"])
+        self.lbs.clear()
+        print(f"    load balancers left: {self.api.list_load_balancers()}")
+
+    def step_failover(self) -> None:
+        """An ACTIVE_STANDBY pair pushed through the agent API directly
+        (controller_stub/active_standby.py, with HAProxy tracking), failing over."""
+        _say("failover: two more amphorae, one VIP owned by keepalived (VRRPv3)")
+        pair = build_pair(self.fabric, self.members)
+        try:
+            print(f"    VIP {pair.vip} on amphora {pair.sides[0].amphora.id}")
+            with Prober(self.client.namespace, pair.vip) as prober:
+                prober.wait_good(time.monotonic(), timeout=15)
+                _say("failover: the master's VIP and management links go down "
+                     "(a new connection every 5 ms)")
+                start = time.monotonic()
+                pair.links_down(0)
+                pair.wait(lambda: pair.holders() == [1])
+                prober.wait_good(time.monotonic())
+                time.sleep(1.0)
+                print(f"    VIP now on {pair.sides[1].amphora.id}; outage "
+                      f"{outage(list(prober.probes), start) * 1000:.0f} ms "
+                      f"({prober.failed(start)} probes failed)")
+                _say("failover: the old master's links come back; it stays backup (nopreempt)")
+                back = time.monotonic()
+                pair.links_up(0)
+                time.sleep(2.0)
+                where = "the new master" if pair.holders() == [1] else f"{pair.holders()}"
+                print(f"    VIP still on {where}; failed probes since: {prober.failed(back)}")
+        finally:
+            pair.delete()
+
+    def run(self) -> None:
+        for step in (self.step_members_and_client, self.step_create,
+                     self.step_traffic_and_status, self.step_member_change,
+                     self.step_listener_change, self.step_delete, self.step_failover):
+            step()
+
+    def close(self) -> None:
+        self.service.stop()
+        self.fabric.teardown()
 
 
 def main() -> int:
@@ -81,68 +213,17 @@ def main() -> int:
         print("make demo needs root: it creates network namespaces", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="amp-demo-", dir="/tmp"))
-    fabric = LocalFabric(workdir)
+    demo = None
     try:
-        _say("booting an amphora (namespace + real agent with mTLS)")
-        start = time.monotonic()
-        amphora = fabric.create_amphora()
-        client = fabric.client(amphora)
-        print(f"    amphora {amphora.id} agent at https://{amphora.mgmt_ip}:9443 "
-              f"ready in {time.monotonic() - start:.2f}s")
-        print(f"    /1.0/info: {json.dumps(client.info())}")
-
-        _say("plugging the VIP and a member network (Nova attaches, the agent plugs)")
-        vip = fabric.hotplug_port(amphora, "vip")
-        member_port = fabric.hotplug_port(amphora, "member")
-        print(f"    {client.plug_vip(str(vip.ipv4), vip_body(vip, ipv6=True))['details']}")
-        print(f"    {client.plug_network(network_body(member_port))['details']}")
-
-        _say("starting two members and a client")
-        members = [fabric.create_member("member", name=f"member-{i}") for i in (1, 2)]
-        user = fabric.create_client("client")
-        for member in members:
-            print(f"    {member.name} at {member.ipv4}")
-
-        _say("rendering an HTTP load balancer for this amphora and pushing it")
-        member_ids = [str(uuid.uuid4()) for _ in members]
-        document = http_document(amphora_id=amphora.id, vip=str(vip.ipv4),
-                                 additional_vips=[str(vip.ipv6)],
-                                 members=[(mid, str(m.ipv4))
-                                          for mid, m in zip(member_ids, members, strict=True)])
-        config = agent_config.load(amphora.config_file)
-        text = render_for(client, document, amphora_id=amphora.id,
-                          base_path=config.base_path, cert_dir=config.base_cert_dir)
-        lb_id = document["id"]
-        client.upload_haproxy(amphora.id, lb_id, text)
-        print(f"    {client.lb_action(lb_id, 'start')['details'].splitlines()[-1]}")
-        print(f"    listeners: {json.dumps(client.listeners())}")
-
-        deadline = time.monotonic() + 15
-        while len(_spread(user.namespace, str(vip.ipv4))) < 2:
-            if time.monotonic() > deadline:
-                raise RuntimeError("members never came up")
-            time.sleep(0.2)
-        for address in (str(vip.ipv4), str(vip.ipv6)):
-            print(f"    12 requests to {address}: {_spread(user.namespace, address)}")
-
-        _say("draining member-1 at runtime (HAProxy runtime API, no reload)")
-        backend = backend_name(document)
-        start = time.monotonic()
-        applied = client.set_server(lb_id, backend, member_ids[0], state="drain")
-        print(f"    applied by {applied} in {(time.monotonic() - start) * 1000:.1f} ms")
-        print(f"    12 requests: {_spread(user.namespace, str(vip.ipv4))}")
-        client.set_server(lb_id, backend, member_ids[0], state="ready")
-        print(f"    ready again: {_spread(user.namespace, str(vip.ipv4))}")
-
-        client.delete_listener(lb_id)
-        client.close()
-        _failover_demo(fabric, members, user.namespace)
-        _say("tearing the fabric down")
+        demo = Demo(workdir)
+        demo.run()
         return 0
     finally:
-        fabric.teardown()
+        leftovers: list[str] = []
+        if demo is not None:
+            demo.close()
+            leftovers = demo.fabric.leftovers()
         shutil.rmtree(workdir, ignore_errors=True)
-        leftovers = fabric.leftovers()
         print(f"    left behind: {leftovers or 'nothing'}")
 
 

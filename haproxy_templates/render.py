@@ -104,6 +104,9 @@ class RenderOptions:
     stick_table_size: str = "10k"
     persistence_cookie: str = "SRV"
     prometheus_bind: str | None = None  # e.g. "127.0.0.1:9101": internal exporter frontend
+    # the exporter on {base_path}/{lb_id}/prometheus.sock, where the agent's
+    # /1.0/ext/metrics reads it (docs/agent.md, "Metrics")
+    prometheus_socket: bool = False
 
 
 _AMPHORA_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -578,7 +581,12 @@ def render(lb: LoadBalancer | Mapping[str, Any], *, amphora_id: str, target: Tar
                                           peers["name"] if peers else None)
     if options.prometheus_bind:
         ctx.require("prometheus_exporter", "options.prometheus_bind")
+    prometheus_socket = None
+    if options.prometheus_socket:
+        ctx.require("prometheus_exporter", "options.prometheus_socket")
+        prometheus_socket = f"{options.base_path.rstrip('/')}/{lb.id}/prometheus.sock"
     text = _environment().get_template("haproxy.cfg.j2").render(
+        prometheus_socket=prometheus_socket,
         lb=lb, amphora_id=amphora_id, peer_name=peer_name(amphora_id), opts=options,
         glob=glob, defaults=options.defaults, ms=_ms, peers=peers, frontends=frontends,
         backends=list(backends.values()),

@@ -89,7 +89,7 @@ def places(layout: LbLayout, cert_dir: Path) -> Places:
         exact=frozenset({_real(base / f"{layout.lb_id}.sock")}),
         reserved=frozenset(_real(p) for p in (
             layout.config, layout.last_good, layout.amphora_id_file, layout.pid_file,
-            layout.master_socket, layout.lock_file)),
+            layout.master_socket, layout.lock_file, layout.heartbeat_held)),
         syslog=frozenset(_real(p) for p in SYSLOG_SOCKETS),
         check_commands=frozenset({_real(Path(OCTAVIA_BASE_PATH) / PING_WRAPPER),
                                   _real(base / PING_WRAPPER)}),

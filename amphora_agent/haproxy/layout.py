@@ -42,6 +42,17 @@ class LbLayout:
         return self.directory / "master.sock"
 
     @property
+    def heartbeat_held(self) -> Path:
+        """The worker pids the heartbeat process holds (amphora_agent/health.py)."""
+        return self.directory / "heartbeat-held"
+
+    @property
+    def prometheus_socket(self) -> Path:
+        """Where a config may bind HAProxy's Prometheus exporter for the agent's
+        /1.0/ext/metrics (docs/agent.md, "Metrics")."""
+        return self.directory / "prometheus.sock"
+
+    @property
     def lock_file(self) -> Path:
         return self.directory / ".lock"
 

@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from amphora_agent import fileutil
+from amphora_agent import fileutil, health, metrics
 from amphora_agent.certstore import CertStore
 from amphora_agent.config import AgentConfig
 from amphora_agent.errors import ApiError, InvalidRequest, NotFound
@@ -139,6 +139,7 @@ class LoadBalancers:
                                     self.places(layout))
                     ok, output = process.check(self.config.haproxy_cmd, layout, staged, amp_id)
                     if not ok:
+                        metrics.count(self.config, "config_validation_failures")
                         raise InvalidRequest(output)
                 fileutil.atomic_write(layout.amphora_id_file, amp_id.encode())
                 self.services.install(self.spec(layout))
@@ -248,6 +249,7 @@ class LoadBalancers:
         except (ServiceError, sockets.SocketError, TimeoutError) as exc:
             output = getattr(exc, "output", "") or str(exc)
             if self._restore_last_good(layout) and self._started(layout):
+                metrics.count(self.config, "haproxy_rollbacks")
                 raise StartFailed(f"{output}\nrolled back to the last known good "
                                   "configuration, which is running") from exc
             raise StartFailed(output) from exc
@@ -285,10 +287,13 @@ class LoadBalancers:
             ok, output = self._master_reload(layout)
             if ok:
                 self._mark_good(layout)
+                metrics.count(self.config, "haproxy_reloads")
                 return f"Configuration file is valid\nhaproxy daemon for {layout.lb_id} reloaded"
+            metrics.count(self.config, "haproxy_reload_failures")
             if self._restore_last_good(layout):
                 restored, restore_output = self._master_reload(layout)
                 if restored:
+                    metrics.count(self.config, "haproxy_rollbacks")
                     raise ReloadFailed(f"{output}\nrolled back to the last known good "
                                        "configuration, which is running")
                 output += "\nrollback failed too:\n" + restore_output
@@ -301,6 +306,7 @@ class LoadBalancers:
         for _attempt in range(RELOAD_ATTEMPTS):
             try:
                 before = sockets.show_proc(master)
+                health.await_held(self.config, layout, before.workers)
                 sockets.command(master, "reload")
             except sockets.SocketError as exc:
                 last_error = str(exc)

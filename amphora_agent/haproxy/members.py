@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from amphora_agent import fileutil
+from amphora_agent import fileutil, metrics
 from amphora_agent.errors import Conflict, InvalidRequest, NotFound
 from amphora_agent.haproxy import cfgfile, process, sockets
 from amphora_agent.haproxy.layout import LbLayout
@@ -308,6 +308,7 @@ class Members:
                     LOG.info("runtime API refused (%s); applying with a reload", exc)
                 else:
                     self._persist(layout, backend, server, change, options)
+                    metrics.count(self.lbs.config, "runtime_changes")
                     return "runtime"
             self._apply_with_reload(layout, edit_config(text, backend, server, change,
                                                         add_options=options))
@@ -331,6 +332,7 @@ class Members:
                     LOG.info("runtime API refused (%s); applying with a reload", exc)
                 else:
                     self._persist(layout, backend, server, None, [])
+                    metrics.count(self.lbs.config, "runtime_changes")
                     return "runtime"
             self._apply_with_reload(layout, edit_config(text, backend, server, None))
             return "reload"
@@ -395,6 +397,7 @@ class Members:
                 ok, output = process.check(self.lbs.config.haproxy_cmd, layout, staged,
                                            amphora_id)
                 if not ok:
+                    metrics.count(self.lbs.config, "config_validation_failures")
                     raise InvalidRequest(output)
             if self.lbs.services.is_running(layout.service_name):
                 self.lbs.action(layout.lb_id, "reload")

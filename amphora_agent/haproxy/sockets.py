@@ -36,7 +36,11 @@ def command(path: str, line: str, timeout: float = TIMEOUT) -> str:
 
 def show_stat(path: str, prefix: str = "") -> list[dict[str, str]]:
     """``show stat`` as dicts (``prefix`` targets a worker via the master CLI)."""
-    text = command(path, f"{prefix}show stat")
+    return parse_stat(command(path, f"{prefix}show stat"))
+
+
+def parse_stat(text: str) -> list[dict[str, str]]:
+    """The CSV of ``show stat`` as dicts."""
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines or not lines[0].startswith("# "):
         raise SocketError(f"unexpected show stat reply: {text[:200]!r}")

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import logging
 import os
 import secrets
@@ -186,18 +187,12 @@ class LocalFabric:
         self.ca_file.write_bytes(self.ca.cert_pem)
         self.client_cert = self.ca.issue_client("controller").write(self.workdir /
                                                                     "controller.pem")
-        self._host_ns_done = threading.Event()
-        self._host_ns_thread = threading.Thread(target=self._host_ns_done.wait, daemon=True,
-                                                name=f"{self.prefix}-host-netns")
-        self._host_ns_thread.start()
-        self.keepalived_cmd = self.workdir / "keepalived"
-        self.keepalived_cmd.write_text(_KEEPALIVED_WRAPPER.format(
-            keepalived=KEEPALIVED, pid=os.getpid(), tid=self._host_ns_thread.native_id))
-        self.keepalived_cmd.chmod(0o755)
+        self._keepalived_wrapper()
         self.networks: dict[str, Network] = {}
         self.amphorae: list[Amphora] = []
         self.endpoints: list[Endpoint] = []
         self._counter = 0
+        self.owned = True
         try:
             nsutil.create(self.namespace)
             for key in ("net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"):
@@ -208,6 +203,62 @@ class LocalFabric:
         except BaseException:
             self.teardown()
             raise
+
+    # -- sharing one fabric between processes --------------------------------------
+
+    def save(self) -> Path:
+        """Write ``fabric.json`` (and the CA key, 0600) so other processes can attach."""
+        self.ca.write(self.workdir / "ca")
+        description = {"prefix": self.prefix, "networks": {
+            n.name: [str(n.ipv4), str(n.ipv6) if n.ipv6 else None]
+            for n in self.networks.values()}}
+        path = self.workdir / "fabric.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(description, handle)
+        return path
+
+    @classmethod
+    def attach(cls, workdir: str | os.PathLike[str]) -> LocalFabric:
+        """A view of a fabric another process created and saved; creates nothing.
+
+        Its teardown removes only what this view created. Address allocation
+        through :meth:`Network.allocate` is per process: callers sharing a
+        fabric allocate from disjoint ranges (the controller's local compute
+        driver allocates under a file lock from the upper half).
+        """
+        base = Path(workdir)
+        description = json.loads((base / "fabric.json").read_text(encoding="utf-8"))
+        self = cls.__new__(cls)
+        self.prefix = description["prefix"]
+        self.workdir = base
+        self.namespace = f"{self.prefix}-fab"
+        if not netns.exists(self.namespace):
+            raise RuntimeError(f"fabric namespace {self.namespace} does not exist")
+        self.ca = CertificateAuthority.load(base / "ca" / "ca.pem", base / "ca" / "ca.key")
+        self.ca_file = base / "ca.pem"
+        self.client_cert = base / "controller.pem"
+        self.networks = {}
+        for name, (v4, v6) in description["networks"].items():
+            ipv4 = ipaddress.IPv4Network(v4)
+            ipv6 = ipaddress.IPv6Network(v6) if v6 else None
+            self.networks[name] = Network(name, f"br-{name}"[:15], ipv4, ipv6)
+        self.amphorae, self.endpoints = [], []
+        self._counter = 0
+        self.owned = False
+        self._keepalived_wrapper()
+        return self
+
+    def _keepalived_wrapper(self) -> None:
+        """This process's ``keepalived_cmd`` for its amphorae (see _KEEPALIVED_WRAPPER)."""
+        self._host_ns_done = threading.Event()
+        self._host_ns_thread = threading.Thread(target=self._host_ns_done.wait, daemon=True,
+                                                name=f"{self.prefix}-host-netns")
+        self._host_ns_thread.start()
+        self.keepalived_cmd = self.workdir / f"keepalived-{os.getpid()}"
+        self.keepalived_cmd.write_text(_KEEPALIVED_WRAPPER.format(
+            keepalived=KEEPALIVED, pid=os.getpid(), tid=self._host_ns_thread.native_id))
+        self.keepalived_cmd.chmod(0o755)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -230,9 +281,9 @@ class LocalFabric:
                            capture_output=True)
 
     def _veth(self, network: Network, peer_namespace: str, peer_name: str,
-              mac: str | None = None) -> str:
+              mac: str | None = None, local_name: str | None = None) -> str:
         """A veth on ``network``'s bridge with its peer in ``peer_namespace``."""
-        local = self._name("v")
+        local = local_name or self._name("v")
         peer: dict[str, Any] = {"ifname": peer_name, "net_ns_fd": netns.path(peer_namespace)}
         if mac:
             peer["address"] = mac
@@ -487,7 +538,7 @@ class LocalFabric:
                 self.delete_endpoint(endpoint)
             except Exception as exc:
                 errors.append(exc)
-        for name in nsutil.listed(self.prefix):
+        for name in nsutil.listed(self.prefix) if self.owned else []:
             try:
                 nsutil.delete(name)
             except Exception as exc:

@@ -4,12 +4,12 @@ that keep what a draining old worker carries after a reload."""
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 import uuid
 
 from amphora_agent import health
 from amphora_contract import agent_config, netns
-from amphora_contract import vrrp as vrrp_paths
 from controller_stub import haproxy_cli
 from controller_stub.local_agent import RunningAgent, free_port
 from controller_stub.octavia_style import OctaviaStyleConfig
@@ -122,11 +122,24 @@ def test_statuses_and_deltas_across_a_reload(agent: RunningAgent, lb_namespace: 
         member.close()
 
 
-def test_heartbeat_silent_when_vrrp_configured_but_keepalived_down(agent: RunningAgent) -> None:
+def test_heartbeat_silent_when_vrrp_configured_but_keepalived_down(
+        agent: RunningAgent, lb_namespace: str) -> None:
     config = agent_config.load(agent.config_file)
     assert health.should_send_heartbeat(config)
     vrrp = agent.base_path / "vrrp"
     vrrp.mkdir(parents=True)
-    # the file PUT /1.0/vrrp/upload installs (amphora_contract/vrrp.py)
-    (vrrp / vrrp_paths.CONFIG_NAME).write_text("global_defs {}\n")
+    conf = vrrp / "octavia-keepalived.conf"  # the name Octavia's agent uses
+    conf.write_text("global_defs {\n    router_id amphora\n}\n")
     assert not health.should_send_heartbeat(config)
+    # control: with keepalived running that config, heartbeats go again
+    keepalived = subprocess.Popen(
+        ["ip", "netns", "exec", lb_namespace, "/usr/sbin/keepalived", "--dont-fork",
+         "--log-console", "-f", str(conf), "-p", str(vrrp / "k.pid"),
+         "-r", str(vrrp / "v.pid"), "-c", str(vrrp / "c.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: health.should_send_heartbeat(config), "keepalived to be seen")
+    finally:
+        keepalived.terminate()
+        keepalived.wait(10)
+    _wait_for(lambda: not health.should_send_heartbeat(config), "keepalived to be gone")

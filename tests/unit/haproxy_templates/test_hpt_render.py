@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from hpt_cases import AMP_A, AMP_B, GOLDEN_TARGET, LB_ID, case, uid
+from hpt_pki import PKI
+from hpt_render import assert_valid, base_dir_of, render_checked
 
 from haproxy_templates import RenderOptions, Target, ValidationError, peer_name, render
 
@@ -164,3 +167,16 @@ def test_prometheus_service_and_internal_exporter() -> None:
                   options=RenderOptions(prometheus_bind="127.0.0.1:9101"))
     assert text.count("http-request use-service prometheus-exporter if { path /metrics }") == 2
     assert "disabled" in lines(text, "disabled")
+
+
+def test_internal_exporter_on_a_unix_socket_in_the_lb_directory(tmp_path: Path,
+                                                                pki: PKI) -> None:
+    """Where the agent's /1.0/ext/metrics reads HAProxy's exporter (docs/agent.md)."""
+    text, checked = render_checked(case("prometheus"), tmp_path, pki,
+                                   options=RenderOptions(prometheus_socket=True))
+    assert_valid(checked, text)
+    base = base_dir_of(text)
+    assert f'bind "unix@{base}/{LB_ID}/prometheus.sock" mode 600' in lines(text, "bind ")
+    assert text.count("http-request use-service prometheus-exporter if { path /metrics }") == 2
+    plain = render(case("prometheus"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert "prometheus.sock" not in plain

@@ -1,0 +1,230 @@
+"""Compute drivers: where amphorae come from.
+
+The interface is what a flow step needs: boot an amphora (idempotent per
+amphora id, so a resumed step simply repeats it), attach a port on a network
+with an address, hand out the agent client, and delete everything an amphora
+owns. ``local`` (the default) runs amphorae as namespaces on the fabric of
+:mod:`controller_stub.compute.local`; the OpenStack driver is issue 13.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from controller_stub.agent_process import AgentProcess
+from controller_stub.client import AgentClient, Timeouts
+from controller_stub.compute import nsutil
+from controller_stub.compute.local import AGENT_PORT, FabricAgentClient, LocalFabric, Network
+from controller_stub.provision import AgentSettings, write_amphora_files
+
+
+@dataclass(frozen=True)
+class PortInfo:
+    """A port attached to an amphora: what the agent's plug bodies need."""
+
+    network: str
+    mac: str
+    ipv4: str
+    ipv6: str | None
+    subnet_cidr: str
+    gateway: str
+    subnet_cidr6: str | None
+    gateway6: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class ComputeDriver(Protocol):
+    def boot(self, amphora_id: str, *, topology: str, flavor: dict[str, Any],
+             zone: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
+        """Boot (or re-boot from scratch) ``amphora_id``; returns its compute data."""
+
+    def allocate_address(self, owner: str, network: str) -> tuple[str, str | None]:
+        """An address on ``network`` held by ``owner`` (the same one on a repeat call)."""
+
+    def attach_port(self, amphora_id: str, compute_data: dict[str, Any], network: str,
+                    purpose: str) -> PortInfo:
+        """Attach a NIC on ``network`` to the amphora (idempotent per purpose)."""
+
+    def client(self, amphora_id: str, compute_data: dict[str, Any], *, retries: int,
+               retry_interval: float, timeout: float) -> AgentClient:
+        """An mTLS client for the amphora's agent."""
+
+    def delete(self, amphora_id: str, compute_data: dict[str, Any]) -> None:
+        """Remove the amphora and everything it holds; absent is fine."""
+
+    def release(self, owner: str) -> None:
+        """Release every address ``owner`` holds."""
+
+
+class LocalComputeDriver:
+    """Amphorae as namespaces on a local fabric, shared safely by several processes.
+
+    Addresses are allocated from the upper half of each subnet (the lower half
+    is for members and clients a test or the demo creates), recorded in
+    ``allocations.json`` under an exclusive file lock, keyed by owner, so a
+    repeated allocation after a crash returns the same address and deleting
+    an owner frees it.
+    """
+
+    # keepalived's vrrp_track_process needs the kernel's process connector,
+    # which answers only in the initial network namespace. Here the agent (and
+    # so the keepalived it starts) lives in the amphora's namespace, so every
+    # tracked HAProxy would read as missing and both sides stay in FAULT; on a
+    # real amphora the agent runs in the VM's initial namespace.
+    vrrp_track_haproxy = False
+
+    def __init__(self, workdir: str | os.PathLike[str]) -> None:
+        self.workdir = Path(workdir)
+        if (self.workdir / "fabric.json").exists():
+            self.fabric = LocalFabric.attach(self.workdir)
+        else:
+            self.fabric = LocalFabric(self.workdir)
+            self.fabric.save()
+        self.owns_fabric = self.fabric.owned
+        self._lock_path = self.workdir / "allocations.lock"
+        self._state_path = self.workdir / "allocations.json"
+
+    # -- addresses -------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _allocations(self) -> Any:
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            state: dict[str, dict[str, str]] = {}
+            if self._state_path.exists():
+                state = json.loads(self._state_path.read_text(encoding="utf-8"))
+            yield state
+            tmp = self._state_path.with_suffix(".tmp")
+            tfd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(tfd, "w", encoding="utf-8") as handle:
+                json.dump(state, handle)
+            os.replace(tmp, self._state_path)
+        finally:
+            os.close(fd)
+
+    def _number(self, owner: str, network: Network) -> int:
+        with self._allocations() as state:
+            used = state.setdefault(network.name, {})
+            for number, holder in used.items():
+                if holder == owner:
+                    return int(number)
+            first = max(16, network.ipv4.num_addresses // 2)
+            for number in range(first, network.ipv4.num_addresses - 1):
+                if str(number) not in used:
+                    used[str(number)] = owner
+                    return number
+        raise RuntimeError(f"network {network.name} has no free address")
+
+    def allocate_address(self, owner: str, network: str) -> tuple[str, str | None]:
+        net = self.fabric.networks[network]
+        number = self._number(owner, net)
+        v6 = None if net.ipv6 is None else str(net.ipv6.network_address + number)
+        return str(net.ipv4.network_address + number), v6
+
+    def release(self, owner: str) -> None:
+        with self._allocations() as state:
+            for used in state.values():
+                for number in [n for n, holder in used.items()
+                               if holder == owner or holder.startswith(owner + ":")]:
+                    del used[number]
+
+    # -- amphorae ----------------------------------------------------------------
+
+    def _names(self, amphora_id: str) -> tuple[str, str, Path]:
+        short = amphora_id.replace("-", "")[:10]
+        namespace = f"{self.fabric.prefix}-a{short}"
+        return namespace, f"{namespace}-hap", self.workdir / f"a{short}"
+
+    def boot(self, amphora_id: str, *, topology: str, flavor: dict[str, Any],
+             zone: dict[str, Any] | None, timeout: float = 30.0) -> dict[str, Any]:
+        namespace, haproxy_namespace, root = self._names(amphora_id)
+        # A repeated boot (the step resumed after a crash) starts from nothing.
+        self._remove(namespace, haproxy_namespace, root, [])
+        mgmt = self.fabric.networks[flavor.get("amp_boot_network", "mgmt")]
+        mgmt_ip, _ = self.allocate_address(f"{amphora_id}:mgmt", mgmt.name)
+        options = {"namespace": haproxy_namespace, "service_manager": "direct"}
+        settings = AgentSettings(amphora_id=amphora_id, bind_host=mgmt_ip,
+                                 bind_port=AGENT_PORT, topology=topology, amphora=options)
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        config_file = write_amphora_files(root, settings, self.fabric.ca,
+                                          self.fabric.ca.cert_pem)
+        mgmt_link = f"{self.fabric.prefix}m{secrets.token_hex(3)}"
+        data: dict[str, Any] = {"namespace": namespace, "haproxy_namespace": haproxy_namespace,
+                                "root": str(root), "mgmt_ip": mgmt_ip, "links": [mgmt_link],
+                                "ports": {}, "config_file": str(config_file),
+                                # one host, one zone: recorded for the operator
+                                "compute_zone": (zone or {}).get("compute_zone")}
+        try:
+            nsutil.create(namespace)
+            self.fabric._veth(mgmt, namespace, "eth0", local_name=mgmt_link)
+            self.fabric._configure_endpoint(namespace, "eth0", mgmt,
+                                            ipaddress.IPv4Address(mgmt_ip), None,
+                                            default_route=False)
+            process = AgentProcess(config_file, namespace=namespace)
+            process.start()
+            with self.client(amphora_id, data, retries=0, retry_interval=0.05,
+                             timeout=2.0) as client:
+                process.wait_ready(client, timeout)
+        except BaseException:
+            self._remove(namespace, haproxy_namespace, root, data["links"])
+            raise
+        return data
+
+    def attach_port(self, amphora_id: str, compute_data: dict[str, Any], network: str,
+                    purpose: str) -> PortInfo:
+        known = compute_data.setdefault("ports", {}).get(purpose)
+        if known:
+            return PortInfo(**known)
+        net = self.fabric.networks[network]
+        ipv4, ipv6 = self.allocate_address(f"{amphora_id}:{purpose}", network)
+        mac = "fa:16:3e:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(3))
+        link = f"{self.fabric.prefix}p{secrets.token_hex(3)}"
+        self.fabric._veth(net, compute_data["namespace"], f"eth{len(compute_data['links'])}",
+                          mac, local_name=link)
+        compute_data["links"].append(link)
+        port = PortInfo(network, mac, ipv4, ipv6, str(net.ipv4), str(net.gateway4),
+                        str(net.ipv6) if net.ipv6 else None,
+                        str(net.gateway6) if net.gateway6 else None)
+        compute_data["ports"][purpose] = port.as_dict()
+        return port
+
+    def client(self, amphora_id: str, compute_data: dict[str, Any], *, retries: int,
+               retry_interval: float, timeout: float) -> AgentClient:
+        return FabricAgentClient(self.fabric.namespace, compute_data["mgmt_ip"], amphora_id,
+                                 ca_file=str(self.fabric.ca_file),
+                                 client_cert=str(self.fabric.client_cert), port=AGENT_PORT,
+                                 retries=retries, retry_interval=retry_interval,
+                                 timeouts=Timeouts(connect=min(timeout, 5.0), read=timeout))
+
+    def delete(self, amphora_id: str, compute_data: dict[str, Any]) -> None:
+        namespace, haproxy_namespace, root = self._names(amphora_id)
+        self._remove(namespace, haproxy_namespace, root, compute_data.get("links", []))
+        self.release(amphora_id)
+
+    def _remove(self, namespace: str, haproxy_namespace: str, root: Path,
+                links: list[str]) -> None:
+        nsutil.delete(haproxy_namespace)
+        nsutil.delete(namespace)
+        self.fabric._delete_links(links)
+        shutil.rmtree(root, ignore_errors=True)
+
+    def namespaces(self) -> list[str]:
+        return nsutil.listed(f"{self.fabric.prefix}-a")
+
+
+def make_driver(name: str, options: dict[str, str]) -> ComputeDriver:
+    if name == "local":
+        return LocalComputeDriver(options["workdir"])
+    raise ValueError(f"unknown compute driver {name!r} (available: local)")

@@ -1,0 +1,101 @@
+"""``amphora-controller`` configuration: an INI file (keys in docs/controller.md)."""
+
+from __future__ import annotations
+
+import configparser
+import os
+import re
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller_stub.controller.flows import Budget
+
+_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_DRIVERS = ("local",)
+_IMAGE_SOURCES = ("local", "glance")
+
+
+@dataclass
+class ControllerConfig:
+    controller_id: str = field(default_factory=socket.gethostname)
+    workers: int = 2
+    lease_seconds: float = 10.0
+    poll_seconds: float = 0.5
+    database_url: str = "sqlite:////var/lib/amphora/controller.db"
+    compute_driver: str = "local"
+    compute_workdir: str = "/var/lib/amphora/fabric"
+    image_source: str = "local"
+    glance_cloud: str | None = None
+    image_cache_seconds: float = 300.0
+    budget: Budget = field(default_factory=Budget)
+    housekeeping_interval: float = 60.0
+    flow_retention: float = 3600.0
+    log_level: str = "INFO"
+
+
+def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
+           high: float) -> float:
+    value = section.getfloat(key, fallback=default)
+    if not low <= value <= high:
+        raise ValueError(f"[{section.name}] {key}: must be {low}..{high}")
+    return value
+
+
+def _int(section: configparser.SectionProxy, key: str, default: int, low: int,
+         high: int) -> int:
+    value = section.getint(key, fallback=default)
+    if not low <= value <= high:
+        raise ValueError(f"[{section.name}] {key}: must be {low}..{high}")
+    return value
+
+
+def load(path: str | os.PathLike[str]) -> ControllerConfig:
+    parser = configparser.ConfigParser(interpolation=None)
+    if not parser.read(Path(path)):
+        raise FileNotFoundError(f"cannot read config file {path}")
+    for name in ("controller", "database", "compute", "images", "budget", "housekeeping"):
+        if not parser.has_section(name):
+            parser.add_section(name)
+    known = {"controller", "database", "compute", "images", "budget", "housekeeping"}
+    unknown = set(parser.sections()) - known
+    if unknown:
+        raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
+    c, d = parser["controller"], ControllerConfig()
+    cfg = ControllerConfig(
+        controller_id=c.get("id", fallback=d.controller_id),
+        workers=_int(c, "workers", d.workers, 1, 64),
+        lease_seconds=_float(c, "lease_seconds", d.lease_seconds, 1, 3600),
+        poll_seconds=_float(c, "poll_seconds", d.poll_seconds, 0.01, 60),
+        log_level=c.get("log_level", fallback=d.log_level).upper(),
+        database_url=parser["database"].get("url", fallback=d.database_url),
+        compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
+        compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
+        image_source=parser["images"].get("source", fallback=d.image_source),
+        glance_cloud=parser["images"].get("cloud", fallback=None),
+        image_cache_seconds=_float(parser["images"], "cache_seconds",
+                                   d.image_cache_seconds, 0, 86400),
+        budget=Budget(
+            attempts=_int(parser["budget"], "attempts", d.budget.attempts, 1, 100),
+            seconds=_float(parser["budget"], "seconds", d.budget.seconds, 0.1, 3600),
+            backoff=_float(parser["budget"], "backoff", d.budget.backoff, 0, 60),
+            agent_timeout=_float(parser["budget"], "agent_timeout", d.budget.agent_timeout,
+                                 0.1, 600),
+            boot_timeout=_float(parser["budget"], "boot_timeout", d.budget.boot_timeout,
+                                1, 3600)),
+        housekeeping_interval=_float(parser["housekeeping"], "interval",
+                                     d.housekeeping_interval, 0.1, 86400),
+        flow_retention=_float(parser["housekeeping"], "flow_retention", d.flow_retention,
+                              0, 30 * 86400),
+    )
+    if not _ID_RE.fullmatch(cfg.controller_id):
+        raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if cfg.compute_driver not in _DRIVERS:
+        raise ValueError(f"[compute] driver: one of {', '.join(_DRIVERS)}")
+    if cfg.image_source not in _IMAGE_SOURCES:
+        raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
+    if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):
+        raise ValueError("[database] url: a sqlite:// or postgresql:// URL")
+    if cfg.lease_seconds <= cfg.budget.agent_timeout:
+        raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
+    return cfg

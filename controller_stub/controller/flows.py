@@ -1,0 +1,533 @@
+"""Flows: each change is an ordered list of idempotent steps, persisted.
+
+A flow row records its kind, the next step to run and who holds its lease.
+The worker runs one step at a time: it does the work outside any
+transaction, then advances ``flow.step`` in one update fenced by the lease
+version, so a controller that lost its lease can never move a flow forward.
+A step that raises is retried within its :class:`Budget` (attempts and a
+wall-clock limit); once spent, the flow fails: every PENDING object of the
+LB goes to ERROR with the reason, the LB too. Nothing is left PENDING.
+Because every step is idempotent (a re-boot of an amphora starts from
+scratch, configs are replaced whole, member changes are upserts), a flow
+taken over after a crash simply re-runs its current step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+import keepalived
+from controller_stub.client import AgentError, AgentUnreachable
+from controller_stub.controller import models
+from controller_stub.controller.compute import ComputeDriver
+from controller_stub.controller.constants import (
+    ACTIVE,
+    ACTIVE_STANDBY,
+    AMPHORA_ALLOCATED,
+    AMPHORA_BOOTING,
+    ERROR,
+    FLOW_DONE,
+    FLOW_FAILED,
+    NO_MONITOR,
+    OFFLINE,
+    ONLINE,
+    PENDING_CREATE,
+    PENDING_DELETE,
+    PENDING_STATUSES,
+    PENDING_UPDATE,
+    ROLE_BACKUP,
+    ROLE_MASTER,
+    ROLE_STANDALONE,
+)
+from controller_stub.controller.documents import backend_name, lb_doc
+from controller_stub.controller.imaging import target_of
+from haproxy_templates import RenderOptions, render
+
+LOG = logging.getLogger(__name__)
+VIP_INTERFACE = "eth1"  # the agent's name for the VIP NIC (Octavia's too)
+
+STEPS: dict[str, tuple[str, ...]] = {
+    "lb_create": ("boot_amphorae", "plug_vip", "push_config", "vrrp", "finish"),
+    "lb_update": ("push_config", "vrrp", "finish"),
+    "member_update": ("apply_members", "finish"),
+    "lb_delete": ("delete_amphorae", "finish"),
+}
+# Test hook: "KIND:STEP" makes the process SIGKILL itself before that step,
+# "KIND:STEP:after" after the step's work but before its completion is recorded.
+KILL_AT_ENV = "AMPHORA_CONTROLLER_KILL_AT"
+# Test hook: "KIND:STEP" holds that step until the controller shuts down.
+PAUSE_AT_ENV = "AMPHORA_CONTROLLER_PAUSE_AT"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long one step may keep trying: attempts and seconds, whichever ends first."""
+
+    attempts: int = 3
+    seconds: float = 10.0
+    backoff: float = 0.2
+    agent_timeout: float = 3.0
+    boot_timeout: float = 30.0
+
+
+class LeaseLost(Exception):
+    """Another controller took the flow over; stop without touching it."""
+
+
+class StepFailed(Exception):
+    """A step spent its budget; the message is the reason recorded on the objects."""
+
+
+def _lb_objects(lb: models.LoadBalancer) -> list[Any]:
+    objects: list[Any] = [lb, *lb.listeners, *lb.pools]
+    for listener in lb.listeners:
+        for policy in listener.l7policies:
+            objects += [policy, *policy.rules]
+    for pool in lb.pools:
+        objects += list(pool.members)
+        if pool.healthmonitor is not None:
+            objects.append(pool.healthmonitor)
+    return objects
+
+
+class FlowRunner:
+    """Runs the steps of one flow for one controller (``owner``)."""
+
+    def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver,
+                 budget: Budget, owner: str) -> None:
+        self.sessions, self.compute, self.budget, self.owner = sessions, compute, budget, owner
+
+    # -- driving -----------------------------------------------------------------
+
+    def run(self, flow_id: str, lease_version: int, lease_ok: Callable[[], bool]) -> str:
+        """Run the flow from its current step to the end; returns the final state."""
+        while True:
+            with self.sessions() as session:
+                flow = session.get(models.Flow, flow_id)
+                if flow is None or flow.state in (FLOW_DONE, FLOW_FAILED):
+                    return flow.state if flow else FLOW_DONE
+                kind, index = flow.kind, flow.step
+                lb_id, params = flow.load_balancer_id, dict(flow.params)
+            names = STEPS[kind]
+            if index >= len(names):
+                return FLOW_DONE
+            name = names[index]
+            _kill_hook(f"{kind}:{name}")
+            self._record_step(flow_id, index, name, "RUNNING")
+            if os.environ.get(PAUSE_AT_ENV) == f"{kind}:{name}":
+                while lease_ok():  # test hook: hold the step until shutdown
+                    time.sleep(0.05)
+            try:
+                # "finish" commits with the flow's last update (below): an LB must
+                # never look ACTIVE while its flow could still re-run a step.
+                result = (None if name == "finish"
+                          else self._attempt(name, lb_id, params, lease_ok))
+            except LeaseLost:
+                raise
+            except StepFailed as exc:
+                self._fail(flow_id, lease_version, lb_id, index, name, str(exc))
+                return FLOW_FAILED
+            _kill_hook(f"{kind}:{name}:after")
+            if not lease_ok():
+                raise LeaseLost(flow_id)
+            with self.sessions.begin() as session:
+                done = index + 1 >= len(names)
+                values: dict[str, Any] = {"step": index + 1}
+                if result:
+                    values["params"] = {**params, **result}
+                if done:
+                    values.update(state=FLOW_DONE, owner=None, lease_expires=None)
+                moved = session.execute(update(models.Flow).where(
+                    models.Flow.id == flow_id, models.Flow.lease_version == lease_version,
+                    models.Flow.owner == self.owner).values(**values)).rowcount
+                if moved != 1:
+                    raise LeaseLost(flow_id)
+                self._step_row(session, flow_id, index, name, "DONE")
+                if name == "finish":
+                    self.finish(session, lb_id)
+                if done and kind == "lb_delete":
+                    self._forget_lb(session, lb_id)
+            if done:
+                return FLOW_DONE
+
+    def _attempt(self, name: str, lb_id: str, params: dict[str, Any],
+                 lease_ok: Callable[[], bool]) -> dict[str, Any] | None:
+        step = getattr(self, f"step_{name}")
+        deadline = time.monotonic() + self.budget.seconds
+        last: Exception | None = None
+        for attempt in range(self.budget.attempts):
+            if not lease_ok():
+                raise LeaseLost(lb_id)
+            try:
+                return step(lb_id, params)
+            except StepFailed:
+                raise
+            except Exception as exc:
+                last = exc
+                LOG.warning("step %s of LB %s failed (attempt %d/%d): %s", name, lb_id,
+                            attempt + 1, self.budget.attempts, exc)
+            if time.monotonic() + self.budget.backoff >= deadline:
+                break
+            time.sleep(self.budget.backoff * (attempt + 1))
+        raise StepFailed(f"{name}: {_reason(last)}")
+
+    def _record_step(self, flow_id: str, index: int, name: str, state: str) -> None:
+        with self.sessions.begin() as session:
+            self._step_row(session, flow_id, index, name, state)
+
+    def _step_row(self, session: Session, flow_id: str, index: int, name: str, state: str,
+                  error: str | None = None) -> None:
+        row = session.scalars(select(models.FlowStep).where(
+            models.FlowStep.flow_id == flow_id, models.FlowStep.index == index)).first()
+        if row is None:
+            row = models.FlowStep(flow_id=flow_id, index=index, name=name, attempts=0)
+            session.add(row)
+        now = models.utcnow()
+        row.state, row.owner, row.error = state, self.owner, error
+        if state == "RUNNING":
+            row.attempts += 1
+            row.started_at = now
+        else:
+            row.finished_at = now
+
+    def _fail(self, flow_id: str, lease_version: int, lb_id: str, index: int, name: str,
+              reason: str) -> None:
+        LOG.error("flow %s for LB %s failed: %s", flow_id, lb_id, reason)
+        with self.sessions.begin() as session:
+            moved = session.execute(update(models.Flow).where(
+                models.Flow.id == flow_id, models.Flow.lease_version == lease_version).values(
+                state=FLOW_FAILED, error=reason, owner=None, lease_expires=None)).rowcount
+            if moved != 1:
+                raise LeaseLost(flow_id)
+            self._step_row(session, flow_id, index, name, "FAILED", reason)
+            lb = session.get(models.LoadBalancer, lb_id)
+            if lb is None:
+                return
+            for obj in _lb_objects(lb):
+                if obj.provisioning_status in PENDING_STATUSES:
+                    obj.provisioning_status, obj.status_reason = ERROR, reason
+            lb.provisioning_status, lb.status_reason = ERROR, reason
+            lb.operating_status = ERROR
+
+    @staticmethod
+    def _forget_lb(session: Session, lb_id: str) -> None:
+        lb = session.get(models.LoadBalancer, lb_id)
+        if lb is not None:
+            for listener in lb.listeners:
+                listener.default_pool_id = None
+            session.flush()
+            session.execute(delete(models.Amphora).where(
+                models.Amphora.load_balancer_id == lb_id))
+            session.delete(lb)
+        flows = select(models.Flow.id).where(models.Flow.load_balancer_id == lb_id)
+        session.execute(delete(models.FlowStep).where(models.FlowStep.flow_id.in_(flows)))
+        session.execute(delete(models.Flow).where(models.Flow.load_balancer_id == lb_id))
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _client(self, amphora: models.Amphora) -> Any:
+        return self.compute.client(amphora.id, amphora.compute_data, retries=0,
+                                   retry_interval=0.05, timeout=self.budget.agent_timeout)
+
+    def _load(self, session: Session, lb_id: str) -> models.LoadBalancer:
+        lb = session.get(models.LoadBalancer, lb_id)
+        if lb is None:
+            raise StepFailed(f"load balancer {lb_id} vanished")
+        return lb
+
+    # -- steps -------------------------------------------------------------------
+
+    def step_boot_amphorae(self, lb_id: str, params: dict[str, Any]) -> None:
+        with self.sessions.begin() as session:
+            lb = self._load(session, lb_id)
+            flavor, topology = dict(lb.flavor_data), lb.topology
+            roles = ([ROLE_MASTER, ROLE_BACKUP] if topology == ACTIVE_STANDBY
+                     else [ROLE_STANDALONE])
+            existing = {a.role: a for a in lb.amphorae}
+            for role in roles:
+                if role not in existing:
+                    session.add(models.Amphora(load_balancer_id=lb_id, role=role,
+                                               status=AMPHORA_BOOTING, image_id=lb.image_id,
+                                               compute_flavor=flavor.get("compute_flavor"),
+                                               cached_zone=lb.availability_zone,
+                                               compute_data={}))
+        with self.sessions() as session:
+            amphorae = [(a.id, a.status) for a in self._load(session, lb_id).amphorae]
+
+        def boot(amphora_id: str) -> None:
+            data = self.compute.boot(amphora_id, topology=topology, flavor=flavor,
+                                     zone=flavor.get("zone") or None,
+                                     timeout=self.budget.boot_timeout)
+            with self.sessions.begin() as session:
+                amphora = session.get(models.Amphora, amphora_id)
+                assert amphora is not None
+                amphora.compute_data, amphora.compute_id = data, data["namespace"]
+                amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
+
+        # an amphora booted before a crash is kept
+        _each(boot, [a for a, status in amphorae if status != AMPHORA_ALLOCATED])
+
+    def step_plug_vip(self, lb_id: str, params: dict[str, Any]) -> None:
+        with self.sessions() as session:
+            lb = self._load(session, lb_id)
+            network, topology = lb.vip_network_id or "vip", lb.topology
+            amphorae = [(a.id, dict(a.compute_data), a.role) for a in lb.amphorae]
+        # ACTIVE_STANDBY: the VIP is an address of its own that keepalived moves;
+        # SINGLE: the amphora's port address is the VIP.
+        shared_vip = (self.compute.allocate_address(lb_id, network)[0]
+                      if topology == ACTIVE_STANDBY else None)
+
+        def plug(item: tuple[str, dict[str, Any], str]) -> None:
+            amphora_id, data, role = item
+            port = self.compute.attach_port(amphora_id, data, network, "vip")
+            body: dict[str, Any] = {
+                "subnet_cidr": port.subnet_cidr, "gateway": port.gateway,
+                "mac_address": port.mac, "vrrp_ip": None, "mtu": 1500, "host_routes": [],
+                "additional_vips": [], "is_sriov": False}
+            address = port.ipv4
+            if shared_vip is not None:
+                body["vrrp_ip"], address = port.ipv4, shared_vip
+            with self.sessions.begin() as session:  # record the port before plugging it
+                amphora = session.get(models.Amphora, amphora_id)
+                assert amphora is not None
+                amphora.compute_data = data
+                amphora.vrrp_ip, amphora.ha_ip = port.ipv4, address
+                amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
+                    200 if role == ROLE_MASTER else None)
+            with self._client_for(amphora_id) as client:
+                try:
+                    client.plug_vip(address, body)
+                except AgentError as exc:
+                    # Plugged before a crash: the agent names our MAC (as Octavia's
+                    # controller, a 409 for the same port is success).
+                    if exc.status != 409 or port.mac not in str(exc):
+                        raise
+                details = client.details()
+                info = client.info()
+            with self.sessions.begin() as session:
+                amphora = session.get(models.Amphora, amphora_id)
+                assert amphora is not None
+                amphora.compute_data = {**data, "target": {
+                    "haproxy_version": info["haproxy_version"],
+                    "cpu_count": details["cpu_count"],
+                    "memory_kb": details["memory"]["total"],
+                    "fd_limit": details["open_file_limit"]["hard"]}}
+                lb = self._load(session, lb_id)
+                lb.vip_address, lb.vip_port_id = address, port.mac
+
+        _each(plug, amphorae)
+
+    def _client_for(self, amphora_id: str) -> Any:
+        with self.sessions() as session:
+            amphora = session.get(models.Amphora, amphora_id)
+            assert amphora is not None
+            return self._client(amphora)
+
+    def _render(self, session: Session, lb: models.LoadBalancer,
+                amphora: models.Amphora) -> str:
+        from haproxy_templates import Target
+
+        image = session.get(models.Image, lb.image_id) if lb.image_id else None
+        facts = dict(amphora.compute_data.get("target", {}))
+        properties = image.properties if image is not None else {}
+        base = target_of({**properties, **({"haproxy_version": facts["haproxy_version"]}
+                                            if "haproxy_version" in facts else {})})
+        threads = lb.flavor_data.get("haproxy_threads")
+        target = Target(haproxy_version=base.haproxy_version,
+                        openssl_version=base.openssl_version, services=base.services,
+                        cpu_count=threads or facts.get("cpu_count", 1),
+                        memory_kb=facts.get("memory_kb", 1024 * 1024),
+                        fd_limit=facts.get("fd_limit", 1024 * 1024))
+        root = amphora.compute_data.get("root")
+        options = RenderOptions(base_path=f"{root}/lib" if root else "/var/lib/octavia",
+                                cert_dir=f"{root}/lib/certs" if root else
+                                "/var/lib/octavia/certs")
+        return render(lb_doc(lb), amphora_id=amphora.id, target=target, options=options)
+
+    def step_push_config(self, lb_id: str, params: dict[str, Any]) -> None:
+        """Certificates, then config, then reload, on every amphora (VRRP: issue vrrp)."""
+        with self.sessions() as session:
+            lb = self._load(session, lb_id)
+            has_listeners = any(li.provisioning_status != PENDING_DELETE
+                                for li in lb.listeners)
+            work = [(a, self._render(session, lb, a) if has_listeners else None)
+                    for a in lb.amphorae]
+        def push(item: tuple[models.Amphora, str | None]) -> None:
+            amphora, text = item
+            with self._client(amphora) as client:
+                if text is None:
+                    try:
+                        client.delete_listener(lb_id)
+                    except AgentError as exc:
+                        if exc.status != 404:
+                            raise
+                    return
+                client.upload_haproxy(amphora.id, lb_id, text)
+                client.lb_action(lb_id, "reload")
+
+        _each(push, work)
+
+    def step_vrrp(self, lb_id: str, params: dict[str, Any]) -> None:
+        """ACTIVE_STANDBY: render each amphora's keepalived side, upload, start (or reload)."""
+        with self.sessions() as session:
+            lb = self._load(session, lb_id)
+            if lb.topology != ACTIVE_STANDBY:
+                return
+            advert = lb.flavor_data.get("vrrp_advert_int")
+            has_listeners = any(li.provisioning_status != PENDING_DELETE
+                                for li in lb.listeners)
+            amphorae = list(lb.amphorae)
+            vip = lb.vip_address
+            configs = []
+            for amphora in amphorae:
+                peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
+                port = amphora.compute_data["ports"]["vip"]
+                root = amphora.compute_data.get("root")
+                track = keepalived.HaproxyTrack(
+                    lb_id=lb_id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
+                ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+                instance = keepalived.VrrpInstance(
+                    lb_id=lb_id, amphora_id=amphora.id, role=amphora.role,
+                    interface=VIP_INTERFACE, virtual_router_id=_router_id(lb_id),
+                    unicast_src_ip=amphora.vrrp_ip, unicast_peers=peers, vip=vip,
+                    vip_network=port["subnet_cidr"], vip_gateway=port["gateway"],
+                    priority=amphora.vrrp_priority, track_haproxy=track,
+                    **({"advert_int": advert} if advert else {}))
+                configs.append((amphora, keepalived.render(instance)))
+        def push(item: tuple[models.Amphora, str]) -> None:
+            with self._client(item[0]) as client:
+                client.upload_vrrp(item[1])
+                client.vrrp_action("start")
+
+        _each(push, configs)
+
+    def step_apply_members(self, lb_id: str, params: dict[str, Any]) -> None:
+        """Member changes through the agent's runtime extension: no reload."""
+        with self.sessions() as session:
+            lb = self._load(session, lb_id)
+            changes: list[tuple[str, str, dict[str, Any] | None]] = []
+            for pool in lb.pools:
+                # the renderer makes one backend per (pool, listener) that uses the
+                # pool: as its default pool or as an L7 redirect target
+                backends = [backend_name(pool.id, li.id) for li in lb.listeners
+                            if li.provisioning_status != PENDING_DELETE and (
+                                li.default_pool_id == pool.id or any(
+                                    p.redirect_pool_id == pool.id
+                                    and p.provisioning_status != PENDING_DELETE
+                                    for p in li.l7policies))]
+                for member in pool.members:
+                    if member.provisioning_status not in PENDING_STATUSES:
+                        continue
+                    body = None if member.provisioning_status == PENDING_DELETE else {
+                        "address": member.address, "port": member.protocol_port,
+                        "weight": member.weight,
+                        "state": "ready" if member.admin_state_up else "maint"}
+                    if body is not None and member.backup:
+                        body["backup"] = True  # the agent applies this one with a reload
+                    changes += [(backend, member.id, body) for backend in backends]
+            amphorae = list(lb.amphorae)
+        def apply(amphora: models.Amphora) -> None:
+            with self._client(amphora) as client:
+                for backend, member_id, body in changes:
+                    if body is None:
+                        try:
+                            client.delete_server(lb_id, backend, member_id)
+                        except AgentError as exc:
+                            if exc.status != 404:  # already gone: a repeated step
+                                raise
+                    else:
+                        client.set_server(lb_id, backend, member_id, **body)
+
+        _each(apply, amphorae)
+
+    def step_delete_amphorae(self, lb_id: str, params: dict[str, Any]) -> None:
+        with self.sessions() as session:
+            amphorae = [(a.id, dict(a.compute_data)) for a in self._load(session, lb_id).amphorae]
+        _each(lambda item: self.compute.delete(*item), amphorae)
+        self.compute.release(lb_id)
+
+    def finish(self, session: Session, lb_id: str) -> None:
+        """Settle every PENDING object of the LB, in the caller's transaction."""
+        lb = self._load(session, lb_id)
+        if lb.provisioning_status == PENDING_DELETE:
+            return  # lb_delete: the rows go in the same transaction
+        for listener in lb.listeners:
+            for policy in list(listener.l7policies):
+                for rule in list(policy.rules):
+                    _settle(session, rule, policy.rules)
+                _settle(session, policy, listener.l7policies)
+        for pool in lb.pools:
+            has_monitor = (pool.healthmonitor is not None and
+                           pool.healthmonitor.provisioning_status != PENDING_DELETE)
+            for member in list(pool.members):
+                _settle(session, member, pool.members,
+                        NO_MONITOR if not has_monitor else OFFLINE)
+            if pool.healthmonitor is not None:
+                if pool.healthmonitor.provisioning_status == PENDING_DELETE:
+                    session.delete(pool.healthmonitor)
+                    pool.healthmonitor = None
+                else:
+                    _settle(session, pool.healthmonitor, None)
+        for listener in list(lb.listeners):
+            if listener.provisioning_status == PENDING_DELETE:
+                listener.default_pool_id = None
+            _settle(session, listener, lb.listeners)
+        session.flush()
+        for pool in list(lb.pools):
+            _settle(session, pool, lb.pools)
+        lb.provisioning_status, lb.status_reason = ACTIVE, None
+        lb.operating_status = ONLINE if lb.admin_state_up else OFFLINE
+
+
+def _settle(session: Session, obj: Any, siblings: list[Any] | None,
+            operating: str = ONLINE) -> None:
+    """PENDING_DELETE → row removed; PENDING_CREATE/UPDATE → ACTIVE with its operating status."""
+    if obj.provisioning_status == PENDING_DELETE:
+        if siblings is not None:
+            siblings.remove(obj)
+        session.delete(obj)
+    elif obj.provisioning_status in (PENDING_CREATE, PENDING_UPDATE):
+        obj.provisioning_status, obj.status_reason = ACTIVE, None
+        obj.operating_status = operating if obj.admin_state_up else OFFLINE
+
+
+def _each(func: Callable[[Any], Any], items: list[Any]) -> None:
+    """``func`` on every amphora at once (a pair boots, plugs and reloads in parallel);
+    the first failure is raised after all have finished."""
+    if len(items) <= 1:
+        for item in items:
+            func(item)
+        return
+    with ThreadPoolExecutor(max_workers=len(items)) as pool:
+        futures = [pool.submit(func, item) for item in items]
+    for future in futures:
+        future.result()
+
+
+def _router_id(lb_id: str) -> int:
+    """A VRRP router id from the LB id (unicast peers keep pairs apart anyway)."""
+    return 1 + int(lb_id.replace("-", "")[:8], 16) % 255
+
+
+def _kill_hook(point: str) -> None:
+    if os.environ.get(KILL_AT_ENV) == point:
+        LOG.warning("test hook: SIGKILL at %s", point)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _reason(exc: BaseException | None) -> str:
+    if exc is None:
+        return "no attempt made"
+    if isinstance(exc, AgentUnreachable):
+        return f"amphora unreachable: {str(exc)[:300]}"
+    return f"{type(exc).__name__}: {str(exc)[:300]}"

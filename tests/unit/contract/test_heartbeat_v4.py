@@ -1,0 +1,233 @@
+"""The receiver side of the heartbeat contract: strict parse, version 4,
+reject reasons."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import zlib
+
+import pytest
+
+from amphora_contract import heartbeat
+from amphora_contract.heartbeat import HeartbeatError, HeartbeatVerifier, RejectReason
+from controller_stub import health
+
+MASTER = "master-secret"
+AMP = "5e0bd2f6-0d0b-4f2a-9a2b-3c1c9b1a7e01"
+LISTENER = "0b3c1a6e-8a5c-4c7f-9d0e-2f1b7a9c4d11"
+POOL = "7f3a2b1c-1d2e-4f5a-8b9c-0d1e2f3a4b5c"
+MEMBER = "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d"
+
+
+def body(seq: int = 1, ver: int = 3) -> dict:
+    return heartbeat.message(AMP, seq, {LISTENER: {"status": "OPEN", "stats": {
+        "tx": 1, "rx": 2, "conns": 3, "totconns": 4, "ereq": 0}}},
+        {f"{POOL}:{LISTENER}": {"status": "UP", "members": {MEMBER: "UP"}}}, version=ver)
+
+
+def v4(seq: int, ts: float = 1000.0, key: str | None = None) -> bytes:
+    key = key or heartbeat.derive_amphora_key(MASTER, AMP)
+    return heartbeat.wrap_v4(body(seq, 4), key, timestamp=ts)
+
+
+def verifier(now: float = 1000.0) -> HeartbeatVerifier:
+    return HeartbeatVerifier(v3_key="v3key", master_key=MASTER, clock=lambda: now)
+
+
+def reason(call) -> RejectReason:
+    with pytest.raises(HeartbeatError) as info:
+        call()
+    return info.value.reason
+
+
+def signed_v3(raw: bytes, key: bytes = b"v3key") -> bytes:
+    payload = zlib.compress(raw)
+    return payload + hmac.new(key, payload, hashlib.sha256).hexdigest().encode()
+
+
+def test_controller_api_reexports_the_contract() -> None:
+    assert health.HeartbeatError is HeartbeatError
+    assert health.unwrap(heartbeat.wrap(body(), "k"), "k") == body()
+
+
+def test_key_derivation_is_hkdf_sha256_of_the_id() -> None:
+    prk = hmac.new(b"amphora heartbeat v4", MASTER.encode(), hashlib.sha256).digest()
+    expected = hmac.new(prk, AMP.encode() + b"\x01", hashlib.sha256).hexdigest()
+    assert heartbeat.derive_amphora_key(MASTER, AMP) == expected
+    assert heartbeat.derive_amphora_key(MASTER, "other") != expected
+
+
+def test_v4_layout_is_as_documented() -> None:
+    datagram = v4(7, ts=1234.5)
+    assert datagram[:4] == b"AHB4"
+    assert datagram[4] == len(AMP)
+    assert datagram[5:5 + len(AMP)] == AMP.encode()
+    rest = datagram[5 + len(AMP):]
+    assert int.from_bytes(rest[:8], "big") == 1234500
+    assert int.from_bytes(rest[8:16], "big") == 7
+    listeners_len = int.from_bytes(rest[16:20], "big")
+    sent = body(7, 4)
+    assert json.loads(zlib.decompress(rest[20:20 + listeners_len])) == {
+        "listeners": sent["listeners"]}
+    assert json.loads(zlib.decompress(rest[20 + listeners_len:-32])) == {"pools": sent["pools"]}
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    assert rest[-32:] == hmac.new(key, datagram[:-32], hashlib.sha256).digest()
+
+
+def test_v3_and_v4_both_accepted() -> None:
+    check = verifier()
+    assert check.verify(heartbeat.wrap(body(), "v3key")) == body()
+    assert check.verify(v4(1)) == body(1, 4)
+
+
+def test_v4_replay_rejected_reordering_within_window_accepted() -> None:
+    check = verifier()
+    check.verify(v4(10))
+    check.verify(v4(12))
+    assert reason(lambda: check.verify(v4(12))) is RejectReason.REPLAYED
+    check.verify(v4(11))  # late, but new
+    assert reason(lambda: check.verify(v4(11))) is RejectReason.REPLAYED
+    assert reason(lambda: check.verify(v4(10))) is RejectReason.REPLAYED
+    check.verify(v4(200))
+    assert reason(lambda: check.verify(v4(100))) is RejectReason.REPLAYED
+
+
+def test_v4_agent_restart_with_a_fresh_timestamp_starts_a_new_window() -> None:
+    check = verifier(now=1000.0)
+    check.verify(v4(500, ts=1000.0))
+    late = HeartbeatVerifier(v3_key="v3key", master_key=MASTER, clock=lambda: 1100.0)
+    late._windows = check._windows
+    assert late.verify(v4(1, ts=1100.0))["seq"] == 1
+
+
+def test_v4_stale_and_future_timestamps_rejected() -> None:
+    check = verifier(now=1000.0)
+    assert reason(lambda: check.verify(v4(1, ts=1000.0 - 31))) is RejectReason.STALE
+    assert reason(lambda: check.verify(v4(2, ts=1000.0 + 31))) is RejectReason.STALE
+    assert check.verify(v4(3, ts=1000.0 - 29))["seq"] == 3
+
+
+def test_v4_wrong_key_and_forged_header_rejected() -> None:
+    check = verifier()
+    wrong = heartbeat.derive_amphora_key("other-master", AMP)
+    assert reason(lambda: check.verify(v4(1, key=wrong))) is RejectReason.BAD_SIGNATURE
+    good = v4(2)
+    other_id = good[:5] + b"6" + good[6:]  # another amphora's id, same length
+    assert reason(lambda: check.verify(other_id)) is RejectReason.BAD_SIGNATURE
+    bumped = bytearray(good)
+    bumped[5 + len(AMP) + 15] ^= 1  # the sequence number
+    assert reason(lambda: check.verify(bytes(bumped))) is RejectReason.BAD_SIGNATURE
+
+
+def test_v4_changed_pools_are_parsed_again() -> None:
+    check = verifier()
+    key = heartbeat.derive_amphora_key(MASTER, AMP)
+    first = check.verify(v4(1))
+    assert check.verify(v4(2))["pools"] == first["pools"]
+    changed = body(3, 4)
+    changed["pools"][f"{POOL}:{LISTENER}"]["members"][MEMBER] = "DOWN"
+    assert check.verify(heartbeat.wrap_v4(changed, key, timestamp=1000.0))["pools"] == (
+        changed["pools"])
+    changed["seq"] = 4
+    changed["pools"][f"{POOL}:{LISTENER}"]["members"][MEMBER] = "SORT OF"
+    bad = heartbeat.wrap_v4(changed, key, timestamp=1000.0)
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+
+
+def test_v4_listeners_are_checked() -> None:
+    key = heartbeat.derive_amphora_key(MASTER, AMP)
+    message = body(1, 4)
+    message["listeners"][LISTENER]["stats"]["tx"] = -5
+    bad = heartbeat.wrap_v4(message, key, timestamp=1000.0)
+    assert reason(lambda: verifier().verify(bad)) is RejectReason.BAD_SCHEMA
+
+
+@pytest.mark.parametrize(("datagram", "expected"), [
+    (b"AHB4" + b"\x05", RejectReason.TRUNCATED),
+    (b"AHB4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
+    (b"AHB4\x01a" + bytes(16) + b"\xff\xff\xff\xff" + bytes(40), RejectReason.TRUNCATED),
+    (b"x" * 10, RejectReason.TRUNCATED),
+    (b"x" * 100, RejectReason.BAD_SIGNATURE),
+    (signed_v3(b"{not json"), RejectReason.NOT_JSON),
+    (b"notzlib" + hmac.new(b"v3key", b"notzlib", hashlib.sha256).hexdigest().encode(),
+     RejectReason.BAD_COMPRESSION),
+    (signed_v3(b"0" * (heartbeat.MAX_DECOMPRESSED + 1)), RejectReason.DECOMPRESSED_TOO_LARGE),
+])
+def test_bad_datagrams_rejected_with_their_reason(datagram: bytes, expected) -> None:
+    assert reason(lambda: verifier().verify(datagram)) is expected
+
+
+def test_truncated_zlib_stream_rejected() -> None:
+    payload = zlib.compress(json.dumps(body()).encode())[:-6]
+    datagram = payload + hmac.new(b"v3key", payload, hashlib.sha256).hexdigest().encode()
+    assert reason(lambda: verifier().verify(datagram)) is RejectReason.BAD_COMPRESSION
+
+
+def test_oversized_rejected_before_any_work() -> None:
+    check = HeartbeatVerifier(v3_key="v3key", max_datagram=100)
+    assert reason(lambda: check.verify(b"x" * 101)) is RejectReason.OVERSIZED
+
+
+def _mutated(path: list, value) -> dict:
+    message = body()
+    target = message
+    for step in path[:-1]:
+        target = target[step]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return message
+
+
+@pytest.mark.parametrize(("path", "value"), [
+    (["id"], None),
+    (["id"], "a\n"),
+    (["seq"], "1"),
+    (["seq"], True),
+    (["seq"], -1),
+    (["ver"], 2),
+    (["listeners"], []),
+    (["listeners", LISTENER, "status"], "BOGUS"),
+    (["listeners", LISTENER, "stats", "tx"], 1.5),
+    (["listeners", LISTENER, "stats", "rx"], -1),
+    (["listeners", LISTENER, "stats", "ereq"], KeyError),
+    (["listeners", LISTENER, "extra"], 1),
+    (["pools", f"{POOL}:{LISTENER}", "status"], ["UP"]),
+    (["pools", f"{POOL}:{LISTENER}", "members", MEMBER], "SORT OF"),
+    (["pools", f"{POOL}:{LISTENER}", "members", MEMBER], {"x": 1}),
+    (["pools", f"{POOL}:{LISTENER}", "members", "bad id"], "UP"),
+    (["pools", "bad\nid"], {"status": "UP", "members": {}}),
+    (["extra"], 1),
+])
+def test_wrong_types_and_values_rejected(path: list, value) -> None:
+    datagram = heartbeat.wrap(_mutated(path, value), "v3key")
+    assert reason(lambda: verifier().verify(datagram)) is RejectReason.BAD_SCHEMA
+
+
+def test_stock_shapes_accepted() -> None:
+    message = body()
+    message["listeners"][LISTENER]["pools"] = {POOL: {"status": "DOWN", "members": {
+        MEMBER: "no check", "m2": "DRAIN", "m3": "MAINT"}}}
+    message["pools"][f"{POOL}:{LISTENER}"]["members"] = {}
+    assert verifier().verify(heartbeat.wrap(message, "v3key")) == message
+
+
+def test_v4_an_older_timestamp_cannot_open_a_window_for_a_replay() -> None:
+    check = verifier(now=1000.0)
+    first = v4(10, ts=1029.0)
+    check.verify(first)
+    check.verify(v4(11, ts=971.0))  # the agent's clock stepped back, still in the window
+    assert reason(lambda: check.verify(first)) is RejectReason.REPLAYED
+
+
+def test_v4_a_restarted_sender_counting_from_zero_waits_out_max_age() -> None:
+    now = [1000.0]
+    check = HeartbeatVerifier(master_key=MASTER, clock=lambda: now[0])
+    check.verify(v4(500, ts=1000.0))
+    now[0] = 1010.0
+    assert reason(lambda: check.verify(v4(0, ts=1010.0))) is RejectReason.REPLAYED
+    now[0] = 1031.0
+    assert check.verify(v4(1, ts=1031.0))["seq"] == 1

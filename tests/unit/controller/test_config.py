@@ -1,0 +1,50 @@
+"""``amphora-controller``'s config file: defaults, values read, bad input refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from controller_stub.controller import config
+from controller_stub.controller.daemon import main
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "controller.conf"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_values_and_defaults(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "[controller]\nid = ctl-1\nlease_seconds = 5\n"
+                                       "[database]\nurl = postgresql://amphora@db/amphora\n"
+                                       "[budget]\nattempts = 2\nseconds = 4\n"))
+    assert (cfg.controller_id, cfg.lease_seconds) == ("ctl-1", 5.0)
+    assert cfg.database_url == "postgresql://amphora@db/amphora"
+    assert (cfg.budget.attempts, cfg.budget.seconds, cfg.budget.agent_timeout) == (2, 4.0, 3.0)
+    assert (cfg.compute_driver, cfg.image_source, cfg.workers) == ("local", "local", 2)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[controller]\nid = a b\n", "id"),
+    ("[controller]\nid = ok\\n\n", "id"),
+    ("[controller]\nworkers = 0\n", "workers"),
+    ("[budget]\nattempts = 1000\n", "attempts"),
+    ("[compute]\ndriver = nova\n", "driver"),
+    ("[database]\nurl = mysql://x\n", "url"),
+    ("[images]\nsource = ftp\n", "source"),
+    ("[typo]\nx = 1\n", "unknown section"),
+    ("[controller]\nlease_seconds = 2\n[budget]\nagent_timeout = 3\n", "lease_seconds"),
+])
+def test_bad_values_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        config.load(_write(tmp_path, text))
+
+
+def test_daemon_reports_a_bad_config_in_one_line(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--config-file", str(_write(tmp_path, "[compute]\ndriver = nova\n"))]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("amphora-controller: [compute] driver") and "\n" not in err
+    assert main(["--config-file", str(tmp_path / "missing.conf")]) == 2
