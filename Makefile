@@ -88,7 +88,7 @@ $(STAMPS)/venv-octavia:
 	.venv-octavia/bin/pip install -q octavia pyroute2 'gunicorn<23' flask distro webob psutil
 	@touch $@
 
-BENCHES := agent_api plug reload dataplane render image controller heartbeat
+BENCHES := agent_api plug reload dataplane render image controller heartbeat failover
 bench: deps .venv-octavia
 	for b in $(BENCHES); do $(BIN)/python bench/$$b.py || exit 1; done
 

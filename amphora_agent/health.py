@@ -411,7 +411,8 @@ def keepalived_running(config: AgentConfig, conf: str) -> bool:
 
 def should_send_heartbeat(config: AgentConfig) -> bool:
     """Silence is how a failed amphora asks to be failed over: when VRRP is
-    configured but keepalived is not running, send nothing."""
+    configured but keepalived is not running, send nothing (the VRRP guard,
+    amphora_agent/vrrp/guard.py, removes the VIP at the same time)."""
     conf = keepalived_config(config)
     if conf is None:
         return True

@@ -80,6 +80,10 @@ class HeartbeatSupervisor:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc is not None else None
 
+    def command(self) -> list[str]:
+        """What to run (the VRRP guard's supervisor runs another module)."""
+        return command(self.config_file)
+
     def ensure_running(self) -> None:
         if self._stopped:
             return
@@ -93,7 +97,7 @@ class HeartbeatSupervisor:
                         self.proc.returncode)
         self._last_start = now
         # close_fds (the default): the sender holds no listening socket.
-        self.proc = subprocess.Popen(command(self.config_file), stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)
         LOG.info("heartbeat process %d started", self.proc.pid)
 
     def stop(self, timeout: float = 5.0) -> None:

@@ -25,6 +25,7 @@ from amphora_agent.app import create_app
 from amphora_agent.config import AgentConfig
 from amphora_agent.heartbeat_service import HeartbeatSupervisor
 from amphora_agent.tls import ServerContextCache
+from amphora_agent.vrrp.guard import GuardSupervisor
 
 LOG = logging.getLogger(__name__)
 
@@ -53,8 +54,9 @@ class AgentArbiter(Arbiter):  # type: ignore[misc]
 
     def manage_workers(self) -> None:
         super().manage_workers()
-        if self.app.heartbeat is not None:
-            self.app.heartbeat.ensure_running()
+        for child in (self.app.heartbeat, self.app.vrrp_guard):
+            if child is not None:
+                child.ensure_running()
 
 
 class AgentServer(BaseApplication):  # type: ignore[misc]
@@ -65,6 +67,7 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
         self.tls.get()  # fail at start, not on the first connection
         identity.warn_if_unpinned(config.allowed_client_identities)
         self.heartbeat: HeartbeatSupervisor | None = None
+        self.vrrp_guard: GuardSupervisor | None = None
         super().__init__()
 
     def gunicorn_options(self) -> dict[str, Any]:
@@ -118,7 +121,12 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
             # tests/integration/agent/test_process_model.py).
             self.heartbeat = HeartbeatSupervisor(self.agent_config.config_file)
             self.heartbeat.ensure_running()
+            if self.agent_config.loadbalancer_topology == "ACTIVE_STANDBY":
+                # no VIP without keepalived (amphora_agent/vrrp/guard.py)
+                self.vrrp_guard = GuardSupervisor(self.agent_config.config_file)
+                self.vrrp_guard.ensure_running()
 
     def _on_exit(self, _server: object) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.stop()
+        for child in (self.heartbeat, self.vrrp_guard):
+            if child is not None:
+                child.stop()

@@ -6,7 +6,8 @@ the controller's workers in this process. The demo creates a SINGLE and an
 ACTIVE_STANDBY load balancer, each with an HTTP listener and two members,
 sends traffic through both VIPs from a client namespace, shows the status
 trees, removes and re-adds a member (runtime API, no reload), changes a
-listener (new config, reload), and deletes everything. Needs root.
+listener (new config, reload), deletes everything, and shows an
+ACTIVE_STANDBY pair failing over with its measured outage. Needs root.
 
 Each step is one method of :class:`Demo`, run in order by :meth:`Demo.run`;
 later segments (failover, issue 13) slot in as further steps.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from controller_stub import haproxy_cli
+from controller_stub.active_standby import Prober, build_pair, outage
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import LocalFabric
 from controller_stub.controller import config as config_mod
@@ -167,10 +169,38 @@ class Demo:
         self.lbs.clear()
         print(f"    load balancers left: {self.api.list_load_balancers()}")
 
+    def step_failover(self) -> None:
+        """An ACTIVE_STANDBY pair pushed through the agent API directly
+        (controller_stub/active_standby.py, with HAProxy tracking), failing over."""
+        _say("failover: two more amphorae, one VIP owned by keepalived (VRRPv3)")
+        pair = build_pair(self.fabric, self.members)
+        try:
+            print(f"    VIP {pair.vip} on amphora {pair.sides[0].amphora.id}")
+            with Prober(self.client.namespace, pair.vip) as prober:
+                prober.wait_good(time.monotonic(), timeout=15)
+                _say("failover: the master's VIP and management links go down "
+                     "(a new connection every 5 ms)")
+                start = time.monotonic()
+                pair.links_down(0)
+                pair.wait(lambda: pair.holders() == [1])
+                prober.wait_good(time.monotonic())
+                time.sleep(1.0)
+                print(f"    VIP now on {pair.sides[1].amphora.id}; outage "
+                      f"{outage(list(prober.probes), start) * 1000:.0f} ms "
+                      f"({prober.failed(start)} probes failed)")
+                _say("failover: the old master's links come back; it stays backup (nopreempt)")
+                back = time.monotonic()
+                pair.links_up(0)
+                time.sleep(2.0)
+                where = "the new master" if pair.holders() == [1] else f"{pair.holders()}"
+                print(f"    VIP still on {where}; failed probes since: {prober.failed(back)}")
+        finally:
+            pair.delete()
+
     def run(self) -> None:
         for step in (self.step_members_and_client, self.step_create,
                      self.step_traffic_and_status, self.step_member_change,
-                     self.step_listener_change, self.step_delete):
+                     self.step_listener_change, self.step_delete, self.step_failover):
             step()
 
     def close(self) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from amphora_agent import fileutil
 from amphora_agent.errors import ApiError, InvalidRequest
 from amphora_agent.services import ServiceError, ServiceManager, ServiceSpec
-from amphora_agent.vrrp import confcheck
+from amphora_agent.vrrp import confcheck, firewall, instances
 from amphora_contract import netns
 from amphora_contract import vrrp as paths
 from amphora_contract.agent_config import AgentConfig
@@ -135,11 +135,21 @@ class Keepalived:
             if not ok:
                 raise InvalidRequest(output or "keepalived -t refused the config")
         self.services.install(self.spec())
+        self.filter_peers()
         LOG.info("installed keepalived config (md5 %s)", digest.hexdigest())
         return digest.hexdigest()
 
     def spec(self) -> ServiceSpec:
         return service_spec(self.config.keepalived_cmd, self.config.namespace, self.instance)
+
+    def filter_peers(self) -> None:
+        """VRRP adverts only from the configured peers (amphora_agent/vrrp/firewall.py)."""
+        try:
+            firewall.apply(self.config.namespace, instances.load(self.instance.config))
+        except (RuntimeError, OSError) as exc:
+            LOG.error("VRRP peer filter: %s", exc)
+            raise ActionFailed("cannot install the VRRP peer filter; see the agent log",
+                               message="Failed to install the VRRP peer filter") from exc
 
     def action(self, action: str) -> str:
         verb = action.lower()
@@ -153,6 +163,7 @@ class Keepalived:
             else:
                 # start of a running keepalived reloads it (Octavia's agent does too)
                 require_namespace(self.config.namespace)
+                self.filter_peers()
                 self.services.reload(self.spec())
         except ServiceError as exc:
             LOG.error("keepalived %s failed: %s", verb, exc.output)

@@ -31,6 +31,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -51,6 +52,22 @@ LOG = logging.getLogger(__name__)
 
 PREFIX = "ampx"
 AGENT_PORT = 9443
+KEEPALIVED = "/usr/sbin/keepalived"
+# The agent of a namespace amphora runs in that namespace, where the kernel
+# refuses the process-event connector keepalived's vrrp_track_process needs
+# (it exists only in the host's network namespace). The fabric's keepalived
+# command starts it from the network namespace of the process that built the
+# fabric (an idle thread of it: the thread that calls the agent may be inside
+# the fabric namespace at that moment); keepalived then enters the HAProxy
+# namespace itself (-s), as in a VM.
+# A config test (-t) tracks nothing and runs where it is: the agent runs it as
+# PID 1 of a new PID namespace, where /proc/<pid> names another process.
+_KEEPALIVED_WRAPPER = """#!/bin/sh
+case " $* " in
+    *" -t "*) exec {keepalived} "$@" ;;
+esac
+exec nsenter --net=/proc/{pid}/task/{tid}/ns/net -- {keepalived} "$@"
+"""
 
 # name -> (IPv4 subnet, IPv6 subnet or None)
 DEFAULT_NETWORKS: dict[str, tuple[str, str | None]] = {
@@ -170,6 +187,7 @@ class LocalFabric:
         self.ca_file.write_bytes(self.ca.cert_pem)
         self.client_cert = self.ca.issue_client("controller").write(self.workdir /
                                                                     "controller.pem")
+        self._keepalived_wrapper()
         self.networks: dict[str, Network] = {}
         self.amphorae: list[Amphora] = []
         self.endpoints: list[Endpoint] = []
@@ -228,7 +246,19 @@ class LocalFabric:
         self.amphorae, self.endpoints = [], []
         self._counter = 0
         self.owned = False
+        self._keepalived_wrapper()
         return self
+
+    def _keepalived_wrapper(self) -> None:
+        """This process's ``keepalived_cmd`` for its amphorae (see _KEEPALIVED_WRAPPER)."""
+        self._host_ns_done = threading.Event()
+        self._host_ns_thread = threading.Thread(target=self._host_ns_done.wait, daemon=True,
+                                                name=f"{self.prefix}-host-netns")
+        self._host_ns_thread.start()
+        self.keepalived_cmd = self.workdir / f"keepalived-{os.getpid()}"
+        self.keepalived_cmd.write_text(_KEEPALIVED_WRAPPER.format(
+            keepalived=KEEPALIVED, pid=os.getpid(), tid=self._host_ns_thread.native_id))
+        self.keepalived_cmd.chmod(0o755)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -335,7 +365,8 @@ class LocalFabric:
         mgmt_ip, _ = mgmt.allocate()
         # short (HAProxy socket paths live below it) and never reused
         root = self.workdir / f"{namespace}-{amphora_id[:8]}"
-        options = {"namespace": f"{namespace}-hap", "service_manager": "direct"}
+        options = {"namespace": f"{namespace}-hap", "service_manager": "direct",
+                   "keepalived_cmd": str(self.keepalived_cmd)}
         options.update(agent_options or {})
         settings = AgentSettings(amphora_id=amphora_id, bind_host=str(mgmt_ip),
                                  bind_port=AGENT_PORT, topology=topology, amphora=options)
@@ -512,6 +543,7 @@ class LocalFabric:
                 nsutil.delete(name)
             except Exception as exc:
                 errors.append(exc)
+        self._host_ns_done.set()
         if errors:
             raise RuntimeError(f"fabric teardown: {errors}")
 

@@ -85,7 +85,7 @@ def test_rendered_config_passes_keepalived_t(netns: str, tmp_path: Path, shape: 
 def test_config_test_catches_a_broken_config(netns: str, tmp_path: Path) -> None:
     """The check above can fail: keepalived -t rejects a bad advert_int."""
     path = tmp_path / "keepalived.conf"
-    path.write_text(render(instance()).replace("advert_int 0.10", "advert_int 0.1x"))
+    path.write_text(render(instance()).replace("advert_int 0.07", "advert_int 0.0x"))
     assert config_test(netns, path).returncode != 0
 
 
@@ -93,7 +93,7 @@ def test_defaults_render_the_documented_policy() -> None:
     text = render(instance())
     assert "vrrp_version 3" in text
     assert "    state BACKUP\n" in text and "    nopreempt\n" in text
-    assert "    priority 200\n" in text and "    advert_int 0.10\n" in text
+    assert "    priority 200\n" in text and "    advert_int 0.07\n" in text
     assert "script_user nobody nogroup" in text and "enable_script_security" in text
     name = haproxy_process_name("/var/lib/octavia", LB)
     assert f"vrrp_track_process haproxy_{LB.replace('-', '')[:16]} {{\n    process {name}\n" in text
