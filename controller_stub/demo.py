@@ -10,7 +10,7 @@ listener (new config, reload), deletes everything, and shows an
 ACTIVE_STANDBY pair failing over with its measured outage. Needs root.
 
 Each step is one method of :class:`Demo`, run in order by :meth:`Demo.run`;
-later segments (failover, issue 13) slot in as further steps.
+later segments slot in as further steps.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The interface is what a flow step needs: boot an amphora (idempotent per
 amphora id, so a resumed step simply repeats it), attach a port on a network
 with an address, hand out the agent client, and delete everything an amphora
 owns. ``local`` (the default) runs amphorae as namespaces on the fabric of
-:mod:`controller_stub.compute.local`; the OpenStack driver is issue 13.
+:mod:`controller_stub.compute.local`; an OpenStack driver is not built yet.
 """
 
 from __future__ import annotations
