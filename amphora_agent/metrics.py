@@ -20,6 +20,7 @@ import contextlib
 import fcntl
 import json
 import logging
+import os
 import re
 import socket
 import time
@@ -54,12 +55,12 @@ def _file(config: AgentConfig) -> Path:
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
     fileutil.ensure_dir(path.parent)
-    with open(path.with_suffix(".lock"), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    fd = os.open(path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def read_counters(config: AgentConfig) -> dict[str, int]:

@@ -87,12 +87,13 @@ def world(pki: Pki) -> Iterator[World]:
 def snapshot(top: Path) -> dict[str, str]:
     """Every entry under ``top``: files by mode and content hash, sockets and
     directories by kind. Symlinks are not followed; the agent's own log
-    (``*.log``, written by the test harness) is left out."""
+    (``*.log``, written by the test harness) and its metrics counters (a refused
+    config is counted as a validation failure) are left out."""
     found: dict[str, str] = {}
     for dirpath, dirnames, filenames in os.walk(top):
         for name in dirnames + filenames:
             path = Path(dirpath) / name
-            if name.endswith(".log") and path.is_file():
+            if (name.endswith(".log") or name.startswith("agent-metrics.")) and path.is_file():
                 continue
             st = path.lstat()
             rel = str(path.relative_to(top))
