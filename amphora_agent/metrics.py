@@ -178,6 +178,33 @@ def _certificate_expiry(config: AgentConfig) -> dict[str, float]:
     return out
 
 
+def vrrp_states(config: AgentConfig) -> tuple[bool, dict[str, int]]:
+    """keepalived running, and per VRRP instance 1 (holds every VIP: MASTER),
+    0 (holds none: BACKUP or FAULT while running), -1 (keepalived down or VIPs split).
+
+    Read from what the data path uses, the VIPs on the instance's interface in
+    the HAProxy namespace, not from keepalived's own reports: it works with any
+    uploaded config (ours or Octavia's template) and needs no notify script.
+    """
+    from amphora_agent import health
+    from amphora_agent.network.links import interface_holding
+    from amphora_agent.vrrp import instances
+
+    conf = health.keepalived_config(config)
+    if conf is None:
+        return False, {}
+    running = health.keepalived_running(config, conf)
+    states: dict[str, int] = {}
+    for inst in instances.load(Path(conf)):
+        held = [interface_holding(config.namespace, vip.address) == vip.interface
+                for vip in inst.vips]
+        if not running or not held or (any(held) and not all(held)):
+            states[inst.name] = -1
+        else:
+            states[inst.name] = 1 if all(held) else 0
+    return running, states
+
+
 def render(config: AgentConfig) -> bytes:
     """The Prometheus text exposition of everything above."""
     from prometheus_client import CollectorRegistry, generate_latest
@@ -199,6 +226,16 @@ def render(config: AgentConfig) -> bytes:
             for name, seconds in _certificate_expiry(config).items():
                 expiry.add_metric([name], seconds)
             yield expiry
+            running, states = vrrp_states(config)
+            yield GaugeMetricFamily("amphora_keepalived_running",
+                                    "1 if a keepalived process runs this amphora's VRRP config",
+                                    value=int(running))
+            vrrp = GaugeMetricFamily("amphora_vrrp_state",
+                                     "1 MASTER (VIPs held), 0 BACKUP/FAULT (none held), "
+                                     "-1 keepalived down or unknown", labels=["instance"])
+            for name, value in states.items():
+                vrrp.add_metric([name], value)
+            yield vrrp
             up = GaugeMetricFamily("amphora_agent_haproxy_exporter_up",
                                    "1 if the LB's HAProxy exporter answered, 0 if it failed, "
                                    "absent if the LB's config has no exporter frontend",

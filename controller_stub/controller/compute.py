@@ -77,13 +77,6 @@ class LocalComputeDriver:
     an owner frees it.
     """
 
-    # keepalived's vrrp_track_process needs the kernel's process connector,
-    # which answers only in the initial network namespace. Here the agent (and
-    # so the keepalived it starts) lives in the amphora's namespace, so every
-    # tracked HAProxy would read as missing and both sides stay in FAULT; on a
-    # real amphora the agent runs in the VM's initial namespace.
-    vrrp_track_haproxy = False
-
     def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = ()) -> None:
         self.workdir = Path(workdir)
         # Zones are labels on one host (an amphora's namespace records its zone);
@@ -161,7 +154,11 @@ class LocalComputeDriver:
         self._remove(namespace, haproxy_namespace, root, [])
         mgmt = self.fabric.networks[flavor.get("amp_boot_network", "mgmt")]
         mgmt_ip, _ = self.allocate_address(f"{amphora_id}:mgmt", mgmt.name)
-        options = {"namespace": haproxy_namespace, "service_manager": "direct"}
+        # keepalived's vrrp_track_process needs the kernel's process connector,
+        # which answers only in the initial network namespace: the fabric's
+        # wrapper starts keepalived there (see controller_stub/compute/local.py).
+        options = {"namespace": haproxy_namespace, "service_manager": "direct",
+                   "keepalived_cmd": str(self.fabric.keepalived_cmd)}
         settings = AgentSettings(amphora_id=amphora_id, bind_host=mgmt_ip,
                                  bind_port=AGENT_PORT, topology=topology, amphora=options)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
