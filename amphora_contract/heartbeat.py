@@ -73,6 +73,7 @@ MEMBER_STATUSES = frozenset({"UP", "DOWN", "DRAIN", "MAINT", "no check"})
 STAT_NAMES = frozenset({"tx", "rx", "conns", "totconns", "ereq"})
 _POOL_KEYS = frozenset({"status", "members"})
 _TOP_KEYS = frozenset({"id", "seq", "ver", "listeners", "pools"})
+_ABSENT = object()
 
 
 class RejectReason(enum.Enum):
@@ -384,7 +385,15 @@ class HeartbeatVerifier:
         if cached is not None and cached[0] == section:
             return cached[1]
         pools = _section(section, "pools")
-        _check_pools(pools, "message")
+        if cached is not None and type(pools) is dict:
+            # A pool equal (==, a C walk) to one already validated is valid:
+            # the checks depend on the value alone, and JSON strings only
+            # equal strings. Validate only the pools that changed.
+            previous = cached[1]
+            _check_pools({pool_id: pool for pool_id, pool in pools.items()
+                          if previous.get(pool_id, _ABSENT) != pool}, "message")
+        else:
+            _check_pools(pools, "message")
         self._pools_cache[amphora_id] = (section, pools)
         return pools
 
