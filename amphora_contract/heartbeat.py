@@ -31,6 +31,21 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
+# The receive path inflates and parses every datagram: where the controller
+# has them, ISA-L's inflate (the zlib format, about twice as fast) and orjson
+# (a stricter JSON parser, about twice as fast) do it; the agent only wraps
+# and does without them (docs/heartbeat.md, "Receive cost").
+try:
+    from isal import isal_zlib as _inflate_lib
+    from isal.isal_zlib import error as _InflateError
+except ImportError:  # pragma: no cover - the agent's wheel
+    _inflate_lib = zlib  # type: ignore[misc]
+    _InflateError = zlib.error  # type: ignore[misc,assignment]
+try:
+    from orjson import loads as _json_loads
+except ImportError:  # pragma: no cover - the agent's wheel
+    _json_loads = json.loads
+
 VERSION = 3
 VERSION_4 = 4
 DIGEST_HEX_LEN = 64
@@ -58,6 +73,7 @@ MEMBER_STATUSES = frozenset({"UP", "DOWN", "DRAIN", "MAINT", "no check"})
 STAT_NAMES = frozenset({"tx", "rx", "conns", "totconns", "ereq"})
 _POOL_KEYS = frozenset({"status", "members"})
 _TOP_KEYS = frozenset({"id", "seq", "ver", "listeners", "pools"})
+_ABSENT = object()
 
 
 class RejectReason(enum.Enum):
@@ -137,17 +153,20 @@ def wrap_v4(body: dict[str, Any], amphora_key: str, *, timestamp: float | None =
 
 
 def _inflate(payload: bytes | memoryview) -> Any:
-    decompressor = zlib.decompressobj()
+    decompressor = _inflate_lib.decompressobj()
     try:
         raw = decompressor.decompress(payload, MAX_DECOMPRESSED)
-    except zlib.error as exc:
+    except (_InflateError, zlib.error) as exc:
         raise HeartbeatError(RejectReason.BAD_COMPRESSION, f"not zlib data: {exc}") from None
-    if decompressor.unconsumed_tail:
+    # ISA-L keeps unread input inside rather than in unconsumed_tail: an
+    # unfinished stream that filled the limit is too large either way.
+    if decompressor.unconsumed_tail or (
+            not decompressor.eof and len(raw) >= MAX_DECOMPRESSED):
         raise HeartbeatError(RejectReason.DECOMPRESSED_TOO_LARGE, "payload too large")
     if not decompressor.eof:
         raise HeartbeatError(RejectReason.BAD_COMPRESSION, "zlib stream is truncated")
     try:
-        return json.loads(raw)
+        return _json_loads(raw)
     except ValueError:
         raise HeartbeatError(RejectReason.NOT_JSON, "payload is not JSON") from None
 
@@ -199,6 +218,16 @@ def _check_pools(pools: Any, where: str) -> None:
         raise _bad(f"{where}: a member status is not valid")
 
 
+def _check_new_pools(pools: Any, validated: dict[str, Any] | None) -> None:
+    """The message's pools, skipping those equal (==, a C walk) to a pool
+    in ``validated``: the checks depend on the value alone, and JSON strings
+    only equal strings, so an equal pool passes too."""
+    if validated is not None and type(pools) is dict:
+        pools = {pool_id: pool for pool_id, pool in pools.items()
+                 if validated.get(pool_id, _ABSENT) != pool}
+    _check_pools(pools, "message")
+
+
 def _check_listeners(listeners: Any) -> None:
     if type(listeners) is not dict:
         raise _bad("listeners is not an object")
@@ -219,9 +248,12 @@ def _check_listeners(listeners: Any) -> None:
             _check_pools(listener["pools"], "listener")
 
 
-def validate(body: Any, version: int) -> dict[str, Any]:
+def validate(body: Any, version: int,
+             validated_pools: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Strict parse: Octavia's message shape, whole-string ids, known
-    statuses, non-negative integer counters; else BAD_SCHEMA."""
+    statuses, non-negative integer counters; else BAD_SCHEMA.
+    ``validated_pools``: amphora id -> pools that passed before
+    (:func:`_check_new_pools`)."""
     if type(body) is not dict:
         raise _bad("payload is not a JSON object")
     if body.keys() != _TOP_KEYS:
@@ -234,7 +266,8 @@ def validate(body: Any, version: int) -> dict[str, Any]:
     if body["ver"] != version or type(body["ver"]) is not int:
         raise _bad(f"ver is not {version}")
     _check_listeners(body["listeners"])
-    _check_pools(body["pools"], "message")
+    _check_new_pools(body["pools"], None if validated_pools is None
+                     else validated_pools.get(amphora_id))
     return body
 
 
@@ -250,13 +283,14 @@ def _digest_matches(key: bytes, payload: bytes | memoryview, digest: bytes) -> b
     return hmac.compare_digest(hmac.digest(key, payload, "sha256").hex().encode(), digest)
 
 
-def unwrap_v3(envelope: bytes, key: bytes) -> dict[str, Any]:
+def unwrap_v3(envelope: bytes, key: bytes,
+              validated_pools: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     if len(envelope) <= DIGEST_HEX_LEN:
         raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
     view = memoryview(envelope)
     if not _digest_matches(key, view[:-DIGEST_HEX_LEN], envelope[-DIGEST_HEX_LEN:]):
         raise HeartbeatError(RejectReason.BAD_SIGNATURE, "HMAC mismatch")
-    return validate(_inflate(view[:-DIGEST_HEX_LEN]), VERSION)
+    return validate(_inflate(view[:-DIGEST_HEX_LEN]), VERSION, validated_pools)
 
 
 @dataclass(frozen=True)
@@ -318,6 +352,7 @@ class HeartbeatVerifier:
         self._clock = clock
         self._keys: dict[str, bytes] = {}
         self._pools_cache: dict[str, tuple[bytes, dict[str, Any]]] = {}
+        self._v3_pools: dict[str, dict[str, Any]] = {}
         # amphora id -> (highest seq, bitmap of seen seqs below it, its timestamp)
         self._windows: dict[str, tuple[int, int, int]] = {}
         self._lock = threading.Lock()
@@ -340,7 +375,7 @@ class HeartbeatVerifier:
         if peeked is None:
             if self._v3_key is None:
                 raise HeartbeatError(RejectReason.BAD_SIGNATURE, "version 3 is not accepted")
-            return unwrap_v3(datagram, self._v3_key)
+            return self._unwrap_v3(datagram, self._v3_key)
         if self._master_key is None:
             raise HeartbeatError(RejectReason.BAD_SIGNATURE, "version 4 is not accepted")
         header = peeked
@@ -358,6 +393,17 @@ class HeartbeatVerifier:
         return {"id": header.amphora_id, "seq": header.seq, "ver": VERSION_4,
                 "listeners": listeners, "pools": pools}
 
+    def _unwrap_v3(self, datagram: bytes, key: bytes) -> dict[str, Any]:
+        """Version 3, checking again only the pools that differ from the last
+        valid message carrying the same id (sound for any validated pools, so
+        it does not matter that any holder of the shared key may claim any id)."""
+        body = unwrap_v3(datagram, key, self._v3_pools)
+        with self._lock:
+            if len(self._v3_pools) > 100_000:  # bounded: ids come from the wire
+                self._v3_pools.clear()
+            self._v3_pools[body["id"]] = body["pools"]
+        return body
+
     def _pools(self, amphora_id: str, section: bytes) -> dict[str, Any]:
         """The pools section, parsed again only when its bytes changed since
         this amphora's last verified datagram (the cache holds authentic
@@ -366,7 +412,7 @@ class HeartbeatVerifier:
         if cached is not None and cached[0] == section:
             return cached[1]
         pools = _section(section, "pools")
-        _check_pools(pools, "message")
+        _check_new_pools(pools, cached[1] if cached is not None else None)
         self._pools_cache[amphora_id] = (section, pools)
         return pools
 

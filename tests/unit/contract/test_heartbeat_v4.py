@@ -136,6 +136,37 @@ def test_v4_changed_pools_are_parsed_again() -> None:
     assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
 
 
+ADDED_POOLS = [
+    {"bad id!": {"status": "UP", "members": {}}},
+    {"7f3a2b1c:new": None},
+    {"7f3a2b1c:new": {"status": "UP", "members": {"bad id!": "UP"}}},
+    {"7f3a2b1c:new": {"status": "UP", "members": {MEMBER: "SORT OF"}}},
+    {"7f3a2b1c:new": {"status": "UP", "members": {MEMBER: "UP"}, "extra": 1}},
+]
+
+
+@pytest.mark.parametrize("added", ADDED_POOLS)
+def test_v4_pools_beside_an_unchanged_one_are_checked(added: dict) -> None:
+    """Only pools that differ from the last verified ones are checked again:
+    an invalid pool next to an unchanged valid one is still rejected."""
+    check = verifier()
+    check.verify(v4(1))
+    changed = body(2, 4)
+    changed["pools"].update(added)
+    bad = heartbeat.wrap_v4(changed, heartbeat.derive_amphora_key(MASTER, AMP), timestamp=1000.0)
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+
+
+@pytest.mark.parametrize("added", ADDED_POOLS)
+def test_v3_pools_beside_an_unchanged_one_are_checked(added: dict) -> None:
+    check = verifier()
+    check.verify(heartbeat.wrap(body(1), "v3key"))
+    changed = body(2)
+    changed["pools"].update(added)
+    bad = heartbeat.wrap(changed, "v3key")
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+
+
 def test_v4_listeners_are_checked() -> None:
     key = heartbeat.derive_amphora_key(MASTER, AMP)
     message = body(1, 4)
