@@ -333,7 +333,7 @@ class Controller:
                 raise InvalidRequest(f"load balancer {lb_id} has listeners or pools; "
                                      "delete them or use cascade")
             lb.provisioning_status = PENDING_DELETE
-            for obj in _children(lb):
+            for obj in lb.children():
                 obj.provisioning_status = PENDING_DELETE
             session.add(models.Flow(kind="lb_delete", load_balancer_id=lb_id,
                                     state=FLOW_PENDING))
@@ -724,17 +724,6 @@ class Controller:
             self._get(session, models.L7Rule, l7rule_id).provisioning_status = PENDING_DELETE
         self._change(lb_id, "lb_update", mutate)
 
-
-def _children(lb: models.LoadBalancer) -> list[Any]:
-    objects: list[Any] = [*lb.listeners, *lb.pools]
-    for listener in lb.listeners:
-        for policy in listener.l7policies:
-            objects += [policy, *policy.rules]
-    for pool in lb.pools:
-        objects += list(pool.members)
-        if pool.healthmonitor is not None:
-            objects.append(pool.healthmonitor)
-    return objects
 
 
 def new_uuid() -> str:

@@ -90,17 +90,6 @@ class StepFailed(Exception):
     """A step spent its budget; the message is the reason recorded on the objects."""
 
 
-def _lb_objects(lb: models.LoadBalancer) -> list[Any]:
-    objects: list[Any] = [lb, *lb.listeners, *lb.pools]
-    for listener in lb.listeners:
-        for policy in listener.l7policies:
-            objects += [policy, *policy.rules]
-    for pool in lb.pools:
-        objects += list(pool.members)
-        if pool.healthmonitor is not None:
-            objects.append(pool.healthmonitor)
-    return objects
-
 
 class FlowRunner:
     """Runs the steps of one flow for one controller (``owner``)."""
@@ -243,7 +232,7 @@ class FlowRunner:
             lb = session.get(models.LoadBalancer, lb_id)
             if lb is None:
                 return
-            for obj in _lb_objects(lb):
+            for obj in [lb, *lb.children()]:
                 if obj.provisioning_status in PENDING_STATUSES:
                     obj.provisioning_status, obj.status_reason = ERROR, reason
             lb.provisioning_status, lb.status_reason = ERROR, reason

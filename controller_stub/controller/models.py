@@ -68,6 +68,19 @@ class LoadBalancer(_Status, Base):
     amphorae: Mapped[list[Amphora]] = relationship(back_populates="load_balancer",
                                                    order_by="Amphora.role")
 
+    def children(self) -> list[Any]:
+        """Every object below this LB: listeners, L7 policies and rules, pools,
+        members and health monitors (what a flow settles with the LB)."""
+        objects: list[Any] = [*self.listeners, *self.pools]
+        for listener in self.listeners:
+            for policy in listener.l7policies:
+                objects += [policy, *policy.rules]
+        for pool in self.pools:
+            objects += list(pool.members)
+            if pool.healthmonitor is not None:
+                objects.append(pool.healthmonitor)
+        return objects
+
 
 class Listener(_Status, Base):
     __tablename__ = "listener"
