@@ -163,3 +163,18 @@ def test_options_are_checked() -> None:
         OpenStackOptions.parse({"compute_flavor": "f", "mgmt_network": "m", "ca_cert": "c",
                                 "ca_key": "k", "client_cert": "x",
                                 "server_group_policy": "affinity"})
+
+
+def test_the_controller_builds_the_driver_from_its_config(cloud: FakeOpenStack,
+                                                          driver: OpenStackComputeDriver) -> None:
+    from controller_stub.controller.compute import make_driver
+
+    options = {"workdir": "/nonexistent", "zones": "", "cloud": "fake",
+               "compute_flavor": FLAVOR, "mgmt_network": MGMT_NETWORK,
+               "ca_cert": driver.options.ca_cert, "ca_key": driver.options.ca_key,
+               "client_cert": driver.options.client_cert, "poll_interval": "0.01"}
+    built = make_driver("openstack", options)
+    assert isinstance(built, OpenStackComputeDriver)
+    data = built.boot(AMP2, topology="SINGLE", flavor={}, zone=None, timeout=5,
+                      image_id=IMAGE)
+    assert data["compute_id"] in cloud.servers
