@@ -21,9 +21,14 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """Answers 500 to the first ``fail_first`` POSTs, 204 after; records every one."""
+    """Answers 500 to the first ``fail_first`` POSTs, 204 after; records every one.
+
+    While ``hold`` is set, each POST waits (up to 10 s) until it is cleared: a
+    slow receiver."""
 
     fail_first: int = 0
+    hold: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
     requests: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -33,6 +38,8 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.requests.append(Received(dict(self.headers.items()), body))
+                if receiver.hold.is_set():
+                    receiver.released.wait(10)
                 failing = len(receiver.requests) <= receiver.fail_first
                 self.send_response(500 if failing else 204)
                 self.end_headers()
