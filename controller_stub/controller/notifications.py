@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import event, inspect
+from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller_stub.controller import api, models
@@ -37,17 +37,28 @@ LOG = logging.getLogger("amphora-controller.notifications")
 SIGNATURE_HEADER = "X-Amphora-Signature"
 _DELETED = "DELETED"
 
-# model -> (object type in the event, its API-shaped dict)
-_SHAPES: dict[type[Any], tuple[str, Callable[[Any], dict[str, Any]]]] = {
-    models.LoadBalancer: ("loadbalancer", api.lb_dict),
-    models.Listener: ("listener", api.listener_dict),
-    models.Pool: ("pool", api.pool_dict),
-    models.Member: ("member", api.member_dict),
-    models.HealthMonitor: ("healthmonitor", api.healthmonitor_dict),
-    models.L7Policy: ("l7policy", api.l7policy_dict),
-    models.L7Rule: ("l7rule", api.l7rule_dict),
-}
+
+def _amphora_dict(a: models.Amphora) -> dict[str, Any]:
+    """An amphora as the API lists it, without the compute driver's private data."""
+    return {"id": a.id, "loadbalancer_id": a.load_balancer_id, "role": a.role,
+            "status": a.status, "status_reason": a.status_reason,
+            "lb_network_ip": a.lb_network_ip, "vrrp_ip": a.vrrp_ip, "ha_ip": a.ha_ip,
+            "compute_id": a.compute_id, "image_id": a.image_id,
+            "availability_zone": a.cached_zone}
+
+
 _STATUS_FIELDS = ("provisioning_status", "operating_status")
+# model -> (object type in the event, its API-shaped dict, its status fields)
+_SHAPES: dict[type[Any], tuple[str, Callable[[Any], dict[str, Any]], tuple[str, ...]]] = {
+    models.LoadBalancer: ("loadbalancer", api.lb_dict, _STATUS_FIELDS),
+    models.Listener: ("listener", api.listener_dict, _STATUS_FIELDS),
+    models.Pool: ("pool", api.pool_dict, _STATUS_FIELDS),
+    models.Member: ("member", api.member_dict, _STATUS_FIELDS),
+    models.HealthMonitor: ("healthmonitor", api.healthmonitor_dict, _STATUS_FIELDS),
+    models.L7Policy: ("l7policy", api.l7policy_dict, _STATUS_FIELDS),
+    models.L7Rule: ("l7rule", api.l7rule_dict, _STATUS_FIELDS),
+    models.Amphora: ("amphora", _amphora_dict, ("status",)),
+}
 
 
 class NotificationDriver(Protocol):
@@ -176,12 +187,11 @@ def _now() -> str:
 
 
 def _event(obj: Any, old: dict[str, str | None], deleted: bool) -> dict[str, Any]:
-    object_type, shape = _SHAPES[type(obj)]
+    object_type, shape, fields = _SHAPES[type(obj)]
     payload = shape(obj)
-    new = {f: getattr(obj, f) for f in _STATUS_FIELDS}
+    new = {f: getattr(obj, f) for f in fields}
     if deleted:
-        new["provisioning_status"] = _DELETED
-        payload["provisioning_status"] = _DELETED
+        new[fields[0]] = payload[fields[0]] = _DELETED
     return {"event_type": f"{object_type}.status.update", "object_type": object_type,
             "object_id": obj.id, "payload": payload,
             "old_status": old, "new_status": new, "timestamp": _now()}
@@ -192,11 +202,12 @@ def _changes(session: Session) -> list[dict[str, Any]]:
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         if type(obj) not in _SHAPES:
             continue
+        fields = _SHAPES[type(obj)][2]
         state = inspect(obj)
         deleted = obj in session.deleted
         old: dict[str, str | None] = {}
         changed = deleted or obj in session.new
-        for field in _STATUS_FIELDS:
+        for field in fields:
             history = state.attrs[field].history
             if history.has_changes():
                 changed = True
@@ -204,7 +215,7 @@ def _changes(session: Session) -> list[dict[str, Any]]:
             else:
                 old[field] = getattr(obj, field)
         if obj in session.new:
-            old = dict.fromkeys(_STATUS_FIELDS)
+            old = dict.fromkeys(fields)
         if changed:
             out.append(_event(obj, old, deleted))
     return out
@@ -219,6 +230,22 @@ def install(sessions: sessionmaker[Session], notifier: Notifier) -> None:
     def _collect(session: Session, _context: Any) -> None:
         with session.no_autoflush:
             session.info.setdefault("status_events", []).extend(_changes(session))
+
+    # A bulk ORM DELETE (``session.execute(delete(Model).where(...))``) skips the
+    # flush: the rows it will remove are read first.
+    @event.listens_for(sessions, "do_orm_execute")
+    def _bulk_delete(state: Any) -> None:
+        mapper = state.bind_mapper
+        if not state.is_delete or mapper is None or mapper.class_ not in _SHAPES:
+            return
+        where = state.statement.whereclause
+        query = select(mapper.class_) if where is None else select(mapper.class_).where(where)
+        session = state.session
+        with session.no_autoflush:
+            doomed = list(session.scalars(query))
+            fields = _SHAPES[mapper.class_][2]
+            session.info.setdefault("status_events", []).extend(
+                _event(obj, {f: getattr(obj, f) for f in fields}, True) for obj in doomed)
 
     @event.listens_for(sessions, "after_commit")
     def _publish(session: Session) -> None:

@@ -58,7 +58,11 @@ def test_lb_create_and_delete_are_signed_webhook_events(site: Site, tmp_path: Pa
     assert active["payload"]["vip_address"] == lb["vip_address"]
     assert len(active["payload"]["listeners"]) == 1 and active["timestamp"]
     kinds = {r.json()["object_type"] for r in got}
-    assert {"loadbalancer", "listener", "pool", "member"} <= kinds
+    assert {"loadbalancer", "listener", "pool", "member", "amphora"} <= kinds
+    amphora_states = [r.json()["new_status"]["status"] for r in got
+                      if r.json()["object_type"] == "amphora"]
+    assert amphora_states[0] == "BOOTING" and amphora_states[-1] == "DELETED"
+    assert "ALLOCATED" in amphora_states
     # the log driver logged the events; the secret is never logged
     assert any("loadbalancer.status.update" in m for m in caplog.messages)
     assert not any(SECRET in m for m in caplog.messages)

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import delete
 
 from controller_stub.controller import db, models, notifications, statistics
 from tests.support.webhook import WebhookReceiver
@@ -118,6 +119,18 @@ def test_only_committed_status_changes_become_events(tmp_path: Path) -> None:
     with sessions.begin() as session:
         session.delete(session.get(models.LoadBalancer, lb.id))
     assert [e["new_status"]["provisioning_status"] for e in seen] == ["DELETED"]
+
+    seen.clear()
+    with sessions.begin() as session:
+        session.add(models.Amphora(role="STANDALONE", status="ALLOCATED", compute_data={}))
+    assert [(e["object_type"], e["new_status"]) for e in seen] == [
+        ("amphora", {"status": "ALLOCATED"})]
+    seen.clear()
+    with sessions.begin() as session:  # a bulk delete skips the flush: still an event
+        session.execute(delete(models.Amphora).where(models.Amphora.role == "STANDALONE"))
+    assert [(e["object_type"], e["old_status"], e["new_status"]) for e in seen] == [
+        ("amphora", {"status": "ALLOCATED"}, {"status": "DELETED"})]
+    assert "compute_data" not in seen[0]["payload"]
     sessions.kw["bind"].dispose()
 
 
