@@ -231,21 +231,38 @@ def install(sessions: sessionmaker[Session], notifier: Notifier) -> None:
         with session.no_autoflush:
             session.info.setdefault("status_events", []).extend(_changes(session))
 
-    # A bulk ORM DELETE (``session.execute(delete(Model).where(...))``) skips the
-    # flush: the rows it will remove are read first.
+    # Bulk ORM statements (``session.execute(delete(Model).where(...))`` or
+    # ``update(Model)...``) skip the flush: the rows they touch are read first
+    # (and, for an UPDATE, again after it) to find the status changes.
     @event.listens_for(sessions, "do_orm_execute")
-    def _bulk_delete(state: Any) -> None:
+    def _bulk(state: Any) -> Any:
         mapper = state.bind_mapper
-        if not state.is_delete or mapper is None or mapper.class_ not in _SHAPES:
-            return
+        if not (state.is_delete or state.is_update) or mapper is None \
+                or mapper.class_ not in _SHAPES:
+            return None
+        model = mapper.class_
+        fields = _SHAPES[model][2]
         where = state.statement.whereclause
-        query = select(mapper.class_) if where is None else select(mapper.class_).where(where)
+        query = select(model) if where is None else select(model).where(where)
+        if isinstance(state.parameters, list):  # bulk UPDATE by primary key: those rows
+            query = select(model).where(model.id.in_(
+                [p["id"] for p in state.parameters if "id" in p]))
         session = state.session
+        events = session.info.setdefault("status_events", [])
         with session.no_autoflush:
-            doomed = list(session.scalars(query))
-            fields = _SHAPES[mapper.class_][2]
-            session.info.setdefault("status_events", []).extend(
-                _event(obj, {f: getattr(obj, f) for f in fields}, True) for obj in doomed)
+            rows = list(session.scalars(query))
+            before = {obj.id: {f: getattr(obj, f) for f in fields} for obj in rows}
+            if state.is_delete:
+                events.extend(_event(obj, before[obj.id], True) for obj in rows)
+                return None
+            result = state.invoke_statement()
+            if before:
+                fresh = select(model).where(model.id.in_(list(before))).execution_options(
+                    populate_existing=True)
+                for obj in session.scalars(fresh):
+                    if {f: getattr(obj, f) for f in fields} != before[obj.id]:
+                        events.append(_event(obj, before[obj.id], False))
+            return result
 
     @event.listens_for(sessions, "after_commit")
     def _publish(session: Session) -> None:

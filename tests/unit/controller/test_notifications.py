@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 
 from controller_stub.controller import db, models, notifications, statistics
 from tests.support.webhook import WebhookReceiver
@@ -126,10 +126,27 @@ def test_only_committed_status_changes_become_events(tmp_path: Path) -> None:
     assert [(e["object_type"], e["new_status"]) for e in seen] == [
         ("amphora", {"status": "ALLOCATED"})]
     seen.clear()
+    with sessions.begin() as session:  # a bulk update skips the flush: still an event
+        session.execute(update(models.Amphora).values(status="ALLOCATED"))  # no change
+        session.execute(update(models.Amphora).where(models.Amphora.role == "STANDALONE")
+                        .values(status="ERROR", status_reason="stale"))
+    assert [(e["old_status"], e["new_status"]) for e in seen] == [
+        ({"status": "ALLOCATED"}, {"status": "ERROR"})]
+    assert seen[0]["payload"]["status_reason"] == "stale"
+    with sessions() as session:
+        amphora_id = session.scalars(select(models.Amphora.id)).one()
+    seen.clear()
+    with sessions.begin() as session:  # bulk UPDATE by primary key (executemany)
+        session.execute(update(models.Amphora), [{"id": amphora_id, "status": "BOOTING"}])
+    assert [(e["object_id"], e["new_status"]) for e in seen] == [
+        (amphora_id, {"status": "BOOTING"})]
+    with sessions.begin() as session:
+        session.execute(update(models.Amphora), [{"id": amphora_id, "status": "ERROR"}])
+    seen.clear()
     with sessions.begin() as session:  # a bulk delete skips the flush: still an event
         session.execute(delete(models.Amphora).where(models.Amphora.role == "STANDALONE"))
     assert [(e["object_type"], e["old_status"], e["new_status"]) for e in seen] == [
-        ("amphora", {"status": "ALLOCATED"}, {"status": "DELETED"})]
+        ("amphora", {"status": "ERROR"}, {"status": "DELETED"})]
     assert "compute_data" not in seen[0]["payload"]
     sessions.kw["bind"].dispose()
 
