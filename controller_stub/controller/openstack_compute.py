@@ -56,6 +56,7 @@ class OpenStackOptions:
     key_name: str | None = None
     poll_interval: float = 2.0
     delete_timeout: float = 60.0
+    api_timeout: float = 30.0
 
     @classmethod
     def parse(cls, options: dict[str, str]) -> OpenStackOptions:
@@ -77,14 +78,17 @@ class OpenStackOptions:
                    ca_key=options["ca_key"], client_cert=options["client_cert"],
                    key_name=options.get("key_name") or None,
                    poll_interval=float(options.get("poll_interval", "2")),
-                   delete_timeout=float(options.get("delete_timeout", "60")))
+                   delete_timeout=float(options.get("delete_timeout", "60")),
+                   api_timeout=float(options.get("api_timeout", "30")))
 
 
-def connect(cloud: str | None) -> Any:
-    """An openstacksdk connection from clouds.yaml/``OS_*``, with personality allowed."""
+def connect(cloud: str | None, api_timeout: float) -> Any:
+    """An openstacksdk connection from clouds.yaml/``OS_*``, with personality allowed
+    and every API request bounded by ``api_timeout`` seconds."""
     import openstack  # only this driver needs openstacksdk
 
-    return openstack.connect(cloud=cloud, compute_api_version=COMPUTE_MICROVERSION)
+    return openstack.connect(cloud=cloud, compute_api_version=COMPUTE_MICROVERSION,
+                             api_timeout=api_timeout)
 
 
 def _b64(data: bytes) -> str:
@@ -96,7 +100,7 @@ class OpenStackComputeDriver:
 
     def __init__(self, options: OpenStackOptions, conn: Any | None = None) -> None:
         self.options = options
-        self.conn = conn if conn is not None else connect(options.cloud)
+        self.conn = conn if conn is not None else connect(options.cloud, options.api_timeout)
         self.ca = CertificateAuthority.load(options.ca_cert, options.ca_key)
         self.client_ca_pem = Path(options.ca_cert).read_bytes()
 
@@ -202,6 +206,13 @@ class OpenStackComputeDriver:
             server = self.conn.compute.create_server(**attrs)
             data["server_id"] = server.id
             self._wait_active(server.id, timeout)
+        except ComputeError:
+            self.delete(amphora_id, data)
+            raise
+        except Exception as exc:  # the SDK's and keystoneauth's errors, in one line
+            self.delete(amphora_id, data)
+            raise ComputeError(f"boot of amphora {amphora_id} failed: "
+                               f"{str(exc).splitlines()[0][:300] if str(exc) else exc!r}") from exc
         except BaseException:
             self.delete(amphora_id, data)
             raise

@@ -48,6 +48,7 @@ class FakeOpenStack:
 
     server_outcome: str = "ACTIVE"
     build_polls: int = 1
+    stall_server_create: bool = False  # POST /servers answers only after close(): a hung API
     requests: list[Recorded] = field(default_factory=list)
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     ports: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -57,6 +58,7 @@ class FakeOpenStack:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._polls: dict[str, int] = {}
+        self._closing = threading.Event()
         self._next_host = {sid: 10 for sid in _SUBNETS}
         fake = self
 
@@ -68,6 +70,9 @@ class FakeOpenStack:
                 raw = self.rfile.read(length) if length else b""
                 url = urllib.parse.urlsplit(self.path)
                 body = json.loads(raw) if raw else None
+                if fake.stall_server_create and self.command == "POST" \
+                        and url.path.rstrip("/") == "/compute/v2.1/servers":
+                    fake._closing.wait(30)
                 with fake._lock:
                     fake.requests.append(Recorded(self.command, url.path.rstrip("/"),
                                                   urllib.parse.parse_qs(url.query),
@@ -94,6 +99,7 @@ class FakeOpenStack:
         self._thread.start()
 
     def close(self) -> None:
+        self._closing.set()
         self.server.shutdown()
         self.server.server_close()
 

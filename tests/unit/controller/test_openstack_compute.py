@@ -45,7 +45,8 @@ def driver(cloud: FakeOpenStack, tmp_path: Path) -> OpenStackComputeDriver:
     options = OpenStackOptions.parse({
         "cloud": "fake", "compute_flavor": FLAVOR, "mgmt_network": MGMT_NETWORK,
         "security_groups": "amphora-mgmt-sg", "ca_cert": str(ca_cert), "ca_key": str(ca_key),
-        "client_cert": str(client), "poll_interval": "0.01", "delete_timeout": "2"})
+        "client_cert": str(client), "poll_interval": "0.01", "delete_timeout": "2",
+        "api_timeout": "1"})
     return OpenStackComputeDriver(options)
 
 
@@ -143,6 +144,16 @@ def test_a_server_stuck_in_build_times_out_within_its_bound(driver: OpenStackCom
         driver.boot(AMP1, topology="SINGLE", flavor={}, zone=None, timeout=0.3, image_id=IMAGE)
     assert time.monotonic() - started < 5
     assert cloud.servers == {} and cloud.ports == {}
+
+
+def test_a_hung_api_request_is_bounded_and_cleaned_up(driver: OpenStackComputeDriver,
+                                                      cloud: FakeOpenStack) -> None:
+    cloud.stall_server_create = True
+    started = time.monotonic()
+    with pytest.raises(ComputeError, match=r"(?i)timed out"):
+        driver.boot(AMP1, topology="SINGLE", flavor={}, zone=None, timeout=60, image_id=IMAGE)
+    assert time.monotonic() - started < 20  # api_timeout (1 s), not the boot timeout
+    assert cloud.ports == {}  # the management port went with the failed boot
 
 
 def test_a_repeated_boot_replaces_the_first_server(driver: OpenStackComputeDriver,
