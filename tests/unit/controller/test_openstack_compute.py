@@ -75,8 +75,15 @@ def test_single_boot_sends_image_flavor_config_drive_and_mgmt_port(
     assert files["/etc/octavia/certs/client_ca.pem"] == driver.client_ca_pem.decode()
     assert data["compute_id"] in cloud.servers
     assert data["mgmt_ip"] == mgmt_port["fixed_ips"][0]["ip_address"]
-    auth = cloud.sent("POST", "/identity/v3/auth/tokens")
-    assert auth and "not-a-real-password" not in str(data)
+    [auth] = cloud.sent("POST", "/identity/v3/auth/tokens")
+    identity = auth.body["auth"]["identity"]
+    assert identity["methods"] == ["password"]
+    assert identity["password"]["user"]["name"] == "amphora-controller"
+    assert auth.body["auth"]["scope"]["project"]["name"] == "service"
+    # every Nova/Neutron request carries the token the catalog came with
+    assert {r.headers.get("X-Auth-Token") for r in cloud.requests
+            if r.path.startswith(("/compute/v2.1/", "/network/v2.0/"))} == {"gAAAAAB-fake-token"}
+    assert "not-a-real-password" not in str(data)
 
 
 def test_active_standby_server_group_vip_port_with_allowed_pairs_and_full_delete(
