@@ -222,7 +222,12 @@ def _changes(session: Session) -> list[dict[str, Any]]:
 
 
 def install(sessions: sessionmaker[Session], notifier: Notifier) -> None:
-    """Publish every committed status change made through ``sessions``."""
+    """Publish every committed status change made through ``sessions``.
+
+    Without drivers nothing is hooked: the store pays for events only when
+    someone listens."""
+    if not notifier.drivers:
+        return
 
     # after_flush: ids and defaults are set, while new/dirty/deleted and the
     # attribute history still show what this flush changed.

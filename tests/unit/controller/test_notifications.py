@@ -151,6 +151,16 @@ def test_only_committed_status_changes_become_events(tmp_path: Path) -> None:
     sessions.kw["bind"].dispose()
 
 
+def test_no_drivers_hooks_nothing(tmp_path: Path) -> None:
+    sessions = db.open_store(f"sqlite:///{tmp_path}/state.db")
+    notifications.install(sessions, notifications.from_options({}))
+    with sessions.begin() as session:
+        session.add(models.Amphora(role="STANDALONE", status="ALLOCATED", compute_data={}))
+        session.flush()
+        assert "status_events" not in session.info
+    sessions.kw["bind"].dispose()
+
+
 def test_webhook_options_are_required() -> None:
     with pytest.raises(ValueError, match="webhook_secret"):
         notifications.from_options({"drivers": "log, webhook",
