@@ -4,7 +4,8 @@ The interface is what a flow step needs: boot an amphora (idempotent per
 amphora id, so a resumed step simply repeats it), attach a port on a network
 with an address, hand out the agent client, and delete everything an amphora
 owns. ``local`` (the default) runs amphorae as namespaces on the fabric of
-:mod:`controller_stub.compute.local`; an OpenStack driver is not built yet.
+:mod:`controller_stub.compute.local`; ``openstack`` boots Nova servers
+(:mod:`controller_stub.controller.openstack_compute`).
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class PortInfo:
 
 class ComputeDriver(Protocol):
     def boot(self, amphora_id: str, *, topology: str, flavor: dict[str, Any],
-             zone: dict[str, Any] | None, timeout: float) -> dict[str, Any]:
+             zone: dict[str, Any] | None, timeout: float, image_id: str | None = None,
+             lb_id: str | None = None) -> dict[str, Any]:
         """Boot (or re-boot from scratch) ``amphora_id``; returns its compute data."""
 
     def allocate_address(self, owner: str, network: str) -> tuple[str, str | None]:
@@ -144,7 +146,8 @@ class LocalComputeDriver:
         return namespace, f"{namespace}-hap", self.workdir / f"a{short}"
 
     def boot(self, amphora_id: str, *, topology: str, flavor: dict[str, Any],
-             zone: dict[str, Any] | None, timeout: float = 30.0) -> dict[str, Any]:
+             zone: dict[str, Any] | None, timeout: float = 30.0, image_id: str | None = None,
+             lb_id: str | None = None) -> dict[str, Any]:
         compute_zone = (zone or {}).get("compute_zone")
         if self.zones and compute_zone is not None and compute_zone not in self.zones:
             raise ValueError(f"compute zone {compute_zone!r} is not one of this fabric's "
@@ -232,4 +235,9 @@ def make_driver(name: str, options: dict[str, str]) -> ComputeDriver:
     if name == "local":
         zones = tuple(z.strip() for z in options.get("zones", "").split(",") if z.strip())
         return LocalComputeDriver(options["workdir"], zones)
-    raise ValueError(f"unknown compute driver {name!r} (available: local)")
+    if name == "openstack":
+        from controller_stub.controller import openstack_compute
+
+        return openstack_compute.OpenStackComputeDriver(
+            openstack_compute.OpenStackOptions.parse(options))
+    raise ValueError(f"unknown compute driver {name!r} (available: local, openstack)")

@@ -12,7 +12,7 @@ from pathlib import Path
 from controller_stub.controller.flows import Budget
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_DRIVERS = ("local",)
+_DRIVERS = ("local", "openstack")
 _IMAGE_SOURCES = ("local", "glance")
 
 
@@ -35,6 +35,10 @@ class ControllerConfig:
     flow_retention: float = 3600.0
     log_level: str = "INFO"
     keep_failed_amphorae: bool = False
+    # [notifications], [statistics] and [openstack]: passed to their drivers as they are
+    notifications: dict[str, str] = field(default_factory=dict)
+    statistics: dict[str, str] = field(default_factory=lambda: {"drivers": "state_store"})
+    openstack: dict[str, str] = field(default_factory=dict)
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -58,11 +62,11 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
     for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
-                 "certificates"):
+                 "certificates", "notifications", "statistics", "openstack"):
         if not parser.has_section(name):
             parser.add_section(name)
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
-             "certificates"}
+             "certificates", "notifications", "statistics", "openstack"}
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -97,6 +101,9 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
                                      d.housekeeping_interval, 0.1, 86400),
         flow_retention=_float(parser["housekeeping"], "flow_retention", d.flow_retention,
                               0, 30 * 86400),
+        notifications=dict(parser["notifications"]),
+        statistics={"drivers": "state_store", **dict(parser["statistics"])},
+        openstack=dict(parser["openstack"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")

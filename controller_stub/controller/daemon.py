@@ -19,7 +19,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller_stub.controller import config as config_mod
-from controller_stub.controller import db, models
+from controller_stub.controller import db, models, notifications, statistics
 from controller_stub.controller.api import Controller
 from controller_stub.controller.certificates import LocalCertificateStore
 from controller_stub.controller.compute import make_driver
@@ -49,8 +49,12 @@ class Service:
     def __init__(self, cfg: config_mod.ControllerConfig) -> None:
         self.cfg = cfg
         self.sessions = db.open_store(cfg.database_url)
+        self.notifier = notifications.from_options(cfg.notifications)
+        notifications.install(self.sessions, self.notifier)
+        self.statistics = statistics.from_options(cfg.statistics)
         self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir,
-                                                            "zones": cfg.compute_zones})
+                                                            "zones": cfg.compute_zones,
+                                                            **cfg.openstack})
         self.certificates = LocalCertificateStore(cfg.certificate_directory)
         images: ImageSource
         if cfg.image_source == "glance":
@@ -94,6 +98,8 @@ class Service:
         self.workers.release_own()
         if self._housekeeper is not None:
             self._housekeeper.join(5)
+        self.notifier.close()
+        self.statistics.close()
         self.sessions.kw["bind"].dispose()
 
     def __enter__(self) -> Service:

@@ -273,7 +273,7 @@ class FlowRunner:
     def step_boot_amphorae(self, lb_id: str, params: dict[str, Any]) -> None:
         with self.sessions.begin() as session:
             lb = self._load(session, lb_id)
-            flavor, topology = dict(lb.flavor_data), lb.topology
+            flavor, topology, image_id = dict(lb.flavor_data), lb.topology, lb.image_id
             roles = ([ROLE_MASTER, ROLE_BACKUP] if topology == ACTIVE_STANDBY
                      else [ROLE_STANDALONE])
             existing = {a.role: a for a in lb.amphorae}
@@ -296,11 +296,13 @@ class FlowRunner:
                 zone = {**zone, "compute_zone": zone.get("compute_zone", zone["name"])}
             data = self.compute.boot(amphora_id, topology=topology, flavor=flavor,
                                      zone=zone or flavor.get("zone") or None,
-                                     timeout=self.budget.boot_timeout)
+                                     timeout=self.budget.boot_timeout, image_id=image_id,
+                                     lb_id=lb_id)
             with self.sessions.begin() as session:
                 amphora = session.get(models.Amphora, amphora_id)
                 assert amphora is not None
-                amphora.compute_data, amphora.compute_id = data, data["namespace"]
+                amphora.compute_data = data
+                amphora.compute_id = data.get("compute_id", data["namespace"])
                 amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
 
         # an amphora booted before a crash is kept

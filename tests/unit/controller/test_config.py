@@ -60,3 +60,16 @@ def test_daemon_reports_a_bad_config_in_one_line(tmp_path: Path,
     err = capsys.readouterr().err.strip()
     assert err.startswith("amphora-controller: [compute] driver") and "\n" not in err
     assert main(["--config-file", str(tmp_path / "missing.conf")]) == 2
+
+
+def test_openstack_notifications_and_statistics_sections(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "[compute]\ndriver = openstack\n"
+                                       "[openstack]\ncloud = prod\nmgmt_network = net-1\n"
+                                       "[notifications]\ndrivers = log, webhook\n"
+                                       "webhook_url = https://hooks.example/amphora\n"
+                                       "[statistics]\nprometheus_port = 9200\n"))
+    assert cfg.compute_driver == "openstack"
+    assert cfg.openstack == {"cloud": "prod", "mgmt_network": "net-1"}
+    assert cfg.notifications["drivers"] == "log, webhook"
+    assert cfg.statistics == {"drivers": "state_store", "prometheus_port": "9200"}
+    assert config.load(_write(tmp_path, "")).notifications == {}
