@@ -128,6 +128,7 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
         timeout=_float(h, "heartbeat_timeout", d.timeout, 0, 86400),
         check_interval=_float(h, "check_interval", d.check_interval, 0, 3600),
         breaker_threshold=_float(h, "failover_threshold", d.breaker_threshold, 0, 1),
+        breaker_min_stale=_int(h, "failover_min_stale", d.breaker_min_stale, 1, 1_000_000),
         failover=h.getboolean("failover", fallback=d.failover),
         batch_size=_int(h, "batch_size", d.batch_size, 1, 100_000),
         queue_size=_int(h, "queue_size", d.queue_size, 1, 1_000_000),

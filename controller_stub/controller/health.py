@@ -61,6 +61,7 @@ class HealthSettings:
     timeout: float = 0.0         # 0: 3 x heartbeat_interval
     check_interval: float = 0.0  # 0: heartbeat_interval / 2
     breaker_threshold: float = 0.5
+    breaker_min_stale: int = 2   # one stale amphora is an amphora fault, never a breaker
     failover: bool = True
     batch_size: int = 500
     queue_size: int = 4096
@@ -285,7 +286,9 @@ class HealthManager:
                 models.Flow.state.in_([FLOW_PENDING, FLOW_RUNNING]))))
         stale = [(amp, lb) for amp, lb, seen in rows if seen < cutoff]
         share = len(stale) / len(rows) if rows else 0.0
-        if share > self.settings.breaker_threshold and not self._operator_override:
+        tripped = (share > self.settings.breaker_threshold
+                   and len(stale) >= self.settings.breaker_min_stale)
+        if tripped and not self._operator_override:
             if not self.breaker_open:
                 LOG.error("circuit breaker open: %d of %d amphorae (%.0f%%) stale at once, "
                           "above %.0f%%: no failover until heartbeats return or an operator "
@@ -296,10 +299,10 @@ class HealthManager:
                                    f"({100 * share:.0f}% > "
                                    f"{100 * self.settings.breaker_threshold:.0f}%)")
             return []
-        if self.breaker_open and share <= self.settings.breaker_threshold:
+        if self.breaker_open and not tripped:
             LOG.warning("circuit breaker closed: %d of %d amphorae stale", len(stale), len(rows))
             self.breaker_open, self.breaker_reason = False, None
-        if share <= self.settings.breaker_threshold:
+        if not tripped:
             self._operator_override = False
         if not self.settings.failover:
             return []
