@@ -57,7 +57,7 @@ class HealthSettings:
     bind_ip: str = ""            # empty: the fabric's management gateway
     bind_port: int = 5555
     master_key: str = ""         # version-4 keys are derived per amphora from it
-    heartbeat_interval: int = 10
+    heartbeat_interval: int = 2    # given to amphorae booted by this controller
     timeout: float = 0.0         # 0: 3 x heartbeat_interval
     check_interval: float = 0.0  # 0: heartbeat_interval / 2
     breaker_threshold: float = 0.5
@@ -191,10 +191,12 @@ class HealthManager:
             receive_buffer=4 << 20)
         self._pending: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.stored = 0
+        self.received = 0  # messages handed over by the listener
+        self.stored = 0    # rows written (an amphora's newer message replaces one not yet written)
         self.batches = 0
         self.breaker_open = False
         self.breaker_reason: str | None = None
@@ -229,6 +231,7 @@ class HealthManager:
     # -- heartbeats into the store -----------------------------------------------
 
     def _collect(self, message: dict[str, Any], _source: str) -> None:
+        self.received += 1
         with self._lock:
             self._pending[message["id"]] = message
             full = len(self._pending) >= self.settings.batch_size
@@ -243,6 +246,10 @@ class HealthManager:
 
     def flush(self) -> int:
         """Write what has arrived, one transaction per batch; returns messages stored."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
         with self._lock:
             pending, self._pending = self._pending, {}
         if not pending:
@@ -331,7 +338,7 @@ class HealthManager:
         except (OSError, IndexError):  # not started, or stopped
             address = None
         return {"breaker_open": self.breaker_open, "breaker_reason": self.breaker_reason,
-                "stored": self.stored, "batches": self.batches,
+                "received": self.received, "stored": self.stored, "batches": self.batches,
                 "failovers_started": self.failovers_started,
                 "listener": self.listener.counters(),
                 "address": address}
