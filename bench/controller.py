@@ -215,12 +215,17 @@ def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any
                 break
             time.sleep(0.05)
         elapsed = time.monotonic() - start
+        drain = elapsed - sent_for
         counters = manager.listener.counters()
         return {"fleet": count, "sent": expected, "seconds": round(elapsed, 2),
                 "accepted": counters["accepted"], "dropped_queue_full": counters["queue_full"],
                 "lost_in_kernel": expected - counters["received"],
                 "rows_stored": manager.stored, "batches": manager.batches,
-                "stored_per_s": round(manager.stored / elapsed),
+                "drain_after_last_send_s": round(drain, 2),
+                # every accepted message reached the store (the newest per amphora
+                # within a batch is the one written): messages per second end to end
+                "processed_per_s": round(counters["accepted"] / elapsed),
+                "rows_per_s": round(manager.stored / elapsed),
                 "offered_per_s": round(expected / sent_for)}
     finally:
         manager.stop()

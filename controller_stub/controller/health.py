@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from amphora_contract.heartbeat import HeartbeatVerifier
 from controller_stub.controller import models
@@ -107,8 +107,11 @@ def store_batch(session: Session, messages: dict[str, dict[str, Any]],
     stats_rows = {(s.listener_id, s.amphora_id): s for s in session.scalars(
         select(models.ListenerStatistics).where(models.ListenerStatistics.amphora_id.in_(ids)))}
     lb_ids = {a.load_balancer_id for a in amphorae.values() if a.load_balancer_id}
+    # eager: one query per level for the whole batch, not one per LB
     lbs = {lb.id: lb for lb in session.scalars(
-        select(models.LoadBalancer).where(models.LoadBalancer.id.in_(lb_ids)))}
+        select(models.LoadBalancer).where(models.LoadBalancer.id.in_(lb_ids)).options(
+            selectinload(models.LoadBalancer.listeners),
+            selectinload(models.LoadBalancer.pools).selectinload(models.Pool.members)))}
     for amphora_id, message in messages.items():
         row = health.get(amphora_id)
         if row is None:
