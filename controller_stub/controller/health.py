@@ -123,7 +123,10 @@ def store_batch(session: Session, messages: dict[str, dict[str, Any]],
         if lb is None:
             continue  # a heartbeat from an amphora we do not know: last-seen only
         _apply_statuses(lb, message)
+        own = {li.id for li in lb.listeners}  # an amphora reports only its LB's listeners
         for listener_id, listener in message["listeners"].items():
+            if listener_id not in own:
+                continue
             stats = listener["stats"]
             key = (listener_id, amphora_id)
             srow = stats_rows.get(key)
