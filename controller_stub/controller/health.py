@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from amphora_contract.heartbeat import HeartbeatVerifier
@@ -98,28 +98,37 @@ def _worst(statuses: list[str]) -> str:
 
 def store_batch(session: Session, messages: dict[str, dict[str, Any]],
                 now: datetime.datetime) -> None:
-    """One batch of messages (amphora id → newest message) in the caller's transaction."""
+    """One batch of messages (amphora id → newest message) in the caller's transaction.
+
+    Last-seen times and statistics, written for every heartbeat, go as
+    executemany statements; statuses through the ORM, which writes only
+    what changed."""
     ids = list(messages)
-    health = {h.amphora_id: h for h in session.scalars(
-        select(models.AmphoraHealth).where(models.AmphoraHealth.amphora_id.in_(ids)))}
-    amphorae = {a.id: a for a in session.scalars(
-        select(models.Amphora).where(models.Amphora.id.in_(ids)))}
-    stats_rows = {(s.listener_id, s.amphora_id): s for s in session.scalars(
-        select(models.ListenerStatistics).where(models.ListenerStatistics.amphora_id.in_(ids)))}
-    lb_ids = {a.load_balancer_id for a in amphorae.values() if a.load_balancer_id}
+    health_t = models.AmphoraHealth.__table__
+    stats_t = models.ListenerStatistics.__table__
+    known = set(session.scalars(select(models.AmphoraHealth.amphora_id).where(
+        models.AmphoraHealth.amphora_id.in_(ids))))
+    if known:
+        session.execute(health_t.update().where(
+            health_t.c.amphora_id == bindparam("aid")).values(last_update=now),
+            [{"aid": i} for i in known])
+    fresh = [{"amphora_id": i, "last_update": now} for i in ids if i not in known]
+    if fresh:
+        session.execute(health_t.insert(), fresh)
+    lb_of = dict(session.execute(select(models.Amphora.id, models.Amphora.load_balancer_id)
+                                 .where(models.Amphora.id.in_(ids))).all())
     # eager: one query per level for the whole batch, not one per LB
     lbs = {lb.id: lb for lb in session.scalars(
-        select(models.LoadBalancer).where(models.LoadBalancer.id.in_(lb_ids)).options(
+        select(models.LoadBalancer).where(
+            models.LoadBalancer.id.in_({v for v in lb_of.values() if v})).options(
             selectinload(models.LoadBalancer.listeners),
             selectinload(models.LoadBalancer.pools).selectinload(models.Pool.members)))}
+    have_stats = {(lid, aid) for lid, aid in session.execute(
+        select(stats_t.c.listener_id, stats_t.c.amphora_id).where(
+            stats_t.c.amphora_id.in_(ids)))}
+    updates, inserts = [], []
     for amphora_id, message in messages.items():
-        row = health.get(amphora_id)
-        if row is None:
-            session.add(models.AmphoraHealth(amphora_id=amphora_id, last_update=now))
-        else:
-            row.last_update = now
-        amphora = amphorae.get(amphora_id)
-        lb = lbs.get(amphora.load_balancer_id or "") if amphora is not None else None
+        lb = lbs.get(lb_of.get(amphora_id) or "")
         if lb is None:
             continue  # a heartbeat from an amphora we do not know: last-seen only
         _apply_statuses(lb, message)
@@ -128,18 +137,25 @@ def store_batch(session: Session, messages: dict[str, dict[str, Any]],
             if listener_id not in own:
                 continue
             stats = listener["stats"]
-            key = (listener_id, amphora_id)
-            srow = stats_rows.get(key)
-            if srow is None:
-                srow = stats_rows[key] = models.ListenerStatistics(
-                    listener_id=listener_id, amphora_id=amphora_id, bytes_in=0, bytes_out=0,
-                    active_connections=0, total_connections=0, request_errors=0)
-                session.add(srow)
-            srow.bytes_in += stats["rx"]
-            srow.bytes_out += stats["tx"]
-            srow.active_connections = stats["conns"]
-            srow.total_connections += stats["totconns"]
-            srow.request_errors += stats["ereq"]
+            row = {"lid": listener_id, "aid": amphora_id, "rx": stats["rx"],
+                   "tx": stats["tx"], "conns": stats["conns"],
+                   "totconns": stats["totconns"], "ereq": stats["ereq"]}
+            (updates if (listener_id, amphora_id) in have_stats else inserts).append(row)
+    if updates:
+        session.execute(stats_t.update().where(
+            stats_t.c.listener_id == bindparam("lid"),
+            stats_t.c.amphora_id == bindparam("aid")).values(
+            bytes_in=stats_t.c.bytes_in + bindparam("rx"),
+            bytes_out=stats_t.c.bytes_out + bindparam("tx"),
+            active_connections=bindparam("conns"),
+            total_connections=stats_t.c.total_connections + bindparam("totconns"),
+            request_errors=stats_t.c.request_errors + bindparam("ereq")), updates)
+    if inserts:
+        session.execute(stats_t.insert(), [
+            {"listener_id": r["lid"], "amphora_id": r["aid"], "bytes_in": r["rx"],
+             "bytes_out": r["tx"], "active_connections": r["conns"],
+             "total_connections": r["totconns"], "request_errors": r["ereq"]}
+            for r in inserts])
 
 
 def _apply_statuses(lb: models.LoadBalancer, message: dict[str, Any]) -> None:
