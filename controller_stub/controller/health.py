@@ -300,9 +300,21 @@ class HealthManager:
             except Exception:
                 LOG.exception("stale amphora check failed")
 
+    @property
+    def silent_after(self) -> float:
+        """Seconds without a heartbeat after which an amphora counts as silent for
+        the breaker: amphorae cut off at the same moment go stale up to one
+        interval apart, and by the time the first is stale the others have
+        been silent this long, so the breaker sees them all at the first check."""
+        s = self.settings
+        check = s.check_interval or s.heartbeat_interval / 2
+        return max(1.5 * s.heartbeat_interval, s.stale_after - s.heartbeat_interval - check)
+
     def check(self) -> list[str]:
         """One pass: the stale amphorae failed over (empty while the breaker is open)."""
-        cutoff = models.utcnow() - datetime.timedelta(seconds=self.settings.stale_after)
+        now = models.utcnow()
+        cutoff = now - datetime.timedelta(seconds=self.settings.stale_after)
+        quiet = now - datetime.timedelta(seconds=self.silent_after)
         with self.sessions.begin() as session:
             session.execute(delete(models.AmphoraHealth).where(
                 models.AmphoraHealth.amphora_id.not_in(select(models.Amphora.id))))
@@ -314,22 +326,23 @@ class HealthManager:
             busy = set(session.scalars(select(models.Flow.load_balancer_id).where(
                 models.Flow.state.in_([FLOW_PENDING, FLOW_RUNNING]))))
         stale = [(amp, lb) for amp, lb, seen in rows if seen < cutoff]
-        share = len(stale) / len(rows) if rows else 0.0
+        silent = sum(1 for *_, seen in rows if seen < quiet)
+        share = silent / len(rows) if rows else 0.0
         tripped = (share > self.settings.breaker_threshold
-                   and len(stale) >= self.settings.breaker_min_stale)
+                   and silent >= self.settings.breaker_min_stale)
         if tripped and not self._operator_override:
             if not self.breaker_open:
-                LOG.error("circuit breaker open: %d of %d amphorae (%.0f%%) stale at once, "
+                LOG.error("circuit breaker open: %d of %d amphorae (%.0f%%) silent at once, "
                           "above %.0f%%: no failover until heartbeats return or an operator "
-                          "resets it", len(stale), len(rows), 100 * share,
+                          "resets it", silent, len(rows), 100 * share,
                           100 * self.settings.breaker_threshold)
             self.breaker_open = True
-            self.breaker_reason = (f"{len(stale)} of {len(rows)} amphorae stale "
+            self.breaker_reason = (f"{silent} of {len(rows)} amphorae silent "
                                    f"({100 * share:.0f}% > "
                                    f"{100 * self.settings.breaker_threshold:.0f}%)")
             return []
         if self.breaker_open and not tripped:
-            LOG.warning("circuit breaker closed: %d of %d amphorae stale", len(stale), len(rows))
+            LOG.warning("circuit breaker closed: %d of %d amphorae silent", silent, len(rows))
             self.breaker_open, self.breaker_reason = False, None
         if not tripped:
             self._operator_override = False

@@ -182,7 +182,7 @@ def test_circuit_breaker_opens_and_closes(tmp_path: Path) -> None:
     assert started == []
     status = manager.status()
     assert status["breaker_open"] is True
-    assert status["breaker_reason"].startswith("2 of 10 amphorae stale")
+    assert status["breaker_reason"].startswith("2 of 10 amphorae silent")
     # heartbeats return for one of them (a real signed datagram): 10% is not above 10%
     try:
         body = heartbeat.message("amp-0", 1, {}, {})
@@ -195,3 +195,50 @@ def test_circuit_breaker_opens_and_closes(tmp_path: Path) -> None:
     assert manager.check() == ["amp-1"]
     assert manager.status()["breaker_open"] is False
     assert started == [("lb-1", "amp-1")]
+
+
+def _heartbeat_pids(amphora: dict[str, Any]) -> list[int]:
+    found = []
+    for pid in nsutil.pids_in(amphora["compute_data"]["namespace"]):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if b"amphora_agent.heartbeat_service" in handle.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_breaker_on_the_fabric_holds_failover_while_heartbeats_stop(
+        site: Site, tmp_path: Path) -> None:
+    """Both amphorae of two SINGLE LBs fall silent at once (their heartbeat
+    senders stopped, as a network fault would): the breaker opens and nothing
+    is failed over; heartbeats resume and it closes, still with no failover."""
+    with _service(site, tmp_path, threshold=0.1) as service:
+        api, health = service.api, service.health
+        assert health is not None
+        lbs = [_create(service, site, "SINGLE")]
+        lbs.append(api.wait(api.create_load_balancer(name="web2", listeners=[{
+            "protocol": "HTTP", "protocol_port": 80,
+            "default_pool": {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                             "members": [{"address": str(site.members[0].ipv4),
+                                          "protocol_port": 80}]}}])["id"], timeout=60))
+        amphorae = [a for lb in lbs for a in api.amphorae(lb["id"])]
+        ids = [a["id"] for a in amphorae]
+        wait_for(lambda: len(_last_seen(service, ids)) == 2, 15, "first heartbeats")
+        stopped = [pid for a in amphorae for pid in _heartbeat_pids(a)]
+        assert len(stopped) == 2
+        try:
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            wait_for(lambda: health.status()["breaker_open"], 20, "the breaker open")
+            assert health.status()["breaker_reason"].startswith("2 of 2 amphorae silent")
+            assert health.failovers_started == 0
+            assert {a["id"] for lb in lbs for a in api.amphorae(lb["id"])} == set(ids)
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: not health.status()["breaker_open"], 20, "the breaker closed")
+        assert health.failovers_started == 0
+        assert [api.get_load_balancer(lb["id"])["provisioning_status"] for lb in lbs] == [
+            "ACTIVE", "ACTIVE"]
