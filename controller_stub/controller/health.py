@@ -38,6 +38,7 @@ from controller_stub.controller.constants import (
     NO_MONITOR,
     OFFLINE,
     ONLINE,
+    PENDING_DELETE,
 )
 from controller_stub.health_listener import HealthListener
 
@@ -322,7 +323,11 @@ class HealthManager:
                 select(models.Amphora.id, models.Amphora.load_balancer_id,
                        models.AmphoraHealth.last_update)
                 .join(models.AmphoraHealth, models.AmphoraHealth.amphora_id == models.Amphora.id)
-                .where(models.Amphora.status == AMPHORA_ALLOCATED)).all()
+                .join(models.LoadBalancer,
+                      models.LoadBalancer.id == models.Amphora.load_balancer_id)
+                # an LB being deleted silences its own amphorae: not a fault
+                .where(models.Amphora.status == AMPHORA_ALLOCATED,
+                       models.LoadBalancer.provisioning_status != PENDING_DELETE)).all()
             busy = set(session.scalars(select(models.Flow.load_balancer_id).where(
                 models.Flow.state.in_([FLOW_PENDING, FLOW_RUNNING]))))
         stale = [(amp, lb) for amp, lb, seen in rows if seen < cutoff]
