@@ -326,6 +326,54 @@ class Controller:
             return lambda: lb_dict(lb)
         return self._change(lb_id, "lb_update", mutate)
 
+    # -- failover ---------------------------------------------------------------------
+
+    def failover_amphora(self, amphora_id: str) -> dict[str, Any]:
+        """Replace one amphora (operator): a ``failover`` flow; the LB goes
+        PENDING_UPDATE until the replacement serves (Conflict while it is PENDING)."""
+        with self.sessions.begin() as session:
+            amphora = session.get(models.Amphora, amphora_id)
+            if amphora is None or amphora.load_balancer_id is None:
+                raise NotFound(f"amphora {amphora_id} not found")
+            lb = self._lock_lb(session, amphora.load_balancer_id)
+            self._start_failover(session, lb, amphora_id)
+            answer = lb_dict(lb)
+        self.on_change()
+        return answer
+
+    def failover_load_balancer(self, lb_id: str) -> dict[str, Any]:
+        """Replace the LB's amphora that most needs it (operator): one left over by a
+        failed failover, else the one whose heartbeat is oldest, else the first."""
+        with self.sessions() as session:
+            lb = self._get(session, models.LoadBalancer, lb_id)
+            ids = [a.id for a in lb.amphorae]
+            if not ids:
+                raise Conflict(f"load balancer {lb_id} has no amphorae")
+            replaced = [a.id for a in lb.amphorae if a.status == "PENDING_DELETE"]
+            seen = {h.amphora_id: h.last_update for h in session.scalars(
+                select(models.AmphoraHealth).where(models.AmphoraHealth.amphora_id.in_(ids)))}
+        never = [i for i in ids if i not in seen]
+        target = (replaced or never or sorted(ids, key=lambda i: seen[i]))[0]
+        return self.failover_amphora(target)
+
+    def start_failover(self, lb_id: str, amphora_id: str) -> bool:
+        """The health manager's failover: only for an ACTIVE LB (one in ERROR, e.g.
+        after a failed failover, waits for the operator); False when not started."""
+        with self.sessions.begin() as session:
+            lb = session.scalars(select(models.LoadBalancer).where(
+                models.LoadBalancer.id == lb_id).with_for_update()).first()
+            if lb is None or lb.provisioning_status != "ACTIVE":
+                return False
+            self._start_failover(session, lb, amphora_id)
+        self.on_change()
+        return True
+
+    @staticmethod
+    def _start_failover(session: Session, lb: models.LoadBalancer, amphora_id: str) -> None:
+        lb.provisioning_status = PENDING_UPDATE
+        session.add(models.Flow(kind="failover", load_balancer_id=lb.id, state=FLOW_PENDING,
+                                params={"amphora_id": amphora_id}))
+
     def delete_load_balancer(self, lb_id: str, *, cascade: bool = False) -> None:
         with self.sessions.begin() as session:
             lb = self._lock_lb(session, lb_id)

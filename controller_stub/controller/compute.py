@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from amphora_contract.heartbeat import derive_amphora_key
 from controller_stub.agent_process import AgentProcess
 from controller_stub.client import AgentClient, Timeouts
 from controller_stub.compute import nsutil
@@ -91,6 +92,8 @@ class LocalComputeDriver:
             self.fabric.save()
         self.owns_fabric = self.fabric.owned
         self._lock_path = self.workdir / "allocations.lock"
+        # (address, port, master key, interval): where amphorae send heartbeats
+        self.heartbeat: tuple[str, int, str, int] | None = None
         self._state_path = self.workdir / "allocations.json"
 
     # -- addresses -------------------------------------------------------------
@@ -131,6 +134,18 @@ class LocalComputeDriver:
         v6 = None if net.ipv6 is None else str(net.ipv6.network_address + number)
         return str(net.ipv4.network_address + number), v6
 
+    def hold_address(self, owner: str, network: str, address: str) -> None:
+        """Record ``address`` as held by ``owner`` (a SINGLE failover keeps the VIP)."""
+        net = self.fabric.networks[network]
+        number = int(ipaddress.ip_address(address)) - int(net.ipv4.network_address)
+        with self._allocations() as state:
+            state.setdefault(net.name, {})[str(number)] = owner
+
+    def heartbeat_endpoint(self) -> tuple[str, str]:
+        """(namespace, address) where a health listener is reachable from amphorae:
+        the management network's gateway in the fabric namespace."""
+        return self.fabric.namespace, str(self.fabric.networks["mgmt"].gateway4)
+
     def release(self, owner: str) -> None:
         with self._allocations() as state:
             for used in state.values():
@@ -162,8 +177,15 @@ class LocalComputeDriver:
         # wrapper starts keepalived there (see controller_stub/compute/local.py).
         options = {"namespace": haproxy_namespace, "service_manager": "direct",
                    "keepalived_cmd": str(self.fabric.keepalived_cmd)}
+        health: dict[str, Any] = {}
+        if self.heartbeat is not None:
+            address, port, master_key, interval = self.heartbeat
+            health = {"controllers": [f"{address}:{port}"], "heartbeat_interval": interval,
+                      "heartbeat_key": derive_amphora_key(master_key, amphora_id)}
+            options["heartbeat_version"] = "4"
         settings = AgentSettings(amphora_id=amphora_id, bind_host=mgmt_ip,
-                                 bind_port=AGENT_PORT, topology=topology, amphora=options)
+                                 bind_port=AGENT_PORT, topology=topology, amphora=options,
+                                 **health)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
         config_file = write_amphora_files(root, settings, self.fabric.ca,
                                           self.fabric.ca.cert_pem)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller_stub.controller.flows import Budget
+from controller_stub.controller.health import HealthSettings
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DRIVERS = ("local", "openstack")
@@ -39,6 +40,7 @@ class ControllerConfig:
     notifications: dict[str, str] = field(default_factory=dict)
     statistics: dict[str, str] = field(default_factory=lambda: {"drivers": "state_store"})
     openstack: dict[str, str] = field(default_factory=dict)
+    health: HealthSettings = field(default_factory=HealthSettings)
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -62,11 +64,11 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
     for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
-                 "certificates", "notifications", "statistics", "openstack"):
+                 "certificates", "notifications", "statistics", "openstack", "health_manager"):
         if not parser.has_section(name):
             parser.add_section(name)
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
-             "certificates", "notifications", "statistics", "openstack"}
+             "certificates", "notifications", "statistics", "openstack", "health_manager"}
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -104,6 +106,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         notifications=dict(parser["notifications"]),
         statistics={"drivers": "state_store", **dict(parser["statistics"])},
         openstack=dict(parser["openstack"]),
+        health=_health(parser["health_manager"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
@@ -119,3 +122,26 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if cfg.lease_seconds <= cfg.budget.agent_timeout:
         raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
     return cfg
+
+
+def _health(h: configparser.SectionProxy) -> HealthSettings:
+    d = HealthSettings()
+    settings = HealthSettings(
+        enabled=h.getboolean("enabled", fallback=d.enabled),
+        bind_ip=h.get("bind_ip", fallback=d.bind_ip).strip(),
+        bind_port=_int(h, "bind_port", d.bind_port, 0, 65535),  # 0: any free port
+        master_key=h.get("heartbeat_key", fallback=d.master_key).strip(),
+        heartbeat_interval=_int(h, "heartbeat_interval", d.heartbeat_interval, 1, 3600),
+        timeout=_float(h, "heartbeat_timeout", d.timeout, 0, 86400),
+        check_interval=_float(h, "check_interval", d.check_interval, 0, 3600),
+        breaker_threshold=_float(h, "failover_threshold", d.breaker_threshold, 0, 1),
+        breaker_min_stale=_int(h, "failover_min_stale", d.breaker_min_stale, 1, 1_000_000),
+        failover=h.getboolean("failover", fallback=d.failover),
+        batch_size=_int(h, "batch_size", d.batch_size, 1, 100_000),
+        queue_size=_int(h, "queue_size", d.queue_size, 1, 1_000_000),
+    )
+    if settings.enabled and len(settings.master_key) < 16:
+        raise ValueError("[health_manager] heartbeat_key: at least 16 characters")
+    if settings.bind_ip and not re.fullmatch(r"[0-9a-fA-F.:]{2,45}", settings.bind_ip):
+        raise ValueError("[health_manager] bind_ip: an IP address")
+    return settings

@@ -24,6 +24,7 @@ from controller_stub.controller.api import Controller
 from controller_stub.controller.certificates import LocalCertificateStore
 from controller_stub.controller.compute import make_driver
 from controller_stub.controller.constants import FLOW_DONE, FLOW_FAILED
+from controller_stub.controller.health import HealthManager, HealthSettings
 from controller_stub.controller.imaging import GlanceImages, ImageSource, LocalImage
 from controller_stub.controller.worker import Workers
 
@@ -72,6 +73,22 @@ class Service:
         self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set)
         self.stopping = threading.Event()
         self._housekeeper: threading.Thread | None = None
+        self.health: HealthManager | None = None
+        if cfg.health.enabled:
+            self.health = self._health_manager(cfg.health)
+
+    def _health_manager(self, settings: HealthSettings) -> HealthManager:
+        """Listen where amphorae reach us: on the fabric, the management gateway
+        inside the fabric namespace; amphorae booted from now on send there."""
+        namespace, address = None, settings.bind_ip
+        endpoint = getattr(self.compute, "heartbeat_endpoint", None)
+        if not address:
+            if endpoint is None:
+                raise ValueError("[health_manager] bind_ip: needed with this compute driver")
+            namespace, address = endpoint()
+        manager = HealthManager(self.sessions, settings, namespace=namespace, bind_ip=address,
+                                start_failover=self.api.start_failover)
+        return manager
 
     def _housekeeping(self) -> None:
         while not self.stopping.wait(self.cfg.housekeeping_interval):
@@ -83,6 +100,12 @@ class Service:
                 LOG.exception("housekeeping failed")
 
     def start(self) -> Service:
+        if self.health is not None:
+            self.health.start()
+            host, port = self.health.address
+            if hasattr(self.compute, "heartbeat"):
+                self.compute.heartbeat = (host, port, self.cfg.health.master_key,
+                                          self.cfg.health.heartbeat_interval)
         self.workers.start()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True,
                                              name="controller-housekeeping")
@@ -96,6 +119,8 @@ class Service:
         self.stopping.set()
         self.workers.stop()
         self.workers.release_own()
+        if self.health is not None:
+            self.health.stop()
         if self._housekeeper is not None:
             self._housekeeper.join(5)
         self.notifier.close()

@@ -63,7 +63,10 @@ STEPS: dict[str, tuple[str, ...]] = {
     "lb_update": ("push_config", "vrrp", "finish"),
     "member_update": ("apply_members", "finish"),
     "lb_delete": ("delete_amphorae", "finish"),
+    "failover": ("boot_amphora", "plug_new", "configure_new", "vrrp_pair", "delete_old",
+                 "finish"),
 }
+AMPHORA_REPLACED = "PENDING_DELETE"  # the amphora a failover flow replaces
 # Test hook: "KIND:STEP" makes the process SIGKILL itself before that step,
 # "KIND:STEP:after" after the step's work but before its completion is recorded.
 KILL_AT_ENV = "AMPHORA_CONTROLLER_KILL_AT"
@@ -137,6 +140,12 @@ class FlowRunner:
                     discarded, problem = self._discard_amphorae(lb_id)
                     if problem:
                         reason += f"; removing its amphorae failed: {problem}"
+                if kind == "failover":
+                    if not lease_ok():
+                        raise LeaseLost(flow_id) from None
+                    problem = self._discard_new(lb_id)
+                    if problem:
+                        reason += f"; removing the new amphora failed: {problem}"
                 self._fail(flow_id, lease_version, lb_id, index, name, reason, discarded)
                 return FLOW_FAILED
             _kill_hook(f"{kind}:{name}:after")
@@ -317,52 +326,55 @@ class FlowRunner:
         # SINGLE: the amphora's port address is the VIP.
         shared_vip = (self.compute.allocate_address(lb_id, network)[0]
                       if topology == ACTIVE_STANDBY else None)
+        _each(lambda item: self._plug(lb_id, item, network, shared_vip), amphorae)
 
-        def plug(item: tuple[str, dict[str, Any], str]) -> None:
-            amphora_id, data, role = item
-            port = self.compute.attach_port(amphora_id, data, network, "vip")
-            body: dict[str, Any] = {
-                "subnet_cidr": port.subnet_cidr, "gateway": port.gateway,
-                "mac_address": port.mac, "vrrp_ip": None, "mtu": 1500, "host_routes": [],
-                "additional_vips": [], "is_sriov": False}
-            address = port.ipv4
-            if shared_vip is not None:
-                body["vrrp_ip"], address = port.ipv4, shared_vip
-            with self.sessions.begin() as session:  # record the port before plugging it
-                amphora = session.get(models.Amphora, amphora_id)
-                assert amphora is not None
-                amphora.compute_data = data
-                amphora.vrrp_ip, amphora.ha_ip = port.ipv4, address
-                amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
-                    200 if role == ROLE_MASTER else None)
-            def facts() -> tuple[dict[str, Any], dict[str, Any]]:
-                with self._client_for(amphora_id) as client:
-                    return client.details(), client.info()
+    def _plug(self, lb_id: str, item: tuple[str, dict[str, Any], str], network: str,
+              shared_vip: str | None, single_vip: str | None = None) -> None:
+        """Attach the VIP port of one amphora and plug it; ``single_vip``: a SINGLE
+        failover's replacement serves the LB's existing VIP, not its port's address."""
+        amphora_id, data, role = item
+        port = self.compute.attach_port(amphora_id, data, network, "vip")
+        body: dict[str, Any] = {
+            "subnet_cidr": port.subnet_cidr, "gateway": port.gateway,
+            "mac_address": port.mac, "vrrp_ip": None, "mtu": 1500, "host_routes": [],
+            "additional_vips": [], "is_sriov": False}
+        address = single_vip or port.ipv4
+        if shared_vip is not None:
+            body["vrrp_ip"], address = port.ipv4, shared_vip
+        with self.sessions.begin() as session:  # record the port before plugging it
+            amphora = session.get(models.Amphora, amphora_id)
+            assert amphora is not None
+            amphora.compute_data = data
+            amphora.vrrp_ip, amphora.ha_ip = port.ipv4, address
+            amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
+                200 if role == ROLE_MASTER else None)
 
-            with ThreadPoolExecutor(max_workers=1) as side:
-                # what the amphora reports does not depend on the plug: ask meanwhile
-                asked = side.submit(facts)
-                with self._client_for(amphora_id) as client:
-                    try:
-                        client.plug_vip(address, body)
-                    except AgentError as exc:
-                        # Plugged before a crash: the agent names our MAC (as Octavia's
-                        # controller, a 409 for the same port is success).
-                        if exc.status != 409 or port.mac not in str(exc):
-                            raise
-                details, info = asked.result()
-            with self.sessions.begin() as session:
-                amphora = session.get(models.Amphora, amphora_id)
-                assert amphora is not None
-                amphora.compute_data = {**data, "target": {
-                    "haproxy_version": info["haproxy_version"],
-                    "cpu_count": details["cpu_count"],
-                    "memory_kb": details["memory"]["total"],
-                    "fd_limit": details["open_file_limit"]["hard"]}}
-                lb = self._load(session, lb_id)
-                lb.vip_address, lb.vip_port_id = address, port.mac
+        def facts() -> tuple[dict[str, Any], dict[str, Any]]:
+            with self._client_for(amphora_id) as client:
+                return client.details(), client.info()
 
-        _each(plug, amphorae)
+        with ThreadPoolExecutor(max_workers=1) as side:
+            # what the amphora reports does not depend on the plug: ask meanwhile
+            asked = side.submit(facts)
+            with self._client_for(amphora_id) as client:
+                try:
+                    client.plug_vip(address, body)
+                except AgentError as exc:
+                    # Plugged before a crash: the agent names our MAC (as Octavia's
+                    # controller, a 409 for the same port is success).
+                    if exc.status != 409 or port.mac not in str(exc):
+                        raise
+            details, info = asked.result()
+        with self.sessions.begin() as session:
+            amphora = session.get(models.Amphora, amphora_id)
+            assert amphora is not None
+            amphora.compute_data = {**data, "target": {
+                "haproxy_version": info["haproxy_version"],
+                "cpu_count": details["cpu_count"],
+                "memory_kb": details["memory"]["total"],
+                "fd_limit": details["open_file_limit"]["hard"]}}
+            lb = self._load(session, lb_id)
+            lb.vip_address, lb.vip_port_id = address, port.mac
 
     def _client_for(self, amphora_id: str) -> Any:
         with self.sessions() as session:
@@ -406,14 +418,18 @@ class FlowRunner:
         """Certificates, then config, then reload, then (ACTIVE_STANDBY) VRRP, on every
         amphora at once; each amphora goes on to VRRP as soon as its own reload is done
         rather than waiting for the slowest one (the ``vrrp`` step is then a no-op)."""
+        return self._push_config(lb_id)
+
+    def _push_config(self, lb_id: str, only: str | None = None,
+                     with_vrrp: bool = True) -> dict[str, Any] | None:
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             has_listeners = any(li.provisioning_status != PENDING_DELETE
                                 for li in lb.listeners)
             certificates = self._certificates(lb)
-            vrrp = {a.id: text for a, text in self._vrrp_configs(lb)}
+            vrrp = ({a.id: text for a, text in self._vrrp_configs(lb)} if with_vrrp else {})
             work = [(a, self._render(session, lb, a) if has_listeners else None)
-                    for a in lb.amphorae]
+                    for a in lb.amphorae if only is None or a.id == only]
         def push(item: tuple[models.Amphora, str | None]) -> None:
             amphora, text = item
             with self._client(amphora) as client:
@@ -442,7 +458,8 @@ class FlowRunner:
             return []
         advert = lb.flavor_data.get("vrrp_advert_int")
         has_listeners = any(li.provisioning_status != PENDING_DELETE for li in lb.listeners)
-        amphorae = list(lb.amphorae)
+        # the amphora a failover replaces is no peer any more
+        amphorae = [a for a in lb.amphorae if a.status != AMPHORA_REPLACED]
         configs = []
         for amphora in amphorae:
             peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
@@ -524,6 +541,129 @@ class FlowRunner:
         _each(lambda item: self.compute.delete(*item), amphorae)
         self.compute.release(lb_id)
 
+    # -- failover -------------------------------------------------------------------
+
+    def _replacement(self, session: Session, lb_id: str) -> models.Amphora | None:
+        return session.scalars(select(models.Amphora).where(
+            models.Amphora.load_balancer_id == lb_id,
+            models.Amphora.status == AMPHORA_BOOTING)).first()
+
+    def step_boot_amphora(self, lb_id: str, params: dict[str, Any]) -> None:
+        """Mark the old amphora replaced (no longer a VRRP peer) and boot its
+        replacement; for ACTIVE_STANDBY the replacement joins as BACKUP."""
+        old_id = params["amphora_id"]
+        with self.sessions.begin() as session:
+            lb = self._load(session, lb_id)
+            old = session.get(models.Amphora, old_id)
+            if old is None or old.load_balancer_id != lb_id:
+                raise StepFailed(f"boot_amphora: amphora {old_id} is not one of LB {lb_id}")
+            flavor, topology = dict(lb.flavor_data), lb.topology
+            zone_name = old.cached_zone
+            zone = (flavor.get("role_zones") or {}).get(old.role)
+            old.status = AMPHORA_REPLACED
+            new = self._replacement(session, lb_id)
+            if new is None:
+                new = models.Amphora(
+                    load_balancer_id=lb_id, status=AMPHORA_BOOTING,
+                    role=ROLE_BACKUP if topology == ACTIVE_STANDBY else ROLE_STANDALONE,
+                    image_id=lb.image_id, compute_flavor=flavor.get("compute_flavor"),
+                    cached_zone=zone_name, compute_data={})
+                session.add(new)
+                session.flush()
+            new_id, image_id = new.id, lb.image_id
+        if zone is not None:
+            zone = {**zone, "compute_zone": zone.get("compute_zone", zone["name"])}
+        data = self.compute.boot(new_id, topology=topology, flavor=flavor,
+                                 zone=zone or flavor.get("zone") or None,
+                                 timeout=self.budget.boot_timeout, image_id=image_id,
+                                 lb_id=lb_id)
+        with self.sessions.begin() as session:
+            amphora = session.get(models.Amphora, new_id)
+            assert amphora is not None
+            amphora.compute_data, amphora.compute_id = data, data["namespace"]
+            amphora.lb_network_ip = data["mgmt_ip"]
+
+    def step_plug_new(self, lb_id: str, params: dict[str, Any]) -> None:
+        """The replacement's VIP port. SINGLE: the old amphora goes first (its VIP
+        moves to the replacement and is kept held for the LB)."""
+        with self.sessions() as session:
+            lb = self._load(session, lb_id)
+            network, topology, vip = lb.vip_network_id or "vip", lb.topology, lb.vip_address
+            new = self._replacement(session, lb_id)
+            if new is None:
+                raise StepFailed("plug_new: the replacement amphora vanished")
+            item = (new.id, dict(new.compute_data), new.role)
+            old = session.get(models.Amphora, params["amphora_id"])
+            old_data = dict(old.compute_data) if old is not None else {}
+        if topology == ACTIVE_STANDBY:
+            self._plug(lb_id, item, network, self.compute.allocate_address(lb_id, network)[0])
+            return
+        if vip is None:
+            raise StepFailed("plug_new: the load balancer has no VIP address")
+        hold = getattr(self.compute, "hold_address", None)
+        if hold is not None:
+            hold(f"{lb_id}:vip", network, vip)
+        self.compute.delete(params["amphora_id"], old_data)
+        self._plug(lb_id, item, network, None, single_vip=vip)
+
+    def step_configure_new(self, lb_id: str, params: dict[str, Any]) -> None:
+        """Certificates, config and reload on the replacement only."""
+        with self.sessions() as session:
+            new = self._replacement(session, lb_id)
+            if new is None:
+                raise StepFailed("configure_new: the replacement amphora vanished")
+            new_id = new.id
+        self._push_config(lb_id, only=new_id, with_vrrp=False)
+
+    def step_vrrp_pair(self, lb_id: str, params: dict[str, Any]) -> None:
+        """ACTIVE_STANDBY: the survivor becomes (or stays) MASTER and learns its new
+        peer first, then the replacement starts as BACKUP: with ``nopreempt`` and a
+        lower priority it never takes the VIP from the serving survivor."""
+        with self.sessions.begin() as session:
+            lb = self._load(session, lb_id)
+            if lb.topology != ACTIVE_STANDBY:
+                return
+            for amphora in lb.amphorae:
+                if amphora.status == AMPHORA_ALLOCATED:
+                    amphora.role, amphora.vrrp_priority = ROLE_MASTER, 200
+        with self.sessions() as session:
+            configs = self._vrrp_configs(self._load(session, lb_id))
+        configs.sort(key=lambda item: item[0].status != AMPHORA_ALLOCATED)  # survivor first
+        for amphora, text in configs:
+            with self._client(amphora) as client:
+                client.upload_vrrp(text)
+                client.vrrp_action("start")
+
+    def step_delete_old(self, lb_id: str, params: dict[str, Any]) -> None:
+        old_id = params["amphora_id"]
+        with self.sessions() as session:
+            old = session.get(models.Amphora, old_id)
+            data = dict(old.compute_data) if old is not None else {}
+        self.compute.delete(old_id, data)
+        with self.sessions.begin() as session:
+            session.execute(delete(models.Amphora).where(models.Amphora.id == old_id))
+            session.execute(delete(models.AmphoraHealth).where(
+                models.AmphoraHealth.amphora_id == old_id))
+            session.execute(delete(models.ListenerStatistics).where(
+                models.ListenerStatistics.amphora_id == old_id))
+
+    def _discard_new(self, lb_id: str) -> str | None:
+        """A failed failover: remove the replacement it booted; the old amphora stays
+        (marked replaced) for the next failover to take."""
+        with self.sessions() as session:
+            new = self._replacement(session, lb_id)
+            item = (new.id, dict(new.compute_data)) if new is not None else None
+        if item is None:
+            return None
+        try:
+            self.compute.delete(*item)
+        except Exception as exc:
+            LOG.error("removing the replacement amphora of LB %s: %s", lb_id, exc)
+            return _reason(exc)
+        with self.sessions.begin() as session:
+            session.execute(delete(models.Amphora).where(models.Amphora.id == item[0]))
+        return None
+
     def finish(self, session: Session, lb_id: str) -> None:
         """Settle every PENDING object of the LB, in the caller's transaction."""
         lb = self._load(session, lb_id)
@@ -553,6 +693,9 @@ class FlowRunner:
         session.flush()
         for pool in list(lb.pools):
             _settle(session, pool, lb.pools)
+        for amphora in lb.amphorae:  # a failover's replacement is in service now
+            if amphora.status == AMPHORA_BOOTING:
+                amphora.status = AMPHORA_ALLOCATED
         lb.provisioning_status, lb.status_reason = ACTIVE, None
         lb.operating_status = ONLINE if lb.admin_state_up else OFFLINE
 

@@ -14,7 +14,17 @@ import datetime
 import uuid
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -266,3 +276,24 @@ class FlowStep(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime.datetime | None] = mapped_column(DateTime)
+
+
+class AmphoraHealth(Base):
+    """When an amphora's last verified heartbeat was stored (Octavia's amphora_health)."""
+
+    __tablename__ = "amphora_health"
+    amphora_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    last_update: Mapped[datetime.datetime] = mapped_column(DateTime, index=True)
+
+
+class ListenerStatistics(Base):
+    """Per-amphora listener counters, summed from the heartbeats' increments."""
+
+    __tablename__ = "listener_statistics"
+    listener_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    amphora_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    bytes_in: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_out: Mapped[int] = mapped_column(BigInteger, default=0)
+    active_connections: Mapped[int] = mapped_column(Integer, default=0)
+    total_connections: Mapped[int] = mapped_column(BigInteger, default=0)
+    request_errors: Mapped[int] = mapped_column(BigInteger, default=0)

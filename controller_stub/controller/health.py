@@ -1,0 +1,385 @@
+"""The health manager: heartbeats into the store, stale amphorae into failovers.
+
+The :class:`~controller_stub.health_listener.HealthListener` verifies
+datagrams and hands messages over a bounded queue (a full queue drops and
+counts). Messages are collected per amphora (the newest wins) and written
+in batches, one transaction per batch: last-seen times, operating statuses
+mapped as Octavia's ``update_db`` maps them, and listener statistics.
+
+A checker thread finds amphorae whose last heartbeat is older than
+``timeout`` and starts a ``failover`` flow for each, unless more than
+``breaker_threshold`` of the monitored amphorae are stale at once: that
+looks like a controller or network fault, so the circuit breaker opens,
+nothing is failed over, and it closes when heartbeats return (or an
+operator resets it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from amphora_contract.heartbeat import HeartbeatVerifier
+from controller_stub.controller import models
+from controller_stub.controller.constants import (
+    ACTIVE,
+    AMPHORA_ALLOCATED,
+    DEGRADED,
+    ERROR,
+    FLOW_PENDING,
+    FLOW_RUNNING,
+    NO_MONITOR,
+    OFFLINE,
+    ONLINE,
+    PENDING_DELETE,
+)
+from controller_stub.health_listener import HealthListener
+
+LOG = logging.getLogger(__name__)
+
+MEMBER_STATUS = {"UP": ONLINE, "DOWN": ERROR, "DRAIN": "DRAINING", "MAINT": OFFLINE,
+                 "no check": NO_MONITOR}
+POOL_STATUS = {"UP": ONLINE, "DOWN": ERROR, "MAINT": OFFLINE}
+LISTENER_STATUS = {"OPEN": ONLINE, "FULL": DEGRADED, "DOWN": ERROR, "STOP": OFFLINE}
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """``[health_manager]`` of the controller's config (docs/controller.md)."""
+
+    enabled: bool = False
+    bind_ip: str = ""            # empty: the fabric's management gateway
+    bind_port: int = 5555
+    master_key: str = ""         # version-4 keys are derived per amphora from it
+    heartbeat_interval: int = 2    # given to amphorae booted by this controller
+    timeout: float = 0.0         # 0: 3 x heartbeat_interval
+    check_interval: float = 0.0  # 0: heartbeat_interval / 2
+    breaker_threshold: float = 0.5
+    breaker_min_stale: int = 2   # one stale amphora is an amphora fault, never a breaker
+    failover: bool = True
+    batch_size: int = 500
+    queue_size: int = 4096
+
+    @property
+    def stale_after(self) -> float:
+        return self.timeout or 3.0 * self.heartbeat_interval
+
+
+class _FabricListener(HealthListener):
+    """A listener whose sockets live in the fabric namespace, where the
+    amphorae's management network ends; its threads stay in ours."""
+
+    def __init__(self, namespace: str | None, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._namespace = namespace
+
+    def _bind(self) -> None:
+        if self._namespace is None:
+            super()._bind()
+            return
+        from controller_stub.compute import nsutil
+
+        nsutil.run_in(self._namespace, super()._bind)
+
+
+def _worst(statuses: list[str]) -> str:
+    if not statuses or all(s in (ONLINE, NO_MONITOR, OFFLINE, "DRAINING") for s in statuses):
+        return ONLINE
+    if all(s == ERROR for s in statuses):
+        return ERROR
+    return DEGRADED
+
+
+def store_batch(session: Session, messages: dict[str, dict[str, Any]],
+                now: datetime.datetime) -> None:
+    """One batch of messages (amphora id → newest message) in the caller's transaction.
+
+    Last-seen times and statistics, written for every heartbeat, go as
+    executemany statements; statuses through the ORM, which writes only
+    what changed."""
+    ids = list(messages)
+    health_t = models.AmphoraHealth.__table__
+    stats_t = models.ListenerStatistics.__table__
+    known = set(session.scalars(select(models.AmphoraHealth.amphora_id).where(
+        models.AmphoraHealth.amphora_id.in_(ids))))
+    if known:
+        session.execute(health_t.update().where(
+            health_t.c.amphora_id == bindparam("aid")).values(last_update=now),
+            [{"aid": i} for i in known])
+    fresh = [{"amphora_id": i, "last_update": now} for i in ids if i not in known]
+    if fresh:
+        session.execute(health_t.insert(), fresh)
+    lb_of = dict(session.execute(select(models.Amphora.id, models.Amphora.load_balancer_id)
+                                 .where(models.Amphora.id.in_(ids))).all())
+    # eager: one query per level for the whole batch, not one per LB
+    lbs = {lb.id: lb for lb in session.scalars(
+        select(models.LoadBalancer).where(
+            models.LoadBalancer.id.in_({v for v in lb_of.values() if v})).options(
+            selectinload(models.LoadBalancer.listeners),
+            selectinload(models.LoadBalancer.pools).selectinload(models.Pool.members)))}
+    have_stats = {(lid, aid) for lid, aid in session.execute(
+        select(stats_t.c.listener_id, stats_t.c.amphora_id).where(
+            stats_t.c.amphora_id.in_(ids)))}
+    updates, inserts = [], []
+    for amphora_id, message in messages.items():
+        lb = lbs.get(lb_of.get(amphora_id) or "")
+        if lb is None:
+            continue  # a heartbeat from an amphora we do not know: last-seen only
+        _apply_statuses(lb, message)
+        own = {li.id for li in lb.listeners}  # an amphora reports only its LB's listeners
+        for listener_id, listener in message["listeners"].items():
+            if listener_id not in own:
+                continue
+            stats = listener["stats"]
+            row = {"lid": listener_id, "aid": amphora_id, "rx": stats["rx"],
+                   "tx": stats["tx"], "conns": stats["conns"],
+                   "totconns": stats["totconns"], "ereq": stats["ereq"]}
+            (updates if (listener_id, amphora_id) in have_stats else inserts).append(row)
+    if updates:
+        session.execute(stats_t.update().where(
+            stats_t.c.listener_id == bindparam("lid"),
+            stats_t.c.amphora_id == bindparam("aid")).values(
+            bytes_in=stats_t.c.bytes_in + bindparam("rx"),
+            bytes_out=stats_t.c.bytes_out + bindparam("tx"),
+            active_connections=bindparam("conns"),
+            total_connections=stats_t.c.total_connections + bindparam("totconns"),
+            request_errors=stats_t.c.request_errors + bindparam("ereq")), updates)
+    if inserts:
+        session.execute(stats_t.insert(), [
+            {"listener_id": r["lid"], "amphora_id": r["aid"], "bytes_in": r["rx"],
+             "bytes_out": r["tx"], "active_connections": r["conns"],
+             "total_connections": r["totconns"], "request_errors": r["ereq"]}
+            for r in inserts])
+
+
+def _apply_statuses(lb: models.LoadBalancer, message: dict[str, Any]) -> None:
+    """Octavia's update_db: statuses of what the message names; an LB in a
+    PENDING state is being changed by a flow and is left alone."""
+    if lb.provisioning_status != ACTIVE:
+        return
+    pools_seen: dict[str, dict[str, Any]] = dict(message["pools"])
+    for listener in message["listeners"].values():
+        pools_seen.update(listener.get("pools", {}))
+    # pool keys are "<pool id>" or "<pool id>:<listener id>" (one backend per listener)
+    by_pool: dict[str, dict[str, Any]] = {}
+    for key, pool in pools_seen.items():
+        by_pool.setdefault(key.split(":")[0], pool)
+    listener_statuses = []
+    for listener in lb.listeners:
+        reported = message["listeners"].get(listener.id)
+        if listener.provisioning_status == ACTIVE and reported is not None:
+            listener.operating_status = (LISTENER_STATUS[reported["status"]]
+                                         if listener.admin_state_up else OFFLINE)
+        listener_statuses.append(listener.operating_status)
+    pool_statuses = []
+    for pool in lb.pools:
+        reported = by_pool.get(pool.id)
+        if reported is None or pool.provisioning_status != ACTIVE:
+            continue
+        member_statuses = []
+        for member in pool.members:
+            status = reported["members"].get(member.id)
+            if status is not None and member.provisioning_status == ACTIVE:
+                member.operating_status = (MEMBER_STATUS[status] if member.admin_state_up
+                                           else OFFLINE)
+            member_statuses.append(member.operating_status)
+        pool_status = POOL_STATUS[reported["status"]]
+        if pool_status == ONLINE:
+            pool_status = _worst([s for s in member_statuses if s != NO_MONITOR])
+        pool.operating_status = pool_status
+        pool_statuses.append(pool_status)
+    if lb.admin_state_up:
+        lb.operating_status = _worst([*listener_statuses, *pool_statuses])
+
+
+class HealthManager:
+    """Listener, batch writer and stale checker of one controller process."""
+
+    def __init__(self, sessions: sessionmaker[Session], settings: HealthSettings, *,
+                 namespace: str | None, bind_ip: str,
+                 start_failover: Callable[[str, str], bool]) -> None:
+        self.sessions = sessions
+        self.settings = settings
+        self._start_failover = start_failover
+        self.listener = _FabricListener(
+            namespace, HeartbeatVerifier(master_key=settings.master_key), self._collect,
+            addresses=[(bind_ip, settings.bind_port)], queue_size=settings.queue_size,
+            receive_buffer=4 << 20)
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.received = 0  # messages handed over by the listener
+        self.stored = 0    # rows written (an amphora's newer message replaces one not yet written)
+        self.batches = 0
+        self.breaker_open = False
+        self.breaker_reason: str | None = None
+        self._operator_override = False
+        self.failovers_started = 0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> HealthManager:
+        self.listener.start()
+        self._threads = [threading.Thread(target=self._writer, name="health-writer",
+                                          daemon=True),
+                         threading.Thread(target=self._checker, name="health-checker",
+                                          daemon=True)]
+        for thread in self._threads:
+            thread.start()
+        LOG.info("health manager listening on %s, stale after %.1f s", self.listener.bound,
+                 self.settings.stale_after)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        self.listener.stop()
+        for thread in self._threads:
+            thread.join(5)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.listener.bound[0]
+
+    # -- heartbeats into the store -----------------------------------------------
+
+    def _collect(self, message: dict[str, Any], _source: str) -> None:
+        self.received += 1
+        with self._lock:
+            self._pending[message["id"]] = message
+            full = len(self._pending) >= self.settings.batch_size
+        if full:
+            self._wake.set()
+
+    def _writer(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(0.1)
+            self._wake.clear()
+            self.flush()
+
+    def flush(self) -> int:
+        """Write what has arrived, one transaction per batch; returns messages stored."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> int:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        if not pending:
+            return 0
+        items = list(pending.items())
+        size = self.settings.batch_size
+        for start in range(0, len(items), size):
+            batch = dict(items[start:start + size])
+            try:
+                with self.sessions.begin() as session:
+                    store_batch(session, batch, models.utcnow())
+            except Exception:
+                LOG.exception("storing %d heartbeats failed", len(batch))
+                continue
+            self.stored += len(batch)
+            self.batches += 1
+        return len(items)
+
+    # -- stale amphorae ---------------------------------------------------------------
+
+    def _checker(self) -> None:
+        interval = self.settings.check_interval or self.settings.heartbeat_interval / 2
+        while not self._stop.wait(interval):
+            try:
+                self.check()
+            except Exception:
+                LOG.exception("stale amphora check failed")
+
+    @property
+    def silent_after(self) -> float:
+        """Seconds without a heartbeat after which an amphora counts as silent for
+        the breaker: amphorae cut off at the same moment go stale up to one
+        interval apart, and by the time the first is stale the others have
+        been silent this long, so the breaker sees them all at the first check."""
+        s = self.settings
+        check = s.check_interval or s.heartbeat_interval / 2
+        return max(1.5 * s.heartbeat_interval, s.stale_after - s.heartbeat_interval - check)
+
+    def check(self) -> list[str]:
+        """One pass: the stale amphorae failed over (empty while the breaker is open)."""
+        now = models.utcnow()
+        cutoff = now - datetime.timedelta(seconds=self.settings.stale_after)
+        quiet = now - datetime.timedelta(seconds=self.silent_after)
+        with self.sessions.begin() as session:
+            session.execute(delete(models.AmphoraHealth).where(
+                models.AmphoraHealth.amphora_id.not_in(select(models.Amphora.id))))
+            rows = session.execute(
+                select(models.Amphora.id, models.Amphora.load_balancer_id,
+                       models.AmphoraHealth.last_update)
+                .join(models.AmphoraHealth, models.AmphoraHealth.amphora_id == models.Amphora.id)
+                .join(models.LoadBalancer,
+                      models.LoadBalancer.id == models.Amphora.load_balancer_id)
+                # an LB being deleted silences its own amphorae: not a fault
+                .where(models.Amphora.status == AMPHORA_ALLOCATED,
+                       models.LoadBalancer.provisioning_status != PENDING_DELETE)).all()
+            busy = set(session.scalars(select(models.Flow.load_balancer_id).where(
+                models.Flow.state.in_([FLOW_PENDING, FLOW_RUNNING]))))
+        stale = [(amp, lb) for amp, lb, seen in rows if seen < cutoff]
+        silent = sum(1 for *_, seen in rows if seen < quiet)
+        share = silent / len(rows) if rows else 0.0
+        tripped = (share > self.settings.breaker_threshold
+                   and silent >= self.settings.breaker_min_stale)
+        if tripped and not self._operator_override:
+            if not self.breaker_open:
+                LOG.error("circuit breaker open: %d of %d amphorae (%.0f%%) silent at once, "
+                          "above %.0f%%: no failover until heartbeats return or an operator "
+                          "resets it", silent, len(rows), 100 * share,
+                          100 * self.settings.breaker_threshold)
+            self.breaker_open = True
+            self.breaker_reason = (f"{silent} of {len(rows)} amphorae silent "
+                                   f"({100 * share:.0f}% > "
+                                   f"{100 * self.settings.breaker_threshold:.0f}%)")
+            return []
+        if self.breaker_open and not tripped:
+            LOG.warning("circuit breaker closed: %d of %d amphorae silent", silent, len(rows))
+            self.breaker_open, self.breaker_reason = False, None
+        if not tripped:
+            self._operator_override = False
+        if not self.settings.failover:
+            return []
+        started = []
+        for amphora_id, lb_id in stale:
+            if lb_id is None or lb_id in busy:
+                continue
+            if self._start_failover(lb_id, amphora_id):
+                LOG.warning("amphora %s of LB %s stale (no heartbeat for %.1f s): failover",
+                            amphora_id, lb_id, self.settings.stale_after)
+                busy.add(lb_id)
+                started.append(amphora_id)
+                self.failovers_started += 1
+        return started
+
+    def reset_breaker(self) -> None:
+        """Operator: fail over the stale amphorae even though many are stale at once."""
+        LOG.warning("circuit breaker reset by the operator")
+        self._operator_override = True
+        self.breaker_open, self.breaker_reason = False, None
+
+    def status(self) -> dict[str, Any]:
+        """The breaker, counters and the listener's counters (drops included)."""
+        try:
+            address: list[Any] | None = list(self.listener.bound[0])
+        except (OSError, IndexError):  # not started, or stopped
+            address = None
+        return {"breaker_open": self.breaker_open, "breaker_reason": self.breaker_reason,
+                "received": self.received, "stored": self.stored, "batches": self.batches,
+                "failovers_started": self.failovers_started,
+                "listener": self.listener.counters(),
+                "address": address}
+

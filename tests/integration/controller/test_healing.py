@@ -1,0 +1,244 @@
+"""Health and failover on the local fabric: heartbeats from real agents into
+the store, a killed amphora detected and replaced (ACTIVE_STANDBY keeps
+serving through the standby, SINGLE serves again once replaced), a failover
+that cannot reach its new amphora fails within its budget, and the circuit
+breaker."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from amphora_contract import heartbeat
+from controller_stub.compute import nsutil
+from controller_stub.controller import config as config_mod
+from controller_stub.controller import models
+from controller_stub.controller.daemon import Service
+from controller_stub.controller.health import HealthManager, HealthSettings
+from tests.integration.controller.conftest import Site, wait_for
+
+MASTER_KEY = "test-master-key-0123456789"
+
+
+def _service(site: Site, tmp_path: Path, *, threshold: float = 0.5,
+             **kwargs: Any) -> Service:
+    path = site.config(f"sqlite:///{tmp_path}/state.db", **kwargs)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(f"[health_manager]\nenabled = true\nbind_port = 0\n"
+                     f"heartbeat_key = {MASTER_KEY}\nheartbeat_interval = 1\n"
+                     f"heartbeat_timeout = 3\ncheck_interval = 0.5\n"
+                     f"failover_threshold = {threshold}\n")
+    return Service(config_mod.load(path))
+
+
+def _create(service: Service, site: Site, topology: str) -> dict[str, Any]:
+    api = service.api
+    profile = api.create_flavor_profile(topology, {"loadbalancer_topology": topology})
+    flavor = api.create_flavor(topology, profile["id"])
+    lb = api.create_load_balancer(name="web", flavor_id=flavor["id"], listeners=[{
+        "protocol": "HTTP", "protocol_port": 80,
+        "default_pool": {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                         "members": [{"address": str(m.ipv4), "protocol_port": 80}
+                                     for m in site.members]}}])
+    lb = api.wait(lb["id"], timeout=60)
+    assert lb["provisioning_status"] == "ACTIVE", lb
+    return lb
+
+
+def _last_seen(service: Service, amphora_ids: list[str]) -> dict[str, Any]:
+    with service.sessions() as session:
+        return {h.amphora_id: h.last_update for h in session.scalars(
+            select(models.AmphoraHealth).where(models.AmphoraHealth.amphora_id.in_(amphora_ids)))}
+
+
+def _connections(service: Service) -> int:
+    with service.sessions() as session:
+        return sum(s.total_connections for s in session.scalars(
+            select(models.ListenerStatistics)))
+
+
+def _kill(amphora: dict[str, Any]) -> None:
+    """The amphora dies: every process in its namespaces is SIGKILLed, the
+    namespaces go (its addresses stay allocated, as a dead VM's ports do)."""
+    data = amphora["compute_data"]
+    for namespace in (data["haproxy_namespace"], data["namespace"]):
+        for pid in nsutil.pids_in(namespace):
+            os.kill(pid, signal.SIGKILL)
+        nsutil.delete(namespace)
+
+
+def _failover_done(service: Service, lb_id: str, old_id: str) -> bool:
+    lb = service.api.get_load_balancer(lb_id)
+    ids = {a["id"] for a in service.api.amphorae(lb_id)}
+    return (old_id not in ids and lb["provisioning_status"] == "ACTIVE"
+            and lb["operating_status"] == "ONLINE")
+
+
+@pytest.mark.parametrize("topology", ["ACTIVE_STANDBY", "SINGLE"])
+def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path,
+                                                 topology: str) -> None:
+    with _service(site, tmp_path) as service:
+        lb = _create(service, site, topology)
+        vip, api = lb["vip_address"], service.api
+        assert site.served_by(vip, {"m1", "m2"}) == {"m1", "m2"}
+        amphorae = api.amphorae(lb["id"])
+        ids = [a["id"] for a in amphorae]
+        # heartbeats from the real agents reach the store: last-seen and statuses
+        wait_for(lambda: len(_last_seen(service, ids)) == len(ids), 15, "first heartbeats")
+        wait_for(lambda: _connections(service) >= 12, 15,
+                 "the requests counted in listener statistics")
+
+        victim = next(a for a in amphorae if a["role"] in ("MASTER", "STANDALONE"))
+        survivors = [a["id"] for a in amphorae if a["id"] != victim["id"]]
+        _kill(victim)
+        if topology == "ACTIVE_STANDBY":
+            # the standby takes the VIP well before the failover is even detected
+            assert site.served_by(vip, {"m1", "m2"}, timeout=3) == {"m1", "m2"}
+        wait_for(lambda: _failover_done(service, lb["id"], victim["id"]), 60,
+                 "the dead amphora replaced and the LB ONLINE")
+        assert service.health is not None
+        assert service.health.failovers_started >= 1
+        assert site.served_by(vip, {"m1", "m2"}) == {"m1", "m2"}
+        after = api.amphorae(lb["id"])
+        assert len(after) == len(amphorae)
+        assert {a["status"] for a in after} == {"ALLOCATED"}
+        assert set(survivors) <= {a["id"] for a in after}
+        if topology == "ACTIVE_STANDBY":
+            roles = {a["id"]: a["role"] for a in after}
+            assert roles[survivors[0]] == "MASTER"
+            assert sorted(roles.values()) == ["BACKUP", "MASTER"]
+        assert not nsutil.listed(victim["compute_data"]["namespace"])
+        # the replacement sends heartbeats too
+        wait_for(lambda: len(_last_seen(service, [a["id"] for a in after])) == len(after), 15,
+                 "heartbeats from the replacement")
+
+
+def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
+        site: Site, tmp_path: Path) -> None:
+    with _service(site, tmp_path, attempts=2, seconds=2.0, agent_timeout=1.0) as service:
+        lb = _create(service, site, "SINGLE")
+        api = service.api
+        old = api.amphorae(lb["id"])[0]
+        # the replacement's agent dies right after it boots: unreachable from plug on
+        boot = service.compute.boot
+
+        def boot_then_die(amphora_id: str, **kwargs: Any) -> dict[str, Any]:
+            data = boot(amphora_id, **kwargs)
+            for pid in nsutil.pids_in(data["namespace"]):
+                os.kill(pid, signal.SIGKILL)
+            return data
+
+        service.compute.boot = boot_then_die  # type: ignore[method-assign]
+        started = time.monotonic()
+        api.failover_amphora(old["id"])
+        failed = api.wait(lb["id"], timeout=60)
+        elapsed = time.monotonic() - started
+        assert failed["provisioning_status"] == "ERROR"
+        assert failed["status_reason"].startswith("plug_new: amphora unreachable")
+        assert elapsed < 30, elapsed
+        # the replacement it booted is gone; the old amphora waits for the operator
+        assert [a["id"] for a in api.amphorae(lb["id"])] == [old["id"]]
+        service.compute.boot = boot  # type: ignore[method-assign]
+        api.failover_load_balancer(lb["id"])
+        healed = api.wait(lb["id"], timeout=60)
+        assert (healed["provisioning_status"], healed["operating_status"]) == (
+            "ACTIVE", "ONLINE")
+        assert old["id"] not in {a["id"] for a in api.amphorae(lb["id"])}
+        assert site.served_by(lb["vip_address"], {"m1", "m2"}) == {"m1", "m2"}
+
+
+def test_circuit_breaker_opens_and_closes(tmp_path: Path) -> None:
+    """10 amphorae, 2 stale at once (20% > 10%): no failover; fresh heartbeats close it."""
+    from controller_stub.controller import db
+
+    sessions = db.open_store(f"sqlite:///{tmp_path}/state.db")
+    started: list[tuple[str, str]] = []
+    settings = HealthSettings(enabled=True, master_key=MASTER_KEY, heartbeat_interval=1,
+                              timeout=3, breaker_threshold=0.1)
+    manager = HealthManager(sessions, settings, namespace=None, bind_ip="127.0.0.1",
+                            start_failover=lambda lb, amp: started.append((lb, amp)) or True)
+    manager.listener.start()  # no checker thread: this test runs the checks
+    now = models.utcnow()
+    old = now - datetime.timedelta(seconds=10)
+    ids = [f"amp-{i}" for i in range(10)]
+    with sessions.begin() as session:
+        for i, amphora_id in enumerate(ids):
+            session.add(models.LoadBalancer(id=f"lb-{i}", topology="SINGLE",
+                                            provisioning_status="ACTIVE",
+                                            operating_status="ONLINE"))
+            session.add(models.Amphora(id=amphora_id, load_balancer_id=f"lb-{i}",
+                                       status="ALLOCATED", role="STANDALONE"))
+            session.add(models.AmphoraHealth(amphora_id=amphora_id,
+                                             last_update=old if i < 2 else now))
+    assert manager.check() == []
+    assert started == []
+    status = manager.status()
+    assert status["breaker_open"] is True
+    assert status["breaker_reason"].startswith("2 of 10 amphorae silent")
+    # heartbeats return for one of them (a real signed datagram): 10% is not above 10%
+    try:
+        body = heartbeat.message("amp-0", 1, {}, {})
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(heartbeat.wrap_v4(body, heartbeat.derive_amphora_key(
+                MASTER_KEY, "amp-0")), manager.address)
+        wait_for(lambda: manager.flush() or manager.stored, 10, "the heartbeat stored")
+    finally:
+        manager.listener.stop()
+    assert manager.check() == ["amp-1"]
+    assert manager.status()["breaker_open"] is False
+    assert started == [("lb-1", "amp-1")]
+
+
+def _heartbeat_pids(amphora: dict[str, Any]) -> list[int]:
+    found = []
+    for pid in nsutil.pids_in(amphora["compute_data"]["namespace"]):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if b"amphora_agent.heartbeat_service" in handle.read():
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def test_breaker_on_the_fabric_holds_failover_while_heartbeats_stop(
+        site: Site, tmp_path: Path) -> None:
+    """Both amphorae of two SINGLE LBs fall silent at once (their heartbeat
+    senders stopped, as a network fault would): the breaker opens and nothing
+    is failed over; heartbeats resume and it closes, still with no failover."""
+    with _service(site, tmp_path, threshold=0.1) as service:
+        api, health = service.api, service.health
+        assert health is not None
+        lbs = [_create(service, site, "SINGLE")]
+        lbs.append(api.wait(api.create_load_balancer(name="web2", listeners=[{
+            "protocol": "HTTP", "protocol_port": 80,
+            "default_pool": {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                             "members": [{"address": str(site.members[0].ipv4),
+                                          "protocol_port": 80}]}}])["id"], timeout=60))
+        amphorae = [a for lb in lbs for a in api.amphorae(lb["id"])]
+        ids = [a["id"] for a in amphorae]
+        wait_for(lambda: len(_last_seen(service, ids)) == 2, 15, "first heartbeats")
+        stopped = [pid for a in amphorae for pid in _heartbeat_pids(a)]
+        assert len(stopped) == 2
+        try:
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            wait_for(lambda: health.status()["breaker_open"], 20, "the breaker open")
+            assert health.status()["breaker_reason"].startswith("2 of 2 amphorae silent")
+            assert health.failovers_started == 0
+            assert {a["id"] for lb in lbs for a in api.amphorae(lb["id"])} == set(ids)
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        wait_for(lambda: not health.status()["breaker_open"], 20, "the breaker closed")
+        assert health.failovers_started == 0
+        assert [api.get_load_balancer(lb["id"])["provisioning_status"] for lb in lbs] == [
+            "ACTIVE", "ACTIVE"]
