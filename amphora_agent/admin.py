@@ -54,11 +54,13 @@ def rotate_server_certificate(current: agent_config.AgentConfig, body: bytes) ->
     which serves if the installed one ever stops building a context.
     """
     target = current.agent_server_cert
+    from amphora_agent import certcheck  # cryptography only when a rotation arrives
+
     with _ROTATION:
-        leaf = tls.validate_server_pem(body, amphora_id=current.amphora_id,
+        leaf = certcheck.validate_server_pem(body, amphora_id=current.amphora_id,
                                        installed_cert=target)
         with fileutil.staged(target, [body]) as candidate:
-            tls.serve_check(str(candidate), current.agent_server_ca,
+            certcheck.serve_check(str(candidate), current.agent_server_ca,
                             current.agent_tls_protocol, current.client_crl_file)
             try:
                 with open(target, "rb") as handle:

@@ -11,6 +11,7 @@ watchdog only while it does (amphora_agent/readiness.py, docs/agent.md).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import ssl
@@ -105,7 +106,13 @@ class AgentServer(BaseApplication):  # type: ignore[misc]
                 self.cfg.set(key, value)
 
     def load(self):  # type: ignore[no-untyped-def]
-        return create_app(self.agent_config)
+        app = create_app(self.agent_config)
+        # Everything loaded so far lives as long as the process. Freezing it
+        # keeps the worker's garbage collector from writing to (and so
+        # un-sharing) the pages it inherits from the master at the fork.
+        gc.collect()
+        gc.freeze()
+        return app
 
     def run(self) -> None:
         try:

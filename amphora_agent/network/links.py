@@ -14,14 +14,14 @@ import ipaddress
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
-from amphora_agent.network import schema
+from amphora_agent.network import netlink, schema
 from amphora_agent.network.interfaces import Address, InterfaceConfig, PolicyRule, Route
 from amphora_contract import netns
+
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
 
 LOG = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _find(ipr: IPRoute, mac: str) -> Any | None:
 def macs(namespace: str | None = None) -> dict[str, str]:
     """``{mac: ifname}`` of the links in ``namespace`` (None: this thread's own)."""
     def collect() -> dict[str, str]:
-        with IPRoute() as ipr:
+        with netlink.IPRoute() as ipr:
             return {(link.get("IFLA_ADDRESS") or "").lower(): link.get("IFLA_IFNAME")
                     for link in ipr.get_links() if link.get("IFLA_IFNAME") != "lo"}
     if namespace is None:
@@ -65,13 +65,13 @@ def move(mac: str, namespace: str, name: str) -> bool:
 
     Returns False when no such NIC is here (not attached yet, or already moved).
     """
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         link = _find(ipr, mac)
         if link is None:
             return False
         try:
             ipr.link("set", index=link["index"], net_ns_fd=namespace, ifname=name)
-        except NetlinkError as exc:
+        except netlink.NetlinkError as exc:
             raise LinkError(f"cannot move {mac} into {namespace} as {name}: {exc}") from None
     LOG.info("moved %s (%s) into %s as %s", mac, link.get("IFLA_IFNAME"), namespace, name)
     return True
@@ -121,7 +121,7 @@ def _current_rules(ipr: IPRoute) -> set[PolicyRule]:
 def _ignore_gone(action: str, call: Any, **kwargs: Any) -> None:
     try:
         call(action, **kwargs)
-    except NetlinkError as exc:
+    except netlink.NetlinkError as exc:
         if exc.code not in _GONE:
             raise
 
@@ -129,7 +129,7 @@ def _ignore_gone(action: str, call: Any, **kwargs: Any) -> None:
 def configure(namespace: str, config: InterfaceConfig,
               previous: InterfaceConfig | None = None) -> None:
     """Converge ``config.name`` inside ``namespace`` to ``config``."""
-    with netns.entered(namespace), IPRoute() as ipr:
+    with netns.entered(namespace), netlink.IPRoute() as ipr:
         link = _find(ipr, config.mac)
         if link is None:
             raise LinkError(f"no interface with MAC {config.mac} in {namespace}")
@@ -145,7 +145,7 @@ def configure(namespace: str, config: InterfaceConfig,
             _converge_addresses(ipr, index, config, previous)
             _converge_routes(ipr, index, config, previous)
             _converge_rules(ipr, config, previous)
-        except NetlinkError as exc:
+        except netlink.NetlinkError as exc:
             raise LinkError(f"{config.name} in {namespace}: {exc}") from None
 
 
@@ -163,7 +163,7 @@ def _converge_addresses(ipr: IPRoute, index: int, config: InterfaceConfig,
         try:
             ipr.addr("add", index=index, address=str(address.address),
                      prefixlen=address.prefixlen, **extra)
-        except NetlinkError as exc:
+        except netlink.NetlinkError as exc:
             if exc.code != errno.EEXIST:
                 raise
 
@@ -196,7 +196,7 @@ def _converge_rules(ipr: IPRoute, config: InterfaceConfig,
 
 def deconfigure(namespace: str, config: InterfaceConfig) -> bool:
     """Remove what ``config`` added and set the link down; False if it is not there."""
-    with netns.entered(namespace), IPRoute() as ipr:
+    with netns.entered(namespace), netlink.IPRoute() as ipr:
         link = _find(ipr, config.mac)
         current_rules = _current_rules(ipr)
         for rule in config.rules:
@@ -221,7 +221,7 @@ def interface_holding(namespace: str, address: schema.IPAddress) -> str | None:
     """Name of the interface in ``namespace`` that has ``address``, if any."""
     if not netns.exists(namespace):
         return None
-    with netns.entered(namespace), IPRoute() as ipr:
+    with netns.entered(namespace), netlink.IPRoute() as ipr:
         names = {link["index"]: link.get("IFLA_IFNAME") for link in ipr.get_links()}
         for msg in ipr.get_addr(family=_family(address.version)):
             if ipaddress.ip_address(msg.get("IFA_ADDRESS")) == address:
@@ -241,7 +241,7 @@ class LinkState:
 
 def state(mac: str) -> LinkState | None:
     """The NIC with ``mac`` in this thread's namespace, if it is here."""
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         link = _find(ipr, mac)
         if link is None:
             return None
@@ -252,16 +252,16 @@ def state(mac: str) -> LinkState | None:
 def move_back(namespace: str, before: LinkState) -> None:
     """Undo :func:`move`: the NIC leaves ``namespace`` for this process's own
     namespace, with the name, MTU and up/down state it had there."""
-    with netns.entered(namespace), IPRoute() as ipr:
+    with netns.entered(namespace), netlink.IPRoute() as ipr:
         link = _find(ipr, before.mac)
         if link is None:
             raise LinkError(f"no interface with MAC {before.mac} in {namespace}")
         try:
             ipr.link("set", index=link["index"], state="down")
             ipr.link("set", index=link["index"], net_ns_pid=os.getpid(), ifname=before.name)
-        except NetlinkError as exc:
+        except netlink.NetlinkError as exc:
             raise LinkError(f"cannot move {before.mac} out of {namespace}: {exc}") from None
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         link = _find(ipr, before.mac)
         if link is None:
             raise LinkError(f"{before.mac} did not come back from {namespace}")
@@ -275,7 +275,7 @@ def management_macs(*local_addresses: str) -> set[str]:
     those holding one of ``local_addresses`` (its bind address, the address a
     request arrived at) and those of the main table's default routes."""
     indexes = set()
-    with IPRoute() as ipr:
+    with netlink.IPRoute() as ipr:
         for family in (2, 10):
             for route in ipr.get_routes(family=family, table=254):
                 if route["dst_len"] == 0 and route.get("RTA_OIF"):

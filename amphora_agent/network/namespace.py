@@ -14,9 +14,7 @@ import logging
 import os
 import threading
 
-from pyroute2 import IPRoute
-from pyroute2 import netns as pyroute2_netns
-
+from amphora_agent.network import netlink
 from amphora_contract import netns
 
 LOG = logging.getLogger(__name__)
@@ -93,12 +91,12 @@ def ensure(name: str) -> bool:
         created = False
         if not netns.exists(name):
             try:
-                pyroute2_netns.create(name)
+                netlink.netns.create(name)
             except FileExistsError:
                 pass
             else:
                 created = True
-        with netns.entered(name), IPRoute() as ipr:
+        with netns.entered(name), netlink.IPRoute() as ipr:
             lo = ipr.link_lookup(ifname="lo")
             if lo:
                 ipr.link("set", index=lo[0], state="up")
@@ -111,6 +109,6 @@ def ensure(name: str) -> bool:
 def remove(name: str) -> None:
     """Delete namespace ``name`` (tests and teardown); absent is fine."""
     if netns.exists(name):
-        pyroute2_netns.remove(name)
+        netlink.netns.remove(name)
     elif os.path.lexists(netns.path(name)):
         os.unlink(netns.path(name))

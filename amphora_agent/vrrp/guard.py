@@ -27,11 +27,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-
 from amphora_agent.config import AgentConfig, load
 from amphora_agent.heartbeat_service import HeartbeatSupervisor, _die_with_parent
+from amphora_agent.network import netlink
 from amphora_agent.vrrp import firewall, instances
 from amphora_agent.vrrp.keepalived import SERVICE_NAME
 from amphora_contract import netns
@@ -70,13 +68,13 @@ def release_vips(namespace: str, facts: Sequence[instances.VrrpInstanceFacts]) -
     if not wanted or not netns.exists(namespace):
         return []
     removed = []
-    with netns.entered(namespace), IPRoute() as ipr:
+    with netns.entered(namespace), netlink.IPRoute() as ipr:
         names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
         for addr in ipr.get_addr():
             key = (names.get(addr["index"]), addr.get_attr("IFA_ADDRESS"))
             if key not in wanted:
                 continue
-            with contextlib.suppress(NetlinkError):
+            with contextlib.suppress(netlink.NetlinkError):
                 ipr.addr("del", index=addr["index"], address=key[1],
                          prefixlen=addr["prefixlen"])
                 removed.append(f"{key[1]}/{addr['prefixlen']} dev {key[0]}")

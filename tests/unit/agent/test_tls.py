@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from amphora_agent.certcheck import validate_server_pem
 from amphora_agent.errors import InvalidRequest
-from amphora_agent.tls import build_server_context, validate_server_pem
+from amphora_agent.tls import build_server_context
 from controller_stub.pki import CertificateAuthority
 
 
