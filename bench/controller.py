@@ -54,7 +54,7 @@ STORES = os.environ.get("BENCH_CONTROLLER_STORES", "sqlite,postgresql").split(",
 TOPOLOGIES = os.environ.get("BENCH_CONTROLLER_TOPOLOGIES", "SINGLE,ACTIVE_STANDBY").split(",")
 TARGET_S = 3.0
 PARTS = os.environ.get("BENCH_CONTROLLER_PARTS", "create,failover,heartbeats").split(",")
-FLEETS = [int(n) for n in os.environ.get("BENCH_CONTROLLER_FLEETS", "1000,3000").split(",")]
+FLEETS = [int(n) for n in os.environ.get("BENCH_CONTROLLER_FLEETS", "2000,4000").split(",")]
 FAILOVER_TARGET_S = 10.0
 HB_KEY = "bench-master-key-0123456789"
 
@@ -221,6 +221,8 @@ def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any
                 "accepted": counters["accepted"], "dropped_queue_full": counters["queue_full"],
                 "lost_in_kernel": expected - counters["received"],
                 "rows_stored": manager.stored, "batches": manager.batches,
+                "superseded": manager.superseded, "backlog_peak": manager.backlog_peak,
+                "failed_batches": manager.failed_batches,
                 "drain_after_last_send_s": round(drain, 2),
                 # every accepted message reached the store (the newest per amphora
                 # within a batch is the one written): messages per second end to end
