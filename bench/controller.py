@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -83,13 +82,6 @@ def _service(workdir: Path, url: str, name: str, health: bool = False) -> Servic
     return Service(config_mod.load(path))
 
 
-def _kill(compute_data: dict[str, Any]) -> None:
-    for namespace in (compute_data["haproxy_namespace"], compute_data["namespace"]):
-        for pid in nsutil.pids_in(namespace):
-            os.kill(pid, signal.SIGKILL)
-        nsutil.delete(namespace)
-
-
 def _measure_failover(service: Service, member: str, client: str,
                       topology: str) -> tuple[list[float], list[float], list[float]]:
     """(kill → replacement serving, kill → failover detected, longest outage) per run."""
@@ -120,7 +112,8 @@ def _measure_failover(service: Service, member: str, client: str,
             time.sleep(0.1)
         victim = next(a for a in amphorae if a["role"] in ("MASTER", "STANDALONE"))
         start = time.monotonic()
-        _kill(victim["compute_data"])
+        nsutil.crash(victim["compute_data"]["haproxy_namespace"],
+                     victim["compute_data"]["namespace"])
         down_since, longest, detected_at = None, 0.0, None
         while True:
             now = time.monotonic()
@@ -349,6 +342,8 @@ def main() -> int:
             try:
                 for topology in TOPOLOGIES:
                     log(f"controller: failover {topology}")
+                    assert service.health is not None
+                    trips = service.health.breaker_trips
                     healed, detected, outages = _measure_failover(
                         service, str(member.ipv4), client.namespace, topology)
                     median = statistics.median(healed)
@@ -357,6 +352,7 @@ def main() -> int:
                          target_ms=FAILOVER_TARGET_S * 1000,
                          meets_target=median < FAILOVER_TARGET_S, **summary_ms(healed))
                     emit("controller_failover_detected", topology=topology, runs=RUNS,
+                         breaker_trips=service.health.breaker_trips - trips,
                          **summary_ms(detected))
                     emit("controller_failover_dataplane_outage", topology=topology,
                          runs=RUNS, **summary_ms(outages))

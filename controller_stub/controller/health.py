@@ -128,6 +128,7 @@ class HealthManager:
         self.breaker_reason: str | None = None
         self._operator_override = False
         self.failovers_started = 0
+        self.breaker_trips = 0  # times the breaker opened
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -247,6 +248,7 @@ class HealthManager:
                    and silent >= self.settings.breaker_min_stale)
         if tripped and not self._operator_override:
             if not self.breaker_open:
+                self.breaker_trips += 1
                 LOG.error("circuit breaker open: %d of %d amphorae (%.0f%%) silent at once, "
                           "above %.0f%%: no failover until heartbeats return or an operator "
                           "resets it", silent, len(rows), 100 * share,
@@ -297,5 +299,6 @@ class HealthManager:
                 "backlog_peak": self.backlog_peak,
                 "status_updates": self.writer.status_updates,
                 "failovers_started": self.failovers_started,
+                "breaker_trips": self.breaker_trips,
                 "listener": listener, "address": address}
 
