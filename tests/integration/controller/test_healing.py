@@ -1,31 +1,114 @@
 """Health and failover on the local fabric: heartbeats from real agents into
 the store, a killed amphora detected and replaced (ACTIVE_STANDBY keeps
-serving through the standby, SINGLE serves again once replaced), a failover
-that cannot reach its new amphora fails within its budget, and the circuit
-breaker."""
+serving through the standby, SINGLE serves again once replaced) with every
+status change received as a signed webhook event, a failover that cannot
+reach its new amphora fails within its budget, and the circuit breaker."""
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
+import http.client
 import os
 import signal
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from amphora_contract import heartbeat
+from amphora_contract import heartbeat, netns
 from controller_stub.compute import nsutil
 from controller_stub.controller import config as config_mod
 from controller_stub.controller import models
 from controller_stub.controller.daemon import Service
 from controller_stub.controller.health import HealthManager, HealthSettings
 from tests.integration.controller.conftest import Site, wait_for
+from tests.support.webhook import WebhookReceiver
 
 MASTER_KEY = "test-master-key-0123456789"
+SECRET = "healing-webhook-secret"
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    webhook = WebhookReceiver()
+    try:
+        yield webhook
+    finally:
+        webhook.close()
+
+
+def _notified(receiver: WebhookReceiver) -> str:
+    return (f"[notifications]\ndrivers = webhook\nwebhook_url = {receiver.url}\n"
+            f"webhook_secret = {SECRET}\nwebhook_backoff = 0.05\n")
+
+
+def _events(receiver: WebhookReceiver, since: int = 0) -> list[dict[str, Any]]:
+    """The events received from request ``since`` on, each signature verified,
+    with its arrival time as ``at``."""
+    events = []
+    for r in receiver.requests[since:]:
+        expected = "sha256=" + hmac.new(SECRET.encode(), r.body, hashlib.sha256).hexdigest()
+        assert r.headers["X-Amphora-Signature"] == expected
+        events.append({**r.json(), "at": r.at})
+    return events
+
+
+def _transitions(events: list[dict[str, Any]], object_id: str,
+                 field: str = "provisioning_status") -> list[tuple[Any, Any]]:
+    """(old, new) of ``field`` for each event of ``object_id`` that changed it."""
+    return [(e["old_status"][field], e["new_status"][field]) for e in events
+            if e["object_id"] == object_id and e["old_status"][field] != e["new_status"][field]]
+
+
+def _lb_event(events: list[dict[str, Any]], lb_id: str, old: str, new: str) -> dict[str, Any]:
+    """The one event that moved the LB's provisioning status from ``old`` to ``new``."""
+    (found,) = [e for e in events if e["object_id"] == lb_id
+                and e["old_status"]["provisioning_status"] == old
+                and e["new_status"]["provisioning_status"] == new]
+    return found
+
+
+class VipPoller:
+    """The client asks the VIP every 20 ms from its namespace; each request's
+    start time and whether it was answered are recorded."""
+
+    def __init__(self, site: Site, vip: str) -> None:
+        self.samples: list[tuple[float, bool]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(site.client.namespace, vip),
+                                        daemon=True, name="vip-poller")
+
+    def _run(self, namespace: str, vip: str) -> None:
+        with netns.entered(namespace):
+            while not self._stop.wait(0.02):
+                started, answered = time.monotonic(), False
+                conn = http.client.HTTPConnection(vip, 80, timeout=0.5)
+                try:
+                    conn.request("GET", "/")
+                    answered = conn.getresponse().status == 200
+                except (OSError, http.client.HTTPException):
+                    pass
+                finally:
+                    conn.close()
+                self.samples.append((started, answered))
+
+    def __enter__(self) -> VipPoller:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def first_answer_after(self, moment: float) -> float:
+        return min(t for t, ok in list(self.samples) if ok and t > moment)
 
 
 def _service(site: Site, tmp_path: Path, *, threshold: float = 0.5,
@@ -83,9 +166,10 @@ def _failover_done(service: Service, lb_id: str, old_id: str) -> bool:
 
 
 @pytest.mark.parametrize("topology", ["ACTIVE_STANDBY", "SINGLE"])
-def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path,
-                                                 topology: str) -> None:
-    with _service(site, tmp_path) as service:
+def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path, topology: str,
+                                                 receiver: WebhookReceiver,
+                                                 record_property: Any) -> None:
+    with _service(site, tmp_path, extra=_notified(receiver)) as service:
         lb = _create(service, site, topology)
         vip, api = lb["vip_address"], service.api
         assert site.served_by(vip, {"m1", "m2"}) == {"m1", "m2"}
@@ -98,19 +182,26 @@ def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path,
 
         victim = next(a for a in amphorae if a["role"] in ("MASTER", "STANDALONE"))
         survivors = [a["id"] for a in amphorae if a["id"] != victim["id"]]
-        _kill(victim)
-        if topology == "ACTIVE_STANDBY":
-            # the standby takes the VIP well before the failover is even detected
-            assert site.served_by(vip, {"m1", "m2"}, timeout=3) == {"m1", "m2"}
-        wait_for(lambda: _failover_done(service, lb["id"], victim["id"]), 60,
-                 "the dead amphora replaced and the LB ONLINE")
+        with VipPoller(site, vip) as poller:
+            wait_for(lambda: any(ok for _, ok in poller.samples), 10, "the poller answered")
+            mark = len(receiver.requests)
+            _kill(victim)
+            killed = time.monotonic()
+            if topology == "ACTIVE_STANDBY":
+                # the standby takes the VIP well before the failover is even detected
+                assert site.served_by(vip, {"m1", "m2"}, timeout=3) == {"m1", "m2"}
+            wait_for(lambda: _failover_done(service, lb["id"], victim["id"]), 60,
+                     "the dead amphora replaced and the LB ONLINE")
+            assert site.served_by(vip, {"m1", "m2"}) == {"m1", "m2"}
+            answered = poller.first_answer_after(killed)
+        record_property("vip_outage_seconds", round(answered - killed, 3))
         assert service.health is not None
         assert service.health.failovers_started >= 1
-        assert site.served_by(vip, {"m1", "m2"}) == {"m1", "m2"}
         after = api.amphorae(lb["id"])
         assert len(after) == len(amphorae)
         assert {a["status"] for a in after} == {"ALLOCATED"}
         assert set(survivors) <= {a["id"] for a in after}
+        (replacement,) = {a["id"] for a in after} - set(ids)
         if topology == "ACTIVE_STANDBY":
             roles = {a["id"]: a["role"] for a in after}
             assert roles[survivors[0]] == "MASTER"
@@ -119,6 +210,29 @@ def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path,
         # the replacement sends heartbeats too
         wait_for(lambda: len(_last_seen(service, [a["id"] for a in after])) == len(after), 15,
                  "heartbeats from the replacement")
+
+        # every change of the failover arrived at the webhook, signed
+        receiver.wait_for(lambda reqs: len(_transitions(
+            _events(receiver, mark), victim["id"], "status")) == 2)
+        events = _events(receiver, mark)
+    assert _transitions(events, lb["id"]) == [("ACTIVE", "PENDING_UPDATE"),
+                                              ("PENDING_UPDATE", "ACTIVE")]
+    started = _lb_event(events, lb["id"], "ACTIVE", "PENDING_UPDATE")
+    done = _lb_event(events, lb["id"], "PENDING_UPDATE", "ACTIVE")
+    assert done["new_status"]["operating_status"] == "ONLINE"
+    assert done["payload"]["id"] == lb["id"] and done["payload"]["vip_address"] == vip
+    assert _transitions(events, victim["id"], "status") == [("ALLOCATED", "PENDING_DELETE"),
+                                                             ("PENDING_DELETE", "DELETED")]
+    assert _transitions(events, replacement, "status") == [(None, "BOOTING"),
+                                                            ("BOOTING", "ALLOCATED")]
+    joined = [e for e in events if e["object_id"] == replacement][-1]["payload"]
+    assert joined["role"] == ("BACKUP" if topology == "ACTIVE_STANDBY" else "STANDALONE")
+    if topology == "ACTIVE_STANDBY":
+        # the standby served before the failover had even started
+        assert answered < started["at"]
+    else:
+        # nothing served the VIP until the replacement did, after the failover started
+        assert answered > started["at"]
 
 
 def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
