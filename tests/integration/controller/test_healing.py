@@ -236,8 +236,11 @@ def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path, top
 
 
 def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
-        site: Site, tmp_path: Path) -> None:
-    with _service(site, tmp_path, attempts=2, seconds=2.0, agent_timeout=1.0) as service:
+        site: Site, tmp_path: Path, receiver: WebhookReceiver) -> None:
+    """Operator-triggered: one amphora's failover fails (ERROR with the reason,
+    as an event too), then the LB's failover replaces it; each change an event."""
+    with _service(site, tmp_path, attempts=2, seconds=2.0, agent_timeout=1.0,
+                  extra=_notified(receiver)) as service:
         lb = _create(service, site, "SINGLE")
         api = service.api
         old = api.amphorae(lb["id"])[0]
@@ -251,6 +254,7 @@ def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
             return data
 
         service.compute.boot = boot_then_die  # type: ignore[method-assign]
+        mark = len(receiver.requests)
         started = time.monotonic()
         api.failover_amphora(old["id"])
         failed = api.wait(lb["id"], timeout=60)
@@ -260,13 +264,34 @@ def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
         assert elapsed < 30, elapsed
         # the replacement it booted is gone; the old amphora waits for the operator
         assert [a["id"] for a in api.amphorae(lb["id"])] == [old["id"]]
+        receiver.wait_for(lambda reqs: ("PENDING_UPDATE", "ERROR") in _transitions(
+            _events(receiver, mark), lb["id"]))
+        first = _events(receiver, mark)
         service.compute.boot = boot  # type: ignore[method-assign]
+        mark = len(receiver.requests)
         api.failover_load_balancer(lb["id"])
         healed = api.wait(lb["id"], timeout=60)
         assert (healed["provisioning_status"], healed["operating_status"]) == (
             "ACTIVE", "ONLINE")
         assert old["id"] not in {a["id"] for a in api.amphorae(lb["id"])}
         assert site.served_by(lb["vip_address"], {"m1", "m2"}) == {"m1", "m2"}
+        receiver.wait_for(lambda reqs: ("PENDING_DELETE", "DELETED") in _transitions(
+            _events(receiver, mark), old["id"], "status"))
+        second = _events(receiver, mark)
+    assert _transitions(first, lb["id"]) == [("ACTIVE", "PENDING_UPDATE"),
+                                             ("PENDING_UPDATE", "ERROR")]
+    error = _lb_event(first, lb["id"], "PENDING_UPDATE", "ERROR")
+    assert error["payload"]["status_reason"] == failed["status_reason"]
+    assert _transitions(first, old["id"], "status") == [("ALLOCATED", "PENDING_DELETE")]
+    (discarded,) = {e["object_id"] for e in first if e["object_type"] == "amphora"} - {
+        old["id"]}
+    assert _transitions(first, discarded, "status") == [(None, "BOOTING"),
+                                                        ("BOOTING", "DELETED")]
+    assert _transitions(second, lb["id"]) == [("ERROR", "PENDING_UPDATE"),
+                                              ("PENDING_UPDATE", "ACTIVE")]
+    assert _lb_event(second, lb["id"], "PENDING_UPDATE", "ACTIVE")["new_status"] == {
+        "provisioning_status": "ACTIVE", "operating_status": "ONLINE"}
+    assert _transitions(second, old["id"], "status") == [("PENDING_DELETE", "DELETED")]
 
 
 def test_circuit_breaker_opens_and_closes(tmp_path: Path) -> None:
