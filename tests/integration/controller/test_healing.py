@@ -136,8 +136,8 @@ def _create(service: Service, site: Site, topology: str) -> dict[str, Any]:
     return lb
 
 
-def _last_seen(service: Service, amphora_ids: list[str]) -> dict[str, Any]:
-    with service.sessions() as session:
+def _last_seen(sessions: Any, amphora_ids: list[str]) -> dict[str, Any]:
+    with sessions() as session:
         return {h.amphora_id: h.last_update for h in session.scalars(
             select(models.AmphoraHealth).where(models.AmphoraHealth.amphora_id.in_(amphora_ids)))}
 
@@ -176,7 +176,7 @@ def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path, top
         amphorae = api.amphorae(lb["id"])
         ids = [a["id"] for a in amphorae]
         # heartbeats from the real agents reach the store: last-seen and statuses
-        wait_for(lambda: len(_last_seen(service, ids)) == len(ids), 15, "first heartbeats")
+        wait_for(lambda: len(_last_seen(service.sessions, ids)) == len(ids), 15, "first heartbeats")
         wait_for(lambda: _connections(service) >= 12, 15,
                  "the requests counted in listener statistics")
 
@@ -208,8 +208,8 @@ def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path, top
             assert sorted(roles.values()) == ["BACKUP", "MASTER"]
         assert not nsutil.listed(victim["compute_data"]["namespace"])
         # the replacement sends heartbeats too
-        wait_for(lambda: len(_last_seen(service, [a["id"] for a in after])) == len(after), 15,
-                 "heartbeats from the replacement")
+        wait_for(lambda: len(_last_seen(service.sessions, [a["id"] for a in after]))
+                 == len(after), 15, "heartbeats from the replacement")
 
         # every change of the failover arrived at the webhook, signed
         receiver.wait_for(lambda reqs: len(_transitions(
@@ -294,8 +294,13 @@ def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
     assert _transitions(second, old["id"], "status") == [("PENDING_DELETE", "DELETED")]
 
 
-def test_circuit_breaker_opens_and_closes(tmp_path: Path) -> None:
-    """10 amphorae, 2 stale at once (20% > 10%): no failover; fresh heartbeats close it."""
+@pytest.mark.parametrize("resumed", [["amp-0", "amp-1"], ["amp-0"]],
+                         ids=["both-resume", "one-resumes"])
+def test_circuit_breaker_opens_and_closes(tmp_path: Path, resumed: list[str]) -> None:
+    """10 amphorae, 2 stale at once (20% > 10%): the breaker opens and no failover
+    starts. Real signed heartbeats from both close it with no failover at all; from
+    one of them, the share falls to 10% (not above): it closes and the amphora that
+    is still silent is failed over, alone."""
     from controller_stub.controller import db
 
     sessions = db.open_store(f"sqlite:///{tmp_path}/state.db")
@@ -322,18 +327,22 @@ def test_circuit_breaker_opens_and_closes(tmp_path: Path) -> None:
     status = manager.status()
     assert status["breaker_open"] is True
     assert status["breaker_reason"].startswith("2 of 10 amphorae silent")
-    # heartbeats return for one of them (a real signed datagram): 10% is not above 10%
     try:
-        body = heartbeat.message("amp-0", 1, {}, {})
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.sendto(heartbeat.wrap_v4(body, heartbeat.derive_amphora_key(
-                MASTER_KEY, "amp-0")), manager.address)
-        wait_for(lambda: manager.flush() or manager.stored, 10, "the heartbeat stored")
+            for amphora_id in resumed:
+                body = heartbeat.message(amphora_id, 1, {}, {})
+                sock.sendto(heartbeat.wrap_v4(body, heartbeat.derive_amphora_key(
+                    MASTER_KEY, amphora_id)), manager.address)
+        wait_for(lambda: (manager.flush() or True) and len(
+            [t for t in _last_seen(sessions, resumed).values() if t > old]) == len(resumed),
+            10, "the heartbeats stored")
     finally:
         manager.listener.stop()
-    assert manager.check() == ["amp-1"]
+    still_silent = [a for a in ("amp-0", "amp-1") if a not in resumed]
+    assert manager.check() == still_silent
     assert manager.status()["breaker_open"] is False
-    assert started == [("lb-1", "amp-1")]
+    assert started == [(f"lb-{a[-1]}", a) for a in still_silent]
+
 
 
 def _heartbeat_pids(amphora: dict[str, Any]) -> list[int]:
@@ -364,7 +373,7 @@ def test_breaker_on_the_fabric_holds_failover_while_heartbeats_stop(
                                           "protocol_port": 80}]}}])["id"], timeout=60))
         amphorae = [a for lb in lbs for a in api.amphorae(lb["id"])]
         ids = [a["id"] for a in amphorae]
-        wait_for(lambda: len(_last_seen(service, ids)) == 2, 15, "first heartbeats")
+        wait_for(lambda: len(_last_seen(service.sessions, ids)) == 2, 15, "first heartbeats")
         stopped = [pid for a in amphorae for pid in _heartbeat_pids(a)]
         assert len(stopped) == 2
         try:
