@@ -11,6 +11,7 @@ from pathlib import Path
 
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
+from controller_stub.controller.housekeeping import HousekeepingSettings
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DRIVERS = ("local", "openstack")
@@ -32,8 +33,7 @@ class ControllerConfig:
     glance_cloud: str | None = None
     image_cache_seconds: float = 300.0
     budget: Budget = field(default_factory=Budget)
-    housekeeping_interval: float = 60.0
-    flow_retention: float = 3600.0
+    housekeeping: HousekeepingSettings = field(default_factory=HousekeepingSettings)
     log_level: str = "INFO"
     keep_failed_amphorae: bool = False
     # [notifications], [statistics] and [openstack]: passed to their drivers as they are
@@ -99,10 +99,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
                                  0.1, 600),
             boot_timeout=_float(parser["budget"], "boot_timeout", d.budget.boot_timeout,
                                 1, 3600)),
-        housekeeping_interval=_float(parser["housekeeping"], "interval",
-                                     d.housekeeping_interval, 0.1, 86400),
-        flow_retention=_float(parser["housekeeping"], "flow_retention", d.flow_retention,
-                              0, 30 * 86400),
+        housekeeping=_housekeeping(parser["housekeeping"]),
         notifications=dict(parser["notifications"]),
         statistics={"drivers": "state_store", **dict(parser["statistics"])},
         openstack=dict(parser["openstack"]),
@@ -122,6 +119,22 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if cfg.lease_seconds <= cfg.budget.agent_timeout:
         raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
     return cfg
+
+
+def _housekeeping(h: configparser.SectionProxy) -> HousekeepingSettings:
+    d, day = HousekeepingSettings(), 86400.0
+    settings = HousekeepingSettings(
+        interval=_float(h, "interval", d.interval, 0.1, day),
+        flow_retention=_float(h, "flow_retention", d.flow_retention, 0, 30 * day),
+        deleted_retention=_float(h, "deleted_retention", d.deleted_retention, 0, 365 * day),
+        cert_rotate_before=_float(h, "cert_rotate_before", d.cert_rotate_before, 0, 365 * day),
+        cert_validity=day * _float(h, "cert_validity_days", d.cert_validity / day, 1, 3650),
+        orphans=h.getboolean("orphan_cleanup", fallback=d.orphans),
+    )
+    if settings.cert_rotate_before >= settings.cert_validity:
+        raise ValueError("[housekeeping] cert_rotate_before must be shorter than "
+                         "cert_validity_days, or every run would rotate every certificate")
+    return settings
 
 
 def _health(h: configparser.SectionProxy) -> HealthSettings:

@@ -193,6 +193,8 @@ class Amphora(_Stamped, Base):
     vrrp_port_id: Mapped[str | None] = mapped_column(String(64))
     vrrp_priority: Mapped[int | None] = mapped_column(Integer)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # when its agent's server certificate expires (UTC); housekeeping rotates before
+    cert_expiration: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     # what the compute driver needs to find this amphora again after a restart
     compute_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     load_balancer: Mapped[LoadBalancer | None] = relationship(back_populates="amphorae")
