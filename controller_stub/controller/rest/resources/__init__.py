@@ -1,0 +1,15 @@
+"""The served resources: one module each, exposing ``blueprint``; adding a
+resource is its module plus one line in :data:`MODULES`."""
+
+from __future__ import annotations
+
+from controller_stub.controller.rest.resources import (
+    healthmonitors,
+    listeners,
+    loadbalancers,
+    members,
+    networks,
+    pools,
+)
+
+MODULES = (loadbalancers, listeners, pools, members, healthmonitors, networks)
