@@ -9,6 +9,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller_stub.controller import quotas
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
 
@@ -41,6 +42,8 @@ class ControllerConfig:
     statistics: dict[str, str] = field(default_factory=lambda: {"drivers": "state_store"})
     openstack: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
+    # [quotas] default_<kind>_quota, as Octavia's; -1 is unlimited
+    quota_defaults: dict[str, int] = field(default_factory=dict)
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -64,11 +67,13 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
     for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
-                 "certificates", "notifications", "statistics", "openstack", "health_manager"):
+                 "certificates", "notifications", "statistics", "openstack", "health_manager",
+                 "quotas"):
         if not parser.has_section(name):
             parser.add_section(name)
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
-             "certificates", "notifications", "statistics", "openstack", "health_manager"}
+             "certificates", "notifications", "statistics", "openstack", "health_manager",
+             "quotas"}
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -107,6 +112,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         statistics={"drivers": "state_store", **dict(parser["statistics"])},
         openstack=dict(parser["openstack"]),
         health=_health(parser["health_manager"]),
+        quota_defaults=_quotas(parser["quotas"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
@@ -145,3 +151,13 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
     if settings.bind_ip and not re.fullmatch(r"[0-9a-fA-F.:]{2,45}", settings.bind_ip):
         raise ValueError("[health_manager] bind_ip: an IP address")
     return settings
+
+
+def _quotas(q: configparser.SectionProxy) -> dict[str, int]:
+    """``default_<kind>_quota`` keys (Octavia's names) to the quota columns."""
+    names = {f"default_{kind}_quota": kind for kind in quotas.KINDS}
+    unknown = sorted(set(q) - set(names))
+    if unknown:
+        raise ValueError(f"[quotas] unknown key(s) {', '.join(unknown)}")
+    return {names[key]: _int(q, key, quotas.UNLIMITED, quotas.UNLIMITED, quotas.MAX_QUOTA)
+            for key in q}
