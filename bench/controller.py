@@ -76,7 +76,8 @@ def _served(namespace: str, address: str) -> bool:
 def _service(workdir: Path, url: str, name: str, health: bool = False) -> Service:
     path = workdir / f"{name}.conf"
     text = (f"[controller]\nid = bench-{name}\nworkers = 2\npoll_seconds = 0.02\n"
-            f"[database]\nurl = {url}\n[compute]\ndriver = local\nworkdir = {workdir}\n")
+            f"[database]\nurl = {url}\n[compute]\ndriver = local\nworkdir = {workdir}\n"
+            "[api]\nbind_port = 0\n")
     if health:  # defaults otherwise: heartbeat every 2 s, stale after 6 s
         text += f"[health_manager]\nenabled = true\nbind_port = 0\nheartbeat_key = {HB_KEY}\n"
     path.write_text(text, encoding="utf-8")

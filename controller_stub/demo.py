@@ -45,7 +45,8 @@ class Demo:
         config = workdir / "controller.conf"
         config.write_text(f"[controller]\nid = demo\nworkers = 2\npoll_seconds = 0.05\n"
                           f"[database]\nurl = sqlite:///{workdir}/controller.db\n"
-                          f"[compute]\ndriver = local\nworkdir = {workdir}\n",
+                          f"[compute]\ndriver = local\nworkdir = {workdir}\n"
+                          "[api]\nbind_port = 0\n",
                           encoding="utf-8")
         self.service = Service(config_mod.load(config))
         self.api = self.service.api

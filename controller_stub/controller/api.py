@@ -69,6 +69,7 @@ def lb_dict(lb: models.LoadBalancer) -> dict[str, Any]:
 
 def listener_dict(li: models.Listener) -> dict[str, Any]:
     out = _as_dict(li, "protocol", "protocol_port", "connection_limit", "default_pool_id")
+    out["project_id"] = li.load_balancer.project_id
     out["loadbalancers"] = [{"id": li.load_balancer_id}]
     out["l7policies"] = [{"id": p.id} for p in li.l7policies]
     return out
@@ -76,6 +77,9 @@ def listener_dict(li: models.Listener) -> dict[str, Any]:
 
 def pool_dict(p: models.Pool) -> dict[str, Any]:
     out = _as_dict(p, "protocol", "lb_algorithm")
+    out["project_id"] = p.load_balancer.project_id
+    out["listeners"] = [{"id": li.id} for li in p.load_balancer.listeners
+                        if li.default_pool_id == p.id]
     out["loadbalancers"] = [{"id": p.load_balancer_id}]
     out["members"] = [{"id": m.id} for m in p.members]
     out["healthmonitor_id"] = p.healthmonitor.id if p.healthmonitor else None
@@ -83,24 +87,44 @@ def pool_dict(p: models.Pool) -> dict[str, Any]:
 
 
 def member_dict(m: models.Member) -> dict[str, Any]:
-    return _as_dict(m, "address", "protocol_port", "weight", "backup", "subnet_id",
-                    "monitor_address", "monitor_port", "pool_id")
+    out = _as_dict(m, "address", "protocol_port", "weight", "backup", "subnet_id",
+                   "monitor_address", "monitor_port", "pool_id")
+    out["project_id"] = m.pool.load_balancer.project_id
+    return out
 
 
 def healthmonitor_dict(hm: models.HealthMonitor) -> dict[str, Any]:
     out = _as_dict(hm, "type", "delay", "timeout", "max_retries", "max_retries_down")
+    out["project_id"] = hm.pool.load_balancer.project_id
     out["pools"] = [{"id": hm.pool_id}]
     return out
 
 
 def l7policy_dict(p: models.L7Policy) -> dict[str, Any]:
     out = _as_dict(p, "action", "position", "redirect_pool_id", "listener_id")
+    out["project_id"] = p.listener.load_balancer.project_id
     out["rules"] = [{"id": r.id} for r in p.rules]
     return out
 
 
 def l7rule_dict(r: models.L7Rule) -> dict[str, Any]:
-    return _as_dict(r, "type", "compare_type", "key", "value", "invert")
+    out = _as_dict(r, "type", "compare_type", "key", "value", "invert", "l7policy_id")
+    out["project_id"] = r.l7policy.listener.load_balancer.project_id
+    return out
+
+
+# what ``Controller.list_objects`` and the REST layer's listings know by name
+LISTABLE: dict[str, tuple[type[Any], Callable[[Any], dict[str, Any]]]] = {
+    "loadbalancer": (models.LoadBalancer, lb_dict),
+    "listener": (models.Listener, listener_dict),
+    "pool": (models.Pool, pool_dict),
+    "member": (models.Member, member_dict),
+    "healthmonitor": (models.HealthMonitor, healthmonitor_dict),
+    "l7policy": (models.L7Policy, l7policy_dict),
+    "l7rule": (models.L7Rule, l7rule_dict),
+}
+_STAT_FIELDS = ("bytes_in", "bytes_out", "active_connections", "total_connections",
+                "request_errors")
 
 
 _LISTENER_OPTIONS = ("timeout_client_data", "timeout_member_connect", "timeout_member_data",
@@ -239,7 +263,8 @@ class Controller:
 
     # -- load balancers ----------------------------------------------------------------
 
-    def create_load_balancer(self, *, vip_network_id: str = "vip", name: str | None = None,
+    def create_load_balancer(self, *, vip_network_id: str = "vip",
+                             vip_subnet_id: str | None = None, name: str | None = None,
                              description: str | None = None, flavor_id: str | None = None,
                              availability_zone: str | None = None, project_id: str | None = None,
                              admin_state_up: bool = True,
@@ -270,7 +295,8 @@ class Controller:
             lb = models.LoadBalancer(
                 name=name, description=description, project_id=project_id,
                 admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
-                vip_network_id=vip_network_id, flavor_id=flavor_id,
+                vip_network_id=vip_network_id, vip_subnet_id=vip_subnet_id,
+                flavor_id=flavor_id,
                 availability_zone=availability_zone, image_id=image_id,
                 flavor_data={**resolved, "zone": zone_data,
                              **({"role_zones": role_zones} if role_zones else {})},
@@ -399,8 +425,40 @@ class Controller:
             return lb_dict(self._get(session, models.LoadBalancer, lb_id))
 
     def list_load_balancers(self) -> list[dict[str, Any]]:
+        return self.list_objects("loadbalancer")
+
+    def list_objects(self, kind: str, **where: Any) -> list[dict[str, Any]]:
+        """Every object of a kind in :data:`LISTABLE` (columns in ``where`` equal)."""
+        model, as_dict = LISTABLE[kind]
+        query = select(model).filter_by(**where)
         with self.sessions() as session:
-            return [lb_dict(lb) for lb in session.scalars(select(models.LoadBalancer))]
+            return [as_dict(row) for row in session.scalars(query)]
+
+    def project_of(self, kind: str, object_id: str) -> str | None:
+        """The project owning an object: its load balancer's (NotFound if absent)."""
+        return self.get_object(kind, object_id)["project_id"]
+
+    def get_object(self, kind: str, object_id: str) -> dict[str, Any]:
+        model, as_dict = LISTABLE[kind]
+        with self.sessions() as session:
+            return as_dict(self._get(session, model, object_id))
+
+    def listener_stats(self, listener_id: str) -> dict[str, int]:
+        """Octavia's listener ``stats``: the counters summed over the amphorae."""
+        with self.sessions() as session:
+            self._get(session, models.Listener, listener_id)
+            rows = session.scalars(select(models.ListenerStatistics).where(
+                models.ListenerStatistics.listener_id == listener_id))
+            return _sum_stats(rows)
+
+    def load_balancer_stats(self, lb_id: str) -> dict[str, int]:
+        """Octavia's load balancer ``stats``: its listeners' counters summed."""
+        with self.sessions() as session:
+            lb = self._get(session, models.LoadBalancer, lb_id)
+            ids = [li.id for li in lb.listeners]
+            rows = session.scalars(select(models.ListenerStatistics).where(
+                models.ListenerStatistics.listener_id.in_(ids)))
+            return _sum_stats(rows)
 
     def amphorae(self, lb_id: str) -> list[dict[str, Any]]:
         with self.sessions() as session:
@@ -659,6 +717,41 @@ class Controller:
             self._get(session, models.Member, member_id).provisioning_status = PENDING_DELETE
         self._change(lb_id, "member_update", mutate)
 
+    def batch_update_members(self, pool_id: str, members: list[dict[str, Any]], *,
+                             additive_only: bool = False) -> None:
+        """Octavia's batch ``PUT`` of a pool's members: members are matched by
+        (address, protocol_port); unmatched ones are created, matched ones updated,
+        and (unless ``additive_only``) the pool's others deleted, in one change."""
+        lb_id = self._lb_of(models.Pool, pool_id)
+
+        def mutate(session: Session, lb: models.LoadBalancer) -> None:
+            pool = self._get(session, models.Pool, pool_id)
+            current = {(m.address, m.protocol_port): m for m in pool.members
+                       if m.provisioning_status != PENDING_DELETE}
+            wanted: set[tuple[str, int]] = set()
+            for spec in members:
+                key = (spec["address"], spec["protocol_port"])
+                if key in wanted:
+                    raise InvalidRequest(f"member {key[0]}:{key[1]} is listed twice")
+                wanted.add(key)
+                member = current.get(key)
+                if member is None:
+                    session.add(self._new_member(pool, dict(spec)))
+                    continue
+                changed = False
+                for name in ("name", "admin_state_up", "weight", "backup", "monitor_address",
+                             "monitor_port"):
+                    if name in spec and getattr(member, name) != spec[name]:
+                        setattr(member, name, spec[name])
+                        changed = True
+                if changed:
+                    member.provisioning_status = PENDING_UPDATE
+            if not additive_only:
+                for key, member in current.items():
+                    if key not in wanted:
+                        member.provisioning_status = PENDING_DELETE
+        self._change(lb_id, "member_update", mutate)
+
     def get_member(self, member_id: str) -> dict[str, Any]:
         with self.sessions() as session:
             return member_dict(self._get(session, models.Member, member_id))
@@ -782,6 +875,13 @@ class Controller:
             self._get(session, models.L7Rule, l7rule_id).provisioning_status = PENDING_DELETE
         self._change(lb_id, "lb_update", mutate)
 
+
+def _sum_stats(rows: Any) -> dict[str, int]:
+    totals = dict.fromkeys(_STAT_FIELDS, 0)
+    for row in rows:
+        for name in _STAT_FIELDS:
+            totals[name] += getattr(row, name) or 0
+    return totals
 
 
 def new_uuid() -> str:

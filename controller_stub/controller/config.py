@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import re
 import socket
@@ -16,6 +17,20 @@ from controller_stub.controller.health import HealthSettings
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DRIVERS = ("local", "openstack")
 _IMAGE_SOURCES = ("local", "glance")
+
+
+@dataclass
+class ApiSettings:
+    """``[api]``: the REST API (docs/api.md); ``[keystone_authtoken]`` as in Octavia."""
+
+    enabled: bool = True
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 9876  # 0: any free port (the bound one is logged)
+    auth_strategy: str = "noauth"
+    default_project: str | None = None
+    static_tokens_file: str | None = None
+    threads: int = 8
+    keystone_authtoken: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -42,6 +57,7 @@ class ControllerConfig:
     statistics: dict[str, str] = field(default_factory=lambda: {"drivers": "state_store"})
     openstack: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     # [quotas] default_<kind>_quota, as Octavia's; -1 is unlimited
     quota_defaults: dict[str, int] = field(default_factory=dict)
 
@@ -66,14 +82,12 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     parser = configparser.ConfigParser(interpolation=None)
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
-    for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
-                 "certificates", "notifications", "statistics", "openstack", "health_manager",
-                 "quotas"):
-        if not parser.has_section(name):
-            parser.add_section(name)
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
              "certificates", "notifications", "statistics", "openstack", "health_manager",
-             "quotas"}
+             "api", "keystone_authtoken", "quotas"}
+    for name in sorted(known):
+        if not parser.has_section(name):
+            parser.add_section(name)
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -112,6 +126,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         statistics={"drivers": "state_store", **dict(parser["statistics"])},
         openstack=dict(parser["openstack"]),
         health=_health(parser["health_manager"]),
+        api=_api(parser["api"], dict(parser["keystone_authtoken"])),
         quota_defaults=_quotas(parser["quotas"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
@@ -161,3 +176,34 @@ def _quotas(q: configparser.SectionProxy) -> dict[str, int]:
         raise ValueError(f"[quotas] unknown key(s) {', '.join(unknown)}")
     return {names[key]: _int(q, key, quotas.UNLIMITED, quotas.UNLIMITED, quotas.MAX_QUOTA)
             for key in q}
+
+
+def _api(a: configparser.SectionProxy, keystone: dict[str, str]) -> ApiSettings:
+    d = ApiSettings()
+    settings = ApiSettings(
+        enabled=a.getboolean("enabled", fallback=d.enabled),
+        bind_host=a.get("bind_host", fallback=d.bind_host).strip(),
+        bind_port=_int(a, "bind_port", d.bind_port, 0, 65535),
+        auth_strategy=a.get("auth_strategy", fallback=d.auth_strategy).strip(),
+        default_project=a.get("default_project", fallback=None),
+        static_tokens_file=a.get("static_tokens_file", fallback=None),
+        threads=_int(a, "threads", d.threads, 1, 256),
+        keystone_authtoken=keystone,
+    )
+    if settings.auth_strategy not in ("noauth", "static", "keystone"):
+        raise ValueError("[api] auth_strategy: one of noauth, static, keystone")
+    try:
+        host = ipaddress.ip_address(settings.bind_host)
+    except ValueError:
+        raise ValueError("[api] bind_host: an IP address") from None
+    if settings.enabled and settings.auth_strategy == "noauth" and not host.is_loopback:
+        raise ValueError(f"[api] bind_host {host}: auth_strategy noauth serves loopback "
+                         "addresses only; set auth_strategy = static or keystone to bind "
+                         "another address")
+    if settings.default_project is not None and not _ID_RE.fullmatch(settings.default_project):
+        raise ValueError("[api] default_project: 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if settings.auth_strategy == "static" and not settings.static_tokens_file:
+        raise ValueError("[api] static_tokens_file: needed with auth_strategy static")
+    if settings.auth_strategy == "keystone" and not keystone:
+        raise ValueError("[keystone_authtoken]: needed with auth_strategy keystone")
+    return settings
