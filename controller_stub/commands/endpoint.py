@@ -5,7 +5,8 @@ In order: ``--os-cloud`` (a ``clouds.yaml`` entry, Keystone or
 ``--os-endpoint``/``--url`` or ``$AMPHORA_URL`` / ``$OS_ENDPOINT``, with a
 static token from ``--os-token``/``$OS_TOKEN`` (sent as ``X-Auth-Token``) or
 none, and the project from ``--os-project-id``/``$OS_PROJECT_ID`` (sent as
-``X-Project-Id``, which an API without auth honours), else ``$OS_CLOUD``.
+``X-Project-Id``, which an API without auth honours, as it honours
+``--os-roles``/``$OS_ROLES`` in ``X-Roles``), else ``$OS_CLOUD``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="static bearer token (default: $OS_TOKEN)")
     group.add_argument("--os-project-id", default=None,
                        help="project to act as, without auth (default: $OS_PROJECT_ID)")
+    group.add_argument("--os-roles", default=None,
+                       help="roles to claim, without auth, e.g. admin (default: $OS_ROLES)")
     group.add_argument("--debug", action="store_true", help="show tracebacks")
 
 
@@ -56,7 +59,9 @@ def connect(args: argparse.Namespace) -> Any:
     token = args.os_token or os.environ.get("OS_TOKEN")
     project = args.os_project_id or os.environ.get("OS_PROJECT_ID")
     auth = token_endpoint.Token(url, token) if token else noauth.NoAuth(endpoint=url)
-    headers = {"X-Project-Id": project} if project else {}
+    roles = args.os_roles or os.environ.get("OS_ROLES")
+    headers = {**({"X-Project-Id": project} if project else {}),
+               **({"X-Roles": roles} if roles else {})}
     sess = session.Session(auth=auth, additional_headers=headers)
     return openstack.connection.Connection(session=sess, load_balancer_endpoint_override=url,
                                            load_balancer_api_version="2")

@@ -276,6 +276,19 @@ def _provider(args: argparse.Namespace) -> int:
     return 0
 
 
+def _network(args: argparse.Namespace) -> int:
+    conn = endpoint.connect(args)
+    networks = _http_get(conn, "/fabric/networks")["networks"]
+    subnets = _http_get(conn, "/fabric/subnets")["subnets"]
+    if args.json:
+        output.emit_json({"networks": networks, "subnets": subnets})
+        return 0
+    output.table(networks, ("id", "name", "subnets"), title="networks")
+    output.table(subnets, ("id", "name", "network_id", "cidr", "ip_version", "gateway_ip"),
+                 title="subnets")
+    return 0
+
+
 # -- parsers -------------------------------------------------------------------------------
 
 def _common(wait: bool = False) -> argparse.ArgumentParser:
@@ -360,3 +373,10 @@ def register(subparsers: Any) -> None:
     sub.add_parser("capabilities", help="flavor and availability zone keys",
                    parents=[plain]).add_argument("name")
     provider.set_defaults(handler=_provider)
+
+    network = subparsers.add_parser("network", help="the fabric's networks and subnets",
+                                    description="Networks and subnets VIPs and members "
+                                                "may name, with their stable ids.")
+    sub = network.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="networks and subnets", parents=[plain])
+    network.set_defaults(handler=_network)

@@ -37,6 +37,12 @@ def _admin() -> None:
         raise ApiError(403, FORBIDDEN)
 
 
+def _provider_name(name: str) -> str:
+    if name not in catalog.PROVIDERS:
+        raise ApiError(400, f"Provider '{name}' is not enabled.")
+    return name
+
+
 def _data(raw: str, option: str) -> dict[str, Any]:
     try:
         data = json.loads(raw)
@@ -97,7 +103,7 @@ def create_flavorprofile() -> Response:
     body = parse(FlavorProfilePOST, "flavorprofile")
     assert isinstance(body, FlavorProfilePOST)
     _admin()
-    provider = catalog.check_provider(body.provider_name)
+    provider = _provider_name(body.provider_name)
     data = _data(body.flavor_data, "flavor data")
     row = _unique(lambda: common.engine().create_flavor_profile(body.name, data, provider),
                   "flavor profile", body.name)
@@ -259,7 +265,7 @@ def create_zoneprofile() -> Response:
     body = parse(ZoneProfilePOST, "availability_zone_profile")
     assert isinstance(body, ZoneProfilePOST)
     _admin()
-    provider = catalog.check_provider(body.provider_name)
+    provider = _provider_name(body.provider_name)
     data = _data(body.availability_zone_data, "availability zone data")
     row = _unique(lambda: common.engine().create_availability_zone_profile(
         body.name, data, provider), "availability zone profile", body.name)
@@ -393,8 +399,7 @@ def _capabilities(root: str, rows: list[dict[str, str]]) -> Response:
 
 def _provider(provider: str) -> None:
     context.current()
-    if provider not in catalog.PROVIDERS:
-        raise ApiError(400, f"Provider '{provider}' is not enabled.")
+    _provider_name(provider)
 
 
 @route(blueprint, "/lbaas/providers", "GET", query=("fields",),
