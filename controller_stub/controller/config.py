@@ -10,6 +10,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller_stub.controller import quotas
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
 from controller_stub.controller.housekeeping import HousekeepingSettings
@@ -57,6 +58,8 @@ class ControllerConfig:
     openstack: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    # [quotas] default_<kind>_quota, as Octavia's; -1 is unlimited
+    quota_defaults: dict[str, int] = field(default_factory=dict)
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -81,7 +84,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         raise FileNotFoundError(f"cannot read config file {path}")
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
              "certificates", "notifications", "statistics", "openstack", "health_manager",
-             "api", "keystone_authtoken"}
+             "api", "keystone_authtoken", "quotas"}
     for name in sorted(known):
         if not parser.has_section(name):
             parser.add_section(name)
@@ -121,6 +124,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         openstack=dict(parser["openstack"]),
         health=_health(parser["health_manager"]),
         api=_api(parser["api"], dict(parser["keystone_authtoken"])),
+        quota_defaults=_quotas(parser["quotas"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
@@ -175,6 +179,16 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
     if settings.bind_ip and not re.fullmatch(r"[0-9a-fA-F.:]{2,45}", settings.bind_ip):
         raise ValueError("[health_manager] bind_ip: an IP address")
     return settings
+
+
+def _quotas(q: configparser.SectionProxy) -> dict[str, int]:
+    """``default_<kind>_quota`` keys (Octavia's names) to the quota columns."""
+    names = {f"default_{kind}_quota": kind for kind in quotas.KINDS}
+    unknown = sorted(set(q) - set(names))
+    if unknown:
+        raise ValueError(f"[quotas] unknown key(s) {', '.join(unknown)}")
+    return {names[key]: _int(q, key, quotas.UNLIMITED, quotas.UNLIMITED, quotas.MAX_QUOTA)
+            for key in q}
 
 
 def _api(a: configparser.SectionProxy, keystone: dict[str, str]) -> ApiSettings:

@@ -56,7 +56,8 @@ class Service:
                                lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds,
                                certificates=self.certificates,
                                keep_failed_amphorae=cfg.keep_failed_amphorae)
-        self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set)
+        self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set,
+                              quota_defaults=cfg.quota_defaults)
         self.stopping = threading.Event()
         self.housekeeper = Housekeeper(self.sessions, self.compute, cfg.housekeeping,
                                        cfg.budget)

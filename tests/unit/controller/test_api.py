@@ -46,7 +46,8 @@ def test_migrations_create_every_table_and_rerun_cleanly(tmp_path: Path) -> None
     assert set(models.Base.metadata.tables) <= tables
     assert "alembic_version" in tables
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0003"
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    assert version == "0004"
 
 
 def test_lb_is_immutable_while_pending(controller: Controller) -> None:
