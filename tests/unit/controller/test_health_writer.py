@@ -144,6 +144,10 @@ def test_only_changes_are_written_and_each_is_an_event(tmp_path: Path) -> None:
     assert lb_event["payload"]["operating_status"] == "DEGRADED"
     with sessions() as session:
         assert session.get(models.LoadBalancer, lb_id).operating_status == "DEGRADED"
+    # the LB row this writer changed is still the cached tree's
+    _write(sessions, writer, _message(amp, listener, pool, {members[0]: "DOWN",
+                                                            members[1]: "UP"}))
+    assert writer.tree_loads == 1
 
 
 def test_a_change_by_a_flow_reloads_the_tree(tmp_path: Path) -> None:
