@@ -226,3 +226,25 @@ def test_a_superseded_message_is_counted_and_its_increments_kept(tmp_path: Path)
         assert (stats.bytes_in, stats.bytes_out, stats.active_connections,
                 stats.total_connections, stats.request_errors) == (7, 11, 7, 7, 1)
     assert second["listeners"][listener]["stats"]["tx"] == 1  # the message is not changed
+
+
+def test_both_amphorae_of_a_pair_in_one_batch_the_later_wins(tmp_path: Path) -> None:
+    sessions = db.open_store(f"sqlite:///{tmp_path}/s.db")
+    amp, lb_id, listener, pool, members = _lb(sessions, 2)
+    with sessions.begin() as session:
+        other = models.Amphora(load_balancer_id=lb_id, status="ALLOCATED", role="BACKUP")
+        session.add(other)
+        session.flush()
+        backup = other.id
+    writer = StatusWriter()
+    with sessions.begin() as session:
+        writer.write(session, {
+            amp: _message(amp, listener, pool, {members[0]: "DOWN", members[1]: "UP"}),
+            backup: _message(backup, listener, pool, {members[0]: "DOWN",
+                                                      members[1]: "DOWN"})},
+            models.utcnow())
+    with sessions() as session:
+        assert [session.get(models.Member, m).operating_status for m in members] == [
+            "ERROR", "ERROR"]
+        assert session.get(models.Pool, pool).operating_status == "ERROR"
+        assert session.get(models.LoadBalancer, lb_id).operating_status == "DEGRADED"
