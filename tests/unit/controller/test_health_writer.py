@@ -4,13 +4,16 @@ event), the LB tree cache and what keeps it honest."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from amphora_contract.heartbeat import HeartbeatVerifier
 from controller_stub.controller import db, models, notifications
-from controller_stub.controller.health import HealthManager, HealthSettings
+from controller_stub.controller.health import HealthManager, HealthSettings, _FabricListener
 from controller_stub.controller.health_writer import StatusWriter, store_batch
 
 
@@ -248,3 +251,25 @@ def test_both_amphorae_of_a_pair_in_one_batch_the_later_wins(tmp_path: Path) -> 
             "ERROR", "ERROR"]
         assert session.get(models.Pool, pool).operating_status == "ERROR"
         assert session.get(models.LoadBalancer, lb_id).operating_status == "DEGRADED"
+
+
+def test_datagrams_the_kernel_drops_are_counted() -> None:
+    """A receive buffer that overflows (nobody reading): every datagram is
+    either still in the buffer or in the drop count."""
+    listener = _FabricListener(None, HeartbeatVerifier(master_key="k" * 16),
+                               lambda *_: None, addresses=[("127.0.0.1", 0)],
+                               receive_buffer=4096)
+    listener._bind()  # bound, but no thread reads it
+    try:
+        (sock,) = listener._sockets
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(200):
+                sender.sendto(b"x" * 500, listener.bound[0])
+        queued = 0
+        with contextlib.suppress(BlockingIOError):
+            while sock.recv(2048):
+                queued += 1
+        assert 0 < queued < 200
+        assert listener.kernel_drops() == 200 - queued
+    finally:
+        listener._close()
