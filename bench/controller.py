@@ -214,6 +214,7 @@ def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any
         return {"fleet": count, "sent": expected, "seconds": round(elapsed, 2),
                 "accepted": counters["accepted"], "dropped_queue_full": counters["queue_full"],
                 "lost_in_kernel": expected - counters["received"],
+                "receive_buffer_drops": manager.listener.kernel_drops(),
                 "rows_stored": manager.stored, "batches": manager.batches,
                 "superseded": manager.superseded, "backlog_peak": manager.backlog_peak,
                 "failed_batches": manager.failed_batches,

@@ -140,13 +140,15 @@ class StatusWriter:
         lb_of = {amp: lb for amp, lb, *_ in rows}
         keys = {lb: tuple(key) for _amp, lb, *key in rows}
         self._load(conn, dialect, keys)
-        changes: dict[tuple[type[Any], str], list[str]] = {}
+        changes: dict[tuple[type[Any], str], str] = {}  # (model, id) → its newest status
         stats = []
         for amphora_id, message in messages.items():
             lb_id = lb_of.get(amphora_id)
             if lb_id is None:
                 continue  # an amphora we do not know (any more): last-seen only
-            tree = self._trees[lb_id]
+            tree = self._trees.get(lb_id)
+            if tree is None:
+                continue  # its LB went between two statements (PostgreSQL, read committed)
             if tree.active:
                 self._statuses(lb_id, tree, message, changes)
             for listener_id, listener in message["listeners"].items():
@@ -158,7 +160,10 @@ class StatusWriter:
                               "active_connections": s["conns"],
                               "total_connections": s["totconns"],
                               "request_errors": s["ereq"]})
-        for (model, status), object_ids in changes.items():
+        grouped: dict[tuple[type[Any], str], list[str]] = {}
+        for (model, object_id), status in changes.items():
+            grouped.setdefault((model, status), []).append(object_id)
+        for (model, status), object_ids in grouped.items():
             self._update(session, model, status, object_ids, now, dialect)
         if stats:
             upsert = insert(_STATS)
@@ -189,20 +194,23 @@ class StatusWriter:
                 _LISTENER.c.id, _LISTENER.c.load_balancer_id, _LISTENER.c.admin_state_up,
                 _LISTENER.c.provisioning_status, _LISTENER.c.operating_status).where(
                 _among(_LISTENER.c.load_balancer_id, stale, dialect))):
-            trees[row[1]].listeners[row[0]] = _Node(bool(row[2]), row[3] == ACTIVE, row[4])
+            if row[1] in trees:
+                trees[row[1]].listeners[row[0]] = _Node(bool(row[2]), row[3] == ACTIVE, row[4])
         pools: dict[str, _Pool] = {}
         for row in conn.execute(select(
                 _POOL.c.id, _POOL.c.load_balancer_id, _POOL.c.admin_state_up,
                 _POOL.c.provisioning_status, _POOL.c.operating_status).where(
                 _among(_POOL.c.load_balancer_id, stale, dialect))):
-            pools[row[0]] = trees[row[1]].pools[row[0]] = _Pool(
-                _Node(bool(row[2]), row[3] == ACTIVE, row[4]))
+            if row[1] in trees:
+                pools[row[0]] = trees[row[1]].pools[row[0]] = _Pool(
+                    _Node(bool(row[2]), row[3] == ACTIVE, row[4]))
         for row in conn.execute(select(
                 _MEMBER.c.id, _MEMBER.c.pool_id, _MEMBER.c.admin_state_up,
                 _MEMBER.c.provisioning_status, _MEMBER.c.operating_status)
                 .join(_POOL, _POOL.c.id == _MEMBER.c.pool_id)
                 .where(_among(_POOL.c.load_balancer_id, stale, dialect))):
-            pools[row[1]].members[row[0]] = _Node(bool(row[2]), row[3] == ACTIVE, row[4])
+            if row[1] in pools:
+                pools[row[1]].members[row[0]] = _Node(bool(row[2]), row[3] == ACTIVE, row[4])
         self._trees.update(trees)
         self.tree_loads += len(trees)
 
@@ -210,13 +218,14 @@ class StatusWriter:
 
     @staticmethod
     def _set(node: _Node | _Tree, status: str, model: type[Any], object_id: str,
-             changes: dict[tuple[type[Any], str], list[str]]) -> None:
+             changes: dict[tuple[type[Any], str], str]) -> None:
+        # two amphorae of a pair in one batch: the later message wins, as in the cache
         if node.operating_status != status:
             node.operating_status = status
-            changes.setdefault((model, status), []).append(object_id)
+            changes[(model, object_id)] = status
 
     def _statuses(self, lb_id: str, tree: _Tree, message: dict[str, Any],
-                  changes: dict[tuple[type[Any], str], list[str]]) -> None:
+                  changes: dict[tuple[type[Any], str], str]) -> None:
         """Statuses of what the message names, as Octavia's update_db sets them."""
         reported_listeners = message["listeners"]
         pools_seen: dict[str, dict[str, Any]] = dict(message["pools"])

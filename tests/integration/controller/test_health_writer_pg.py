@@ -113,6 +113,7 @@ def test_heartbeats_into_postgresql(postgres: ThrowawayPostgres) -> None:
         _until(lambda: manager.flush() == 0 and not manager.status()["backlog"], 30,
                "the repeat written")
         assert manager.writer.status_updates == updates
+        assert manager.writer.tree_loads == FLEET  # each LB's tree loaded once
         assert len(recorder.events) == 4 * FLEET
 
         # the second members recover: member ONLINE, pool and LB ONLINE again

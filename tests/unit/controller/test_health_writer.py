@@ -4,13 +4,16 @@ event), the LB tree cache and what keeps it honest."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from pathlib import Path
 
 import pytest
 from sqlalchemy import update
 
+from amphora_contract.heartbeat import HeartbeatVerifier
 from controller_stub.controller import db, models, notifications
-from controller_stub.controller.health import HealthManager, HealthSettings
+from controller_stub.controller.health import HealthManager, HealthSettings, _FabricListener
 from controller_stub.controller.health_writer import StatusWriter, store_batch
 
 
@@ -144,6 +147,10 @@ def test_only_changes_are_written_and_each_is_an_event(tmp_path: Path) -> None:
     assert lb_event["payload"]["operating_status"] == "DEGRADED"
     with sessions() as session:
         assert session.get(models.LoadBalancer, lb_id).operating_status == "DEGRADED"
+    # the LB row this writer changed is still the cached tree's
+    _write(sessions, writer, _message(amp, listener, pool, {members[0]: "DOWN",
+                                                            members[1]: "UP"}))
+    assert writer.tree_loads == 1
 
 
 def test_a_change_by_a_flow_reloads_the_tree(tmp_path: Path) -> None:
@@ -222,3 +229,47 @@ def test_a_superseded_message_is_counted_and_its_increments_kept(tmp_path: Path)
         assert (stats.bytes_in, stats.bytes_out, stats.active_connections,
                 stats.total_connections, stats.request_errors) == (7, 11, 7, 7, 1)
     assert second["listeners"][listener]["stats"]["tx"] == 1  # the message is not changed
+
+
+def test_both_amphorae_of_a_pair_in_one_batch_the_later_wins(tmp_path: Path) -> None:
+    sessions = db.open_store(f"sqlite:///{tmp_path}/s.db")
+    amp, lb_id, listener, pool, members = _lb(sessions, 2)
+    with sessions.begin() as session:
+        other = models.Amphora(load_balancer_id=lb_id, status="ALLOCATED", role="BACKUP")
+        session.add(other)
+        session.flush()
+        backup = other.id
+    writer = StatusWriter()
+    with sessions.begin() as session:
+        writer.write(session, {
+            amp: _message(amp, listener, pool, {members[0]: "DOWN", members[1]: "UP"}),
+            backup: _message(backup, listener, pool, {members[0]: "DOWN",
+                                                      members[1]: "DOWN"})},
+            models.utcnow())
+    with sessions() as session:
+        assert [session.get(models.Member, m).operating_status for m in members] == [
+            "ERROR", "ERROR"]
+        assert session.get(models.Pool, pool).operating_status == "ERROR"
+        assert session.get(models.LoadBalancer, lb_id).operating_status == "DEGRADED"
+
+
+def test_datagrams_the_kernel_drops_are_counted() -> None:
+    """A receive buffer that overflows (nobody reading): every datagram is
+    either still in the buffer or in the drop count."""
+    listener = _FabricListener(None, HeartbeatVerifier(master_key="k" * 16),
+                               lambda *_: None, addresses=[("127.0.0.1", 0)],
+                               receive_buffer=4096)
+    listener._bind()  # bound, but no thread reads it
+    try:
+        (sock,) = listener._sockets
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            for _ in range(200):
+                sender.sendto(b"x" * 500, listener.bound[0])
+        queued = 0
+        with contextlib.suppress(BlockingIOError):
+            while sock.recv(2048):
+                queued += 1
+        assert 0 < queued < 200
+        assert listener.kernel_drops() == 200 - queued
+    finally:
+        listener._close()
