@@ -100,9 +100,11 @@ def purge_deleted(sessions: sessionmaker[Session], older_than: float) -> dict[st
             models.LoadBalancer.provisioning_status == DELETED, lb_changed < cutoff,
             ~select(models.Amphora.id).where(
                 models.Amphora.load_balancer_id == models.LoadBalancer.id).exists())))
-        for lb in lbs:
+        for lb in lbs:  # pools go last: nothing may still refer to one
             for listener in lb.listeners:
                 listener.default_pool_id = None
+                for policy in listener.l7policies:
+                    policy.redirect_pool_id = None
         session.flush()
         for lb in lbs:
             session.delete(lb)  # listeners, pools, members, monitors, L7 cascade

@@ -62,6 +62,14 @@ def _events(receiver: WebhookReceiver, since: int = 0) -> list[dict[str, Any]]:
     return events
 
 
+def _mark_after_create(receiver: WebhookReceiver, lb_id: str) -> int:
+    """Where the events after the LB's create begin: events are delivered in
+    order, so once its ``ACTIVE`` arrived, every earlier LB and amphora change has."""
+    receiver.wait_for(lambda reqs: ("PENDING_CREATE", "ACTIVE") in _transitions(
+        _events(receiver), lb_id))
+    return len(receiver.requests)
+
+
 def _transitions(events: list[dict[str, Any]], object_id: str,
                  field: str = "provisioning_status") -> list[tuple[Any, Any]]:
     """(old, new) of ``field`` for each event of ``object_id`` that changed it."""
@@ -246,7 +254,7 @@ def test_killed_amphora_is_detected_and_replaced(site: Site, tmp_path: Path, top
         survivors = [a["id"] for a in amphorae if a["id"] != victim["id"]]
         with VipPoller(site, vip) as poller:
             wait_for(lambda: any(ok for _, ok in poller.samples), 10, "the poller answered")
-            mark = len(receiver.requests)
+            mark = _mark_after_create(receiver, lb["id"])
             _kill(victim)
             killed = time.monotonic()
             if topology == "ACTIVE_STANDBY":
@@ -316,7 +324,7 @@ def test_failover_of_unreachable_amphora_fails_within_budget_then_works(
             return data
 
         service.compute.boot = boot_then_die  # type: ignore[method-assign]
-        mark = len(receiver.requests)
+        mark = _mark_after_create(receiver, lb["id"])
         started = time.monotonic()
         api.failover_amphora(old["id"])
         failed = api.wait(lb["id"], timeout=60)

@@ -17,9 +17,11 @@ from sqlalchemy import select
 
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import AGENT_PORT
-from controller_stub.controller import models
+from controller_stub.controller import db, models
 from controller_stub.controller.daemon import Service
+from controller_stub.controller.pgcluster import ThrowawayPostgres
 from tests.integration.controller.conftest import Site
+from tests.unit.controller.test_housekeeping import check_purge
 
 HOUR = 3600.0
 
@@ -111,3 +113,8 @@ def test_rotation_orphans_and_purge_on_the_fabric(site: Site, tmp_path: Path) ->
         # the next run has nothing to do
         again = service.housekeeper.run_once()
         assert (again.rotated, again.orphans, again.failed) == ([], [], {})
+
+
+def test_purge_on_postgresql(postgres: ThrowawayPostgres) -> None:
+    """The purge's deletes in an order PostgreSQL's foreign keys accept."""
+    check_purge(db.open_store(postgres.create_database("purge")))

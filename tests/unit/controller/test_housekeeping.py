@@ -103,7 +103,11 @@ def test_rotation_stops_at_its_budget_and_leaves_the_rest(tmp_path: Path) -> Non
 
 
 def test_purge_removes_expired_and_dangling_rows_only(tmp_path: Path) -> None:
-    sessions = db.open_store(f"sqlite:///{tmp_path}/s.db")
+    check_purge(db.open_store(f"sqlite:///{tmp_path}/s.db"))
+
+
+def check_purge(sessions: Any) -> None:
+    """What the purge removes and keeps (also run on PostgreSQL by the integration tests)."""
     old = models.utcnow() - 10 * DAY
     with sessions.begin() as session:
         live = _lb(session, **{"live-amp": None})
@@ -111,9 +115,15 @@ def test_purge_removes_expired_and_dangling_rows_only(tmp_path: Path) -> None:
                                    operating_status="OFFLINE", created_at=old, updated_at=old)
         pool = models.Pool(load_balancer=gone, protocol="HTTP", lb_algorithm="ROUND_ROBIN",
                            provisioning_status="DELETED", operating_status="OFFLINE")
-        session.add_all([gone, pool, models.Listener(
+        gone_listener = models.Listener(
             load_balancer=gone, protocol="HTTP", protocol_port=80,
-            provisioning_status="DELETED", operating_status="OFFLINE")])
+            provisioning_status="DELETED", operating_status="OFFLINE")
+        session.add_all([gone, pool, gone_listener])
+        session.flush()
+        gone_listener.default_pool_id = pool.id  # references a purge must undo first
+        session.add(models.L7Policy(listener=gone_listener, action="REDIRECT_TO_POOL",
+                                    redirect_pool_id=pool.id, provisioning_status="DELETED",
+                                    operating_status="OFFLINE"))
         recent = models.LoadBalancer(topology="SINGLE", provisioning_status="DELETED",
                                      operating_status="OFFLINE")
         held = models.LoadBalancer(topology="SINGLE", provisioning_status="DELETED",
@@ -142,6 +152,7 @@ def test_purge_removes_expired_and_dangling_rows_only(tmp_path: Path) -> None:
         assert lbs == {live, recent_id, held_id}
         assert gone_id not in lbs
         assert list(session.scalars(select(models.Pool))) == []
+        assert list(session.scalars(select(models.L7Policy))) == []
         assert set(session.scalars(select(models.Amphora.id))) == {"live-amp", "held-amp"}
         assert list(session.scalars(select(models.AmphoraHealth.amphora_id))) == ["live-amp"]
         assert [(s.listener_id, s.amphora_id) for s in session.scalars(
