@@ -3,6 +3,7 @@ lookups with Octavia's 403/404/409, and JSON answers built from the models."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,12 +99,22 @@ def answer(root: str, model: type[BaseModel], obj: dict[str, Any], status: int =
 
 
 def answer_list(collection: str, model: type[BaseModel], rows: list[dict[str, Any]],
-                known: set[str] | None = None) -> Response:
-    dumped = [dump(model, r) for r in rows]
-    body = listing.paginate(collection, dumped, known or set(model.model_fields),
-                            fixed={"project_id": True} if "project_id" in request.args
-                            else None)
+                aliases: dict[str, Callable[[dict[str, Any]], Any]] | None = None) -> Response:
+    """A list answer; ``aliases`` are filters Octavia accepts that are not response
+    fields (e.g. a pool's ``loadbalancer_id``), computed from each engine row."""
+    dumped = []
+    for row in rows:
+        item = dump(model, row)
+        for name, compute in (aliases or {}).items():
+            item[name] = compute(row)
+        dumped.append(item)
+    body = listing.paginate(collection, dumped, set(model.model_fields) | set(aliases or {}),
+                            hidden=set(aliases or {}))
     return Response(json.dumps(body), status=200, mimetype="application/json")
+
+
+def first_lb(row: dict[str, Any]) -> str:
+    return row["loadbalancers"][0]["id"]
 
 
 def no_content(status: int = 204) -> Response:

@@ -76,12 +76,11 @@ def select_fields(obj: dict[str, Any], fields: list[str] | None) -> dict[str, An
 
 
 def paginate(collection: str, items: Iterable[dict[str, Any]], known: set[str],
-             fixed: dict[str, Any] | None = None) -> dict[str, Any]:
+             hidden: set[str] | None = None) -> dict[str, Any]:
     """The list body ``{collection: [...], collection_links: [...]}``; ``known`` are
-    the fields a client may filter and sort on; ``fixed`` are filters already
-    applied (e.g. a project), left out of the links."""
+    the fields a client may filter and sort on, ``hidden`` those not shown."""
     args = request.args
-    filters = {k: args.get(k) for k in args if k not in _AUX and k not in (fixed or {})}
+    filters = {k: args.get(k) for k in args if k not in _AUX}
     if any(len(args.getlist(k)) > 1 for k in filters) or not set(filters) <= known:
         raise ApiError(400, "One or more arguments are either duplicate or invalid")
     rows = [i for i in items if all(_matches(i.get(k), v) for k, v in filters.items())]
@@ -106,6 +105,8 @@ def paginate(collection: str, items: Iterable[dict[str, Any]], known: set[str],
         rows = rows[:limit]
     links = _links(rows, limit, marker)
     fields = selected_fields()
+    if hidden:
+        rows = [{k: v for k, v in r.items() if k not in hidden} for r in rows]
     return {collection: [select_fields(r, fields) for r in rows],
             f"{collection}_links": links}
 

@@ -112,7 +112,8 @@ ONE = ("healthmonitor", HealthMonitorResponse, False)
 def list_healthmonitors() -> Response:
     """List health monitors."""
     return common.answer_list("healthmonitors", HealthMonitorResponse,
-                              common.visible("healthmonitor"))
+                              common.visible("healthmonitor"),
+                              aliases={"pool_id": lambda row: row["pools"][0]["id"]})
 
 
 @route(blueprint, "/lbaas/healthmonitors", "POST", status=201,

@@ -140,7 +140,8 @@ ONE = ("listener", ListenerResponse, False)
        response=("listeners", ListenerResponse, True))
 def list_listeners() -> Response:
     """List listeners."""
-    return common.answer_list("listeners", ListenerResponse, common.visible("listener"))
+    return common.answer_list("listeners", ListenerResponse, common.visible("listener"),
+                              aliases={"loadbalancer_id": common.first_lb})
 
 
 @route(blueprint, "/lbaas/listeners", "POST", status=201, body=("listener", ListenerPOST),

@@ -125,7 +125,8 @@ ONE = ("pool", PoolResponse, False)
        response=("pools", PoolResponse, True))
 def list_pools() -> Response:
     """List pools."""
-    return common.answer_list("pools", PoolResponse, common.visible("pool"))
+    return common.answer_list("pools", PoolResponse, common.visible("pool"),
+                              aliases={"loadbalancer_id": common.first_lb})
 
 
 @route(blueprint, "/lbaas/pools", "POST", status=201, body=("pool", PoolPOST), response=ONE)
