@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openstack
@@ -21,9 +18,8 @@ import pytest
 from keystoneauth1 import noauth, session
 from openstack import exceptions
 
-from controller_stub.compute.local import LocalFabric
-from controller_stub.controller import config as config_mod
 from controller_stub.controller.daemon import Service
+from tests.integration.api.conftest import Stack
 
 pytestmark = pytest.mark.root
 PROJECT, OTHER = "proj-a", "proj-b"
@@ -45,31 +41,10 @@ class Api:
 
 
 @pytest.fixture(scope="module")
-def api() -> Iterator[Api]:
-    workdir = Path(f"/tmp/ampa-{os.urandom(3).hex()}")
-    fabric = LocalFabric(workdir)
-    service = None
-    try:
-        fabric.save()
-        conf = workdir / "controller.conf"
-        conf.write_text(
-            f"[controller]\nid = api2\nworkers = 2\nlease_seconds = 4\npoll_seconds = 0.1\n"
-            f"[database]\nurl = sqlite:///{workdir}/state.db\n"
-            f"[compute]\ndriver = local\nworkdir = {workdir}\n"
-            f"[certificates]\ndirectory = {workdir}/certificates\n"
-            f"[budget]\nattempts = 3\nseconds = 20\nagent_timeout = 2\nbackoff = 0.1\n"
-            f"boot_timeout = 30\n[housekeeping]\ninterval = 3600\n"
-            f"[api]\nbind_port = 0\n", encoding="utf-8")
-        service = Service(config_mod.load(conf)).start()
-        host, port = service.api_address
-        vip = service.networks.by_name("vip")
-        assert vip is not None
-        yield Api(f"http://{host}:{port}", service, vip.id)
-    finally:
-        if service is not None:
-            service.stop()
-        fabric.teardown()
-        shutil.rmtree(workdir, ignore_errors=True)
+def api(stack: Stack) -> Api:
+    vip = stack.service.networks.by_name("vip")
+    assert vip is not None
+    return Api(stack.endpoint, stack.service, vip.id)
 
 
 def settle(proxy: Any, lb_id: str, timeout: float = 90.0) -> Any:
