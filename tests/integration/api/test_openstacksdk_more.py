@@ -250,3 +250,71 @@ def test_amphora_ctl_drives_the_api(api: Api, lb: dict[str, str]) -> None:
     missing = ctl(api, "lb", "show", "00000000-0000-4000-8000-00000000beef")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "(HTTP 404)" in missing.stderr
+
+
+def test_bad_bodies_and_other_projects_get_octavias_codes(api: Api, lb: dict[str, str]) -> None:
+    admin, user, other = api.connect(admin=True), api.connect(), api.connect(OTHER)
+    settle(user, lb["id"])
+    policy = user.create_l7_policy(listener_id=lb["listener"], action="REJECT")
+    settle(user, lb["id"])
+    rule = user.create_l7_rule(policy.id, type="HEADER", compare_type="EQUAL_TO", key="X-A",
+                               value="1")
+    with pytest.raises(exceptions.ConflictException, match="immutable"):
+        user.update_l7_policy(policy.id, name="while-pending")
+    settle(user, lb["id"])
+    with pytest.raises(exceptions.ForbiddenException):
+        other.get_l7_rule(rule.id, policy.id)
+    with pytest.raises(exceptions.ForbiddenException):
+        other.delete_l7_policy(policy.id)
+    with pytest.raises(exceptions.ForbiddenException):
+        other.get_quota(PROJECT)
+    with pytest.raises(exceptions.BadRequestException, match="requires a key"):
+        user.create_l7_rule(policy.id, type="COOKIE", compare_type="EQUAL_TO", value="1")
+    bodies = [
+        ("/lbaas/quotas/" + OTHER, {"quota": {"loadbalancer": "ten"}}, "put",
+         "Invalid input for field/attribute quota.loadbalancer"),
+        ("/lbaas/quotas/" + OTHER, {"quota": {"loadbalancer": -2}}, "put",
+         "Invalid input for field/attribute quota.loadbalancer"),
+        ("/lbaas/quotas/" + OTHER, {"quota": {"routers": 1}}, "put",
+         "Unknown attribute for argument quota: routers"),
+        ("/lbaas/flavors", {"flavor": {"name": "f"}}, "post",
+         "Invalid input for field/attribute flavor.flavor_profile_id. Value: 'None'. "
+         "Mandatory field missing."),
+        (f"/lbaas/l7policies/{policy.id}/rules", {"rule": {
+            "type": "PATH", "compare_type": "LIKE", "value": "/"}}, "post",
+         "Invalid input for field/attribute rule.compare_type"),
+        ("/lbaas/availabilityzones", {"availability_zone": {
+            "name": "z", "availability_zone_profile_id": "00000000-0000-4000-8000-000000000001",
+            "size": 3}}, "post", "Unknown attribute for argument availability_zone: size"),
+    ]
+    for path, body, method, fault in bodies:
+        response = getattr(admin, method)(path, json=body, raise_exc=False)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["faultstring"].startswith(fault), response.text
+    user.delete_l7_policy(policy.id)
+    settle(user, lb["id"])
+
+
+def test_amphora_ctl_reads_clouds_yaml_and_shows_trees(api: Api, lb: dict[str, str],
+                                                       tmp_path: Any) -> None:
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(
+        "clouds:\n  local:\n    auth_type: none\n"
+        f"    auth:\n      endpoint: {api.url}\n"
+        f"    load_balancer_endpoint_override: {api.url}\n", encoding="utf-8")
+    env = {**os.environ, "OS_CLIENT_CONFIG_FILE": str(clouds)}
+    for name in ("AMPHORA_URL", "OS_ENDPOINT", "OS_CLOUD", "OS_PROJECT_ID"):
+        env.pop(name, None)
+    run = subprocess.run([sys.executable, "-m", "controller_stub.cli", "network", "list",
+                          "--os-cloud", "local", "--json"], env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert api.vip in {n["id"] for n in json.loads(run.stdout)["networks"]}
+    stats = ctl(api, "lb", "stats", lb["id"], "--json")
+    assert stats.returncode == 0, stats.stderr
+    assert set(json.loads(stats.stdout)) == {"active_connections", "bytes_in", "bytes_out",
+                                             "request_errors", "total_connections"}
+    nowhere = subprocess.run([sys.executable, "-m", "controller_stub.cli", "lb", "list"],
+                             env=env, capture_output=True, text=True, timeout=120)
+    assert nowhere.returncode == 1
+    assert nowhere.stderr.startswith("amphora-ctl lb: error: no API endpoint")
