@@ -15,8 +15,6 @@ import argparse
 import os
 from typing import Any
 
-API_VERSION_PATH = "/v2"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("API endpoint")
@@ -41,7 +39,7 @@ def _url(args: argparse.Namespace) -> str | None:
     url = url.rstrip("/")
     for suffix in ("/v2.0", "/v2"):
         url = url.removesuffix(suffix)
-    return url + API_VERSION_PATH
+    return url  # the SDK finds /v2 in the version document at the root
 
 
 def connect(args: argparse.Namespace) -> Any:

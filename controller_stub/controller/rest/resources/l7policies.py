@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, json
 from pydantic import Field
 
 from controller_stub.controller import l7
-from controller_stub.controller.rest import common, context
+from controller_stub.controller.rest import common, context, listing
 from controller_stub.controller.rest.errors import ApiError
 from controller_stub.controller.rest.schema import (
     LIST_QUERY,
@@ -230,8 +230,13 @@ def _rule_of(policy_id: str, rule_id: str) -> dict[str, Any]:
 def list_l7rules(policy_id: str) -> Response:
     """List an L7 policy's rules."""
     common.owned("l7policy", policy_id)
-    return common.answer_list("rules", L7RuleResponse,
-                              common.visible("l7rule", l7policy_id=policy_id))
+    # openstacksdk sends l7policy_id as a filter, as Octavia accepts; it is not shown
+    rows = [{**common.dump(L7RuleResponse, r), "l7policy_id": policy_id}
+            for r in common.visible("l7rule", l7policy_id=policy_id)]
+    body = listing.paginate("rules", rows, {*L7RuleResponse.model_fields, "l7policy_id"})
+    for row in body["rules"]:
+        row.pop("l7policy_id", None)
+    return Response(json.dumps(body), mimetype="application/json")
 
 
 @route(blueprint, "/lbaas/l7policies/<policy_id>/rules", "POST", status=201,
