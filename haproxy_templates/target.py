@@ -10,6 +10,7 @@ import os
 import re
 import resource
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from haproxy_templates.capabilities import Versions
@@ -65,13 +66,17 @@ class Target:
         return Versions(self.haproxy, self.openssl, self.services, self.build)
 
     @classmethod
-    def detect(cls, haproxy_cmd: str = "haproxy", openssl_cmd: str = "openssl") -> Target:
-        """Describe this machine (runs ``haproxy -vv`` and ``openssl version``)."""
-        vv = subprocess.run([haproxy_cmd, "-vv"], capture_output=True, text=True,
+    def detect(cls, haproxy_cmd: str = "haproxy", openssl_cmd: str = "openssl",
+               prefix: Sequence[str] = ()) -> Target:
+        """Describe this machine (runs ``haproxy -vv`` and ``openssl version``).
+
+        ``prefix`` runs both elsewhere, e.g. ``("chroot", root)`` for an image's root.
+        """
+        vv = subprocess.run([*prefix, haproxy_cmd, "-vv"], capture_output=True, text=True,
                             check=True, timeout=30).stdout
         haproxy_version = vv.splitlines()[0] if vv else ""
-        openssl = subprocess.run([openssl_cmd, "version"], capture_output=True, text=True,
-                                 check=True, timeout=30).stdout.strip()
+        openssl = subprocess.run([*prefix, openssl_cmd, "version"], capture_output=True,
+                                 text=True, check=True, timeout=30).stdout.strip()
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         return cls(
             haproxy_version=str(Version.parse(haproxy_version)),
