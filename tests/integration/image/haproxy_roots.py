@@ -15,6 +15,8 @@ from pathlib import Path
 
 CACHE = Path(os.environ.get("AMPHORA_ROOTS_CACHE",
                             Path.home() / ".cache" / "amphora-image" / "roots"))
+LB_ID = "0b7e2d3c-1a2b-4c5d-8e9f-0000000000aa"
+AMP = "0b7e2d3c-1a2b-4c5d-8e9f-0000000000ab"
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
 
 
@@ -46,3 +48,19 @@ def haproxy_root(suite: str) -> Path:
     shutil.rmtree(root, ignore_errors=True)
     partial.rename(root)
     return root
+
+
+def tls_lb(alpn: list[str]) -> dict:
+    """TLS termination offering ``alpn``, re-encrypting to members that may speak h2."""
+    pool = {"id": "0b7e2d3c-1a2b-4c5d-8e9f-0000000000b1", "protocol": "HTTP",
+            "lb_algorithm": "ROUND_ROBIN", "tls_enabled": True,
+            "alpn_protocols": ["h2", "http/1.1"],
+            "members": [{"id": "0b7e2d3c-1a2b-4c5d-8e9f-0000000000c1",
+                         "address": "192.0.2.11", "protocol_port": 8443}]}
+    listener = {"id": "0b7e2d3c-1a2b-4c5d-8e9f-0000000000d1",
+                "protocol": "TERMINATED_HTTPS", "protocol_port": 443,
+                "default_tls_container_ref": "default.pem", "alpn_protocols": alpn,
+                "tls_versions": ["TLSv1.2", "TLSv1.3"],
+                "default_pool_id": pool["id"]}
+    return {"id": LB_ID, "vip_address": "203.0.113.10", "listeners": [listener],
+            "pools": [pool], "amphorae": [{"id": AMP, "role": "STANDALONE"}]}

@@ -15,30 +15,13 @@ from pathlib import Path
 import pytest
 
 from haproxy_templates import CapabilityError, RenderOptions, Target, render
-from tests.integration.image.haproxy_roots import haproxy_root
+from tests.integration.image.haproxy_roots import AMP, LB_ID, haproxy_root
+from tests.integration.image.haproxy_roots import tls_lb as lb
 
 pytestmark = [pytest.mark.image, pytest.mark.timeout(1800)]
 
-LB_ID = "0b7e2d3c-1a2b-4c5d-8e9f-0000000000aa"
-AMP = "0b7e2d3c-1a2b-4c5d-8e9f-0000000000ab"
 # release -> debootstrap suite (None: this host, Debian 12)
 RELEASES = {"bookworm": None, "trixie": "trixie", "next": "sid"}
-
-
-def lb(alpn: list[str]) -> dict:
-    """TLS termination offering ``alpn``, re-encrypting to members that may speak h2."""
-    pool = {"id": "0b7e2d3c-1a2b-4c5d-8e9f-0000000000b1", "protocol": "HTTP",
-            "lb_algorithm": "ROUND_ROBIN", "tls_enabled": True,
-            "alpn_protocols": ["h2", "http/1.1"],
-            "members": [{"id": "0b7e2d3c-1a2b-4c5d-8e9f-0000000000c1",
-                         "address": "192.0.2.11", "protocol_port": 8443}]}
-    listener = {"id": "0b7e2d3c-1a2b-4c5d-8e9f-0000000000d1",
-                "protocol": "TERMINATED_HTTPS", "protocol_port": 443,
-                "default_tls_container_ref": "default.pem", "alpn_protocols": alpn,
-                "tls_versions": ["TLSv1.2", "TLSv1.3"],
-                "default_pool_id": pool["id"]}
-    return {"id": LB_ID, "vip_address": "203.0.113.10", "listeners": [listener],
-            "pools": [pool], "amphorae": [{"id": AMP, "role": "STANDALONE"}]}
 
 
 class Release:
