@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from amphora_contract.heartbeat import derive_amphora_key
+from controller_stub.agent_launch import AgentLaunch
 from controller_stub.agent_process import AgentProcess
 from controller_stub.client import AgentClient, Timeouts
 from controller_stub.compute import nsutil
@@ -80,8 +81,10 @@ class LocalComputeDriver:
     an owner frees it.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = (),
+                 agent: AgentLaunch | None = None) -> None:
         self.workdir = Path(workdir)
+        self.agent = agent or AgentLaunch()
         # Zones are labels on one host (an amphora's namespace records its zone);
         # empty: any zone a profile names is accepted.
         self.zones = zones
@@ -200,7 +203,8 @@ class LocalComputeDriver:
             self.fabric._configure_endpoint(namespace, "eth0", mgmt,
                                             ipaddress.IPv4Address(mgmt_ip), None,
                                             default_route=False)
-            process = AgentProcess(config_file, namespace=namespace)
+            process = AgentProcess(config_file, namespace=namespace,
+                                   launcher=self.agent.launcher())
             process.start()
             with self.client(amphora_id, data, retries=0, retry_interval=0.05,
                              timeout=2.0) as client:
@@ -256,7 +260,9 @@ class LocalComputeDriver:
 def make_driver(name: str, options: dict[str, str]) -> ComputeDriver:
     if name == "local":
         zones = tuple(z.strip() for z in options.get("zones", "").split(",") if z.strip())
-        return LocalComputeDriver(options["workdir"], zones)
+        agent = AgentLaunch.parse(options.get("agent_venv", ""),
+                                  options.get("agent_kind", "amphora"))
+        return LocalComputeDriver(options["workdir"], zones, agent)
     if name == "openstack":
         from controller_stub.controller import openstack_compute
 

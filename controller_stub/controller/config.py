@@ -27,6 +27,9 @@ class ControllerConfig:
     compute_driver: str = "local"
     compute_workdir: str = "/var/lib/amphora/fabric"
     compute_zones: str = ""
+    # local driver: the agent its amphorae run (controller_stub/agent_launch.py)
+    compute_agent_venv: str = ""
+    compute_agent_kind: str = "amphora"
     certificate_directory: str = "/var/lib/amphora/certificates"
     image_source: str = "local"
     glance_cloud: str | None = None
@@ -85,6 +88,8 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
         compute_zones=parser["compute"].get("zones", fallback=d.compute_zones),
+        compute_agent_venv=parser["compute"].get("agent_venv", fallback=d.compute_agent_venv),
+        compute_agent_kind=parser["compute"].get("agent_kind", fallback=d.compute_agent_kind),
         certificate_directory=parser["certificates"].get(
             "directory", fallback=d.certificate_directory),
         image_source=parser["images"].get("source", fallback=d.image_source),
