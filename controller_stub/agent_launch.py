@@ -39,8 +39,21 @@ class AgentLaunch:
             raise ValueError(f"[compute] agent_venv: no bin/amphora-agent in {path}")
         return cls(path, kind)
 
-    def launcher(self) -> list[str] | None:
-        """The command that starts the agent, without ``--config-file``."""
+    @property
+    def octavia(self) -> bool:
+        return self.kind == "octavia"
+
+    def launcher(self, root: Path, haproxy_namespace: str) -> list[str] | None:
+        """The command that starts the agent of the amphora whose files are under
+        ``root``, without ``--config-file``; None: this tree's agent."""
         if self.venv is None:
             return None
-        return [str(self.venv / "bin" / "amphora-agent")]
+        agent = str(self.venv / "bin" / "amphora-agent")
+        if not self.octavia:
+            return [agent]
+        # Octavia's agent expects an amphora image's host: a private mount
+        # namespace gives it one (controller_stub/octavia_launch.py)
+        return ["unshare", "--mount", "--", str(self.venv / "bin" / "python"),
+                str(Path(__file__).with_name("octavia_launch.py")),
+                "--state", str(root / "octavia"), "--netns", haproxy_namespace,
+                "--interfaces", str(root / "interfaces"), agent]

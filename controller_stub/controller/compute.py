@@ -15,6 +15,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import resource
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -186,6 +187,10 @@ class LocalComputeDriver:
             health = {"controllers": [f"{address}:{port}"], "heartbeat_interval": interval,
                       "heartbeat_key": derive_amphora_key(master_key, amphora_id)}
             options["heartbeat_version"] = "4"
+            if self.agent.octavia:  # version 3 only, signed with the shared key
+                health["heartbeat_key"] = master_key
+        if self.agent.octavia:
+            options = {}  # Octavia's agent reads none of ours
         settings = AgentSettings(amphora_id=amphora_id, bind_host=mgmt_ip,
                                  bind_port=AGENT_PORT, topology=topology, amphora=options,
                                  **health)
@@ -196,15 +201,19 @@ class LocalComputeDriver:
         data: dict[str, Any] = {"namespace": namespace, "haproxy_namespace": haproxy_namespace,
                                 "root": str(root), "mgmt_ip": mgmt_ip, "links": [mgmt_link],
                                 "ports": {}, "config_file": str(config_file),
-                                "compute_zone": compute_zone}
+                                "compute_zone": compute_zone,
+                                # agents inherit this process's limit (Octavia's does not say)
+                                "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1]}
         try:
             nsutil.create(namespace)
+            if self.agent.octavia:  # it finds its HAProxy namespace made (octavia_launch)
+                nsutil.create(haproxy_namespace)
             self.fabric._veth(mgmt, namespace, "eth0", local_name=mgmt_link)
             self.fabric._configure_endpoint(namespace, "eth0", mgmt,
                                             ipaddress.IPv4Address(mgmt_ip), None,
                                             default_route=False)
             process = AgentProcess(config_file, namespace=namespace,
-                                   launcher=self.agent.launcher())
+                                   launcher=self.agent.launcher(root, haproxy_namespace))
             process.start()
             with self.client(amphora_id, data, retries=0, retry_interval=0.05,
                              timeout=2.0) as client:

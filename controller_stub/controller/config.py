@@ -136,6 +136,7 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
         bind_ip=h.get("bind_ip", fallback=d.bind_ip).strip(),
         bind_port=_int(h, "bind_port", d.bind_port, 0, 65535),  # 0: any free port
         master_key=h.get("heartbeat_key", fallback=d.master_key).strip(),
+        accept_v3=h.getboolean("accept_v3_heartbeats", fallback=d.accept_v3),
         heartbeat_interval=_int(h, "heartbeat_interval", d.heartbeat_interval, 1, 3600),
         timeout=_float(h, "heartbeat_timeout", d.timeout, 0, 86400),
         check_interval=_float(h, "check_interval", d.check_interval, 0, 3600),

@@ -4,8 +4,10 @@ traffic, listener update, member change, failover, delete.
 
 Rows: this tree's agent; the agent of the previous release, built from its
 tag or recorded commit into its own virtualenv (packaging/releases.toml;
-a clone without that commit fails here, it never skips). The promise this
-checks is in docs/upgrades.md.
+a clone without that commit fails here, it never skips); OpenStack
+Octavia's amphora agent from .venv-octavia (version-3 heartbeats with the
+shared key, members changed by a config push). The promise this checks is
+in docs/upgrades.md.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from tests.support import releases
 pytestmark = pytest.mark.root
 REPO = Path(__file__).resolve().parents[3]
 MASTER_KEY = "upgrade-master-key-0123456789"
+OCTAVIA_VENV = REPO / ".venv-octavia"  # make .venv-octavia
 
 
 def _current_version() -> str:
@@ -37,25 +40,33 @@ def _current_version() -> str:
     return parser["metadata"]["version"]
 
 
-def _agent(row: str) -> tuple[dict[str, str], str | None]:
-    """([compute] options for the row's agent, the agent_version /1.0/info reports)."""
+def _agent(row: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """([compute] options for the row's agent, what the controller should find it is)."""
     if row == "current":
-        return {}, _current_version()
+        return {}, {"kind": "amphora", "api_version": "1.0",
+                    "agent_version": _current_version(),
+                    "extensions": ["metrics", "runtime-members"]}
+    if row == "octavia":
+        return {"agent_venv": str(OCTAVIA_VENV), "agent_kind": "octavia"}, {
+            "kind": "octavia", "api_version": "1.0", "agent_version": None, "extensions": []}
     tag, recorded = releases.previous_release()
     built = releases.build(tag, releases.resolve(tag, recorded))
     # agents before 0.2.0 report no agent_version; the venv holds that release
     assert built.version == "0.1.0"
-    return {"agent_venv": str(built.venv), "agent_kind": "amphora"}, None
+    return {"agent_venv": str(built.venv), "agent_kind": "amphora"}, {
+        "kind": "amphora", "api_version": "1.0", "agent_version": None,
+        "extensions": ["metrics", "runtime-members"]}
 
 
 def _service(site: Site, tmp_path: Path, compute: dict[str, str]) -> Service:
-    path = site.config(f"sqlite:///{tmp_path}/state.db", attempts=3, seconds=20.0,
-                       agent_timeout=5.0, lease=10.0)
+    path = site.config(f"sqlite:///{tmp_path}/state.db", attempts=3, seconds=40.0,
+                       agent_timeout=15.0, lease=20.0)
     text = path.read_text(encoding="utf-8").replace(
         "[compute]\n", "[compute]\n" + "".join(f"{k} = {v}\n" for k, v in compute.items()))
     path.write_text(text + f"[health_manager]\nenabled = true\nbind_port = 0\n"
                     f"heartbeat_key = {MASTER_KEY}\nheartbeat_interval = 1\n"
-                    f"heartbeat_timeout = 4\ncheck_interval = 0.5\n", encoding="utf-8")
+                    f"heartbeat_timeout = 4\ncheck_interval = 0.5\n"
+                    f"accept_v3_heartbeats = true\n", encoding="utf-8")
     return Service(config_mod.load(path))
 
 
@@ -80,9 +91,9 @@ def _kill(amphora: dict[str, Any]) -> None:
         nsutil.delete(namespace)
 
 
-@pytest.mark.parametrize("row", ["current", "previous_release"])
+@pytest.mark.parametrize("row", ["current", "previous_release", "octavia"])
 def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str) -> None:
-    compute, version = _agent(row)
+    compute, agent = _agent(row)
     m1, m2 = site.members
     with _service(site, tmp_path, compute) as service:
         api = service.api
@@ -95,7 +106,8 @@ def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str) -> None:
         vip = lb["vip_address"]
         assert site.served_by(vip, {"m1"}) == {"m1"}
         [amphora] = api.amphorae(lb["id"])
-        assert _info(service, amphora).get("agent_version") == version
+        assert _info(service, amphora).get("agent_version") == agent["agent_version"]
+        assert amphora["compute_data"]["agent"] == agent
 
         listener = api.status_tree(lb["id"])["statuses"]["loadbalancer"]["listeners"][0]
         api.update_listener(listener["id"], connection_limit=1234)
@@ -120,7 +132,8 @@ def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str) -> None:
         assert service.health is not None and service.health.failovers_started >= 1
         [replacement] = api.amphorae(lb["id"])
         assert replacement["id"] != amphora["id"]
-        assert _info(service, replacement).get("agent_version") == version
+        assert _info(service, replacement).get("agent_version") == agent["agent_version"]
+        assert replacement["compute_data"]["agent"] == agent
         assert site.served_by(vip, {"m2"}) == {"m2"}
         wait_for(lambda: _heard(service, [replacement["id"]]), 20,
                  "heartbeats from the replacement")
