@@ -44,6 +44,9 @@ class ControllerConfig:
     compute_driver: str = "local"
     compute_workdir: str = "/var/lib/amphora/fabric"
     compute_zones: str = ""
+    # local driver: the agent its amphorae run (controller_stub/agent_launch.py)
+    compute_agent_venv: str = ""
+    compute_agent_kind: str = "amphora"
     certificate_directory: str = "/var/lib/amphora/certificates"
     image_source: str = "local"
     glance_cloud: str | None = None
@@ -104,6 +107,8 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
         compute_zones=parser["compute"].get("zones", fallback=d.compute_zones),
+        compute_agent_venv=parser["compute"].get("agent_venv", fallback=d.compute_agent_venv),
+        compute_agent_kind=parser["compute"].get("agent_kind", fallback=d.compute_agent_kind),
         certificate_directory=parser["certificates"].get(
             "directory", fallback=d.certificate_directory),
         image_source=parser["images"].get("source", fallback=d.image_source),
@@ -165,6 +170,7 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
         bind_ip=h.get("bind_ip", fallback=d.bind_ip).strip(),
         bind_port=_int(h, "bind_port", d.bind_port, 0, 65535),  # 0: any free port
         master_key=h.get("heartbeat_key", fallback=d.master_key).strip(),
+        accept_v3=h.getboolean("accept_v3_heartbeats", fallback=d.accept_v3),
         heartbeat_interval=_int(h, "heartbeat_interval", d.heartbeat_interval, 1, 3600),
         timeout=_float(h, "heartbeat_timeout", d.timeout, 0, 86400),
         check_interval=_float(h, "check_interval", d.check_interval, 0, 3600),

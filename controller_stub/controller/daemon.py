@@ -39,6 +39,8 @@ class Service:
         self.statistics = statistics.from_options(cfg.statistics)
         self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir,
                                                             "zones": cfg.compute_zones,
+                                                            "agent_venv": cfg.compute_agent_venv,
+                                                            "agent_kind": cfg.compute_agent_kind,
                                                             **cfg.openstack})
         if hasattr(self.compute, "cert_validity"):
             self.compute.cert_validity = cfg.housekeeping.cert_validity

@@ -53,6 +53,7 @@ class HealthSettings:
     bind_ip: str = ""            # empty: the fabric's management gateway
     bind_port: int = 5555
     master_key: str = ""         # version-4 keys are derived per amphora from it
+    accept_v3: bool = False      # version 3 signed with master_key (Octavia's agent)
     heartbeat_interval: int = 2    # given to amphorae booted by this controller
     timeout: float = 0.0         # 0: 3 x heartbeat_interval
     check_interval: float = 0.0  # 0: heartbeat_interval / 2
@@ -123,7 +124,9 @@ class HealthManager:
         self.settings = settings
         self._start_failover = start_failover
         self.listener = _FabricListener(
-            namespace, HeartbeatVerifier(master_key=settings.master_key), self._collect,
+            namespace, HeartbeatVerifier(
+                master_key=settings.master_key,
+                v3_key=settings.master_key if settings.accept_v3 else None), self._collect,
             addresses=[(bind_ip, settings.bind_port)], queue_size=settings.queue_size,
             receive_buffer=4 << 20)
         self._pending: dict[str, dict[str, Any]] = {}
