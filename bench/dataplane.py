@@ -67,6 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from amphora_contract import agent_config
 from bench.common import emit, log, process_tree, pss_kib, rss_kib
 from bench.fabric_setup import Bench, plugged_amphora
+from controller_stub.client import AgentError
 from controller_stub.compute import nsutil
 from controller_stub.pki import CertificateAuthority
 from haproxy_templates import RenderOptions, Target, render
@@ -77,7 +78,7 @@ HAND_TUNED = Path(__file__).with_name("hand_tuned.cfg")
 CONFIGS = ("ours", "octavia", "hand_tuned")
 CASES = ("http_keep_alive", "http_new_connection", "tls13_keep_alive", "tls_full_handshake",
          "tls_resumption", "http2")
-SECONDS = 3
+SECONDS = 2
 CONNECTIONS = 32
 S_TIME_PROCESSES = 4
 LOG_PORT = 5514
@@ -245,12 +246,15 @@ class Lab:
                       for pool in pools],
         }
 
-    def upload_certificates(self, key_kind: str = "rsa") -> None:
+    def upload_certificates(self, key_kind: str) -> None:
         """The one certificate, as our renderer names it and as Octavia's
         driver uploads it (a crt-list named after the listener)."""
         pem = self.ca.issue_server(self.vip, key_kind=key_kind).pem
         client = self.bench.client
         client.upload_cert(self.lb_id, "lb.pem", pem)
+        # the same name on an ECDSA P-256 key, for the side-by-side variant
+        client.upload_cert(self.lb_id, "lb-ecdsa.pem",
+                           self.ca.issue_server(self.vip, key_kind="ec").pem)
         crt_list = f"{self.cert_dir}/{self.lb_id}/lb.pem\n".encode()
         client.upload_cert(self.lb_id, f"{self.tls_listener}.pem", crt_list)
 
@@ -357,9 +361,10 @@ def median_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def compare(lab: Lab, rounds: int, builders: dict[str, Callable[[int], str]],
-            cases: tuple[str, ...], bench_name: str, baselines: tuple[str, ...]) -> None:
+            cases: tuple[str, ...], bench_name: str, baselines: tuple[str, ...],
+            threads: tuple[int, ...] = (1, 2)) -> None:
     """Interleave the configs in rounds, emit medians with ratios to ``baselines``."""
-    for nbthread in (1, 2):
+    for nbthread in threads:
         texts = {name: build(nbthread) for name, build in builders.items()}
         samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for round_no in range(rounds):
@@ -391,6 +396,14 @@ def haproxy_memory_kib(master: int) -> tuple[int, int, int]:
     return rss, pss, len(pids)
 
 
+def _reload(lab: Lab, outcome: dict[str, str]) -> None:
+    try:
+        lab.bench.client.lb_action(lab.lb_id, "reload")
+        outcome["reload"] = "ok"
+    except AgentError as exc:  # recorded: part of what is measured
+        outcome["reload"] = str(exc).splitlines()[-1][:200]
+
+
 def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
     """Reload of the TERMINATED_HTTPS LB holding RELOAD_SESSIONS cached sessions."""
     user = lab.bench.user.namespace
@@ -406,15 +419,15 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
         peak_rss, peak_pss = filled[0], filled[1]
         # an established connection keeps the old worker alive through the
         # reload, so both generations are measured side by side
-        holder = subprocess.Popen(_in(user, None, ["openssl", "s_client", "-quiet", "-connect",
+        holder = subprocess.Popen(_in(user, None, ["openssl", "s_client", "-connect",
                                                    f"{lab.vip}:443"]),
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while int(show_info(lab.stats_socket)["CurrSslConns"]) < 1:
             assert time.monotonic() < deadline, "the holding connection never came up"
-        reloader = threading.Thread(target=lab.bench.client.lb_action,
-                                    args=(lab.lb_id, "reload"))
+        outcome: dict[str, str] = {}
+        reloader = threading.Thread(target=_reload, args=(lab, outcome))
         reloader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -434,7 +447,8 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
              amphora_memory_kib=lab.memory_kb,
              tune_ssl_cachesize=int(cachesize.group(1)) if cachesize else "default (20000)",
              started_rss_kib=before_fill[0], filled_rss_kib=filled[0],
-             filled_pss_kib=filled[1], peak_rss_kib=peak_rss, peak_pss_kib=peak_pss)
+             filled_pss_kib=filled[1], peak_rss_kib=peak_rss, peak_pss_kib=peak_pss,
+             reload=outcome.get("reload", "no answer in 30 s"))
 
 
 # ------------------------------------------------------------------- main
@@ -454,6 +468,8 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
                             "    tune.ssl.default-dh-param 2048\n    tune.bufsize 32768\n"),
+        "ecdsa_certificate": edit('/lb.pem"', '/lb-ecdsa.pem"'),
+        "no_cpu_map": lambda n: re.sub(r"    cpu-map .*\n", "", lab.ours(n)),
         "no_tls_tickets": edit(" alpn \"h2,http/1.1,http/1.0\"",
                                " alpn \"h2,http/1.1,http/1.0\" no-tls-tickets"),
     }
@@ -461,7 +477,7 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
                         help="the modelled amphora's RAM")
     parser.add_argument("--reload-memory", action="store_true",
@@ -471,8 +487,10 @@ def main() -> int:
     parser.add_argument("--ecdsa", action="store_true",
                         help="the LB's certificate is ECDSA P-256 instead of RSA 2048")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--threads", default="1,2", help="HAProxy thread counts to run")
     args = parser.parse_args()
     cases = tuple(c for c in args.cases.split(",") if c)
+    threads = tuple(int(n) for n in args.threads.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="dataplane-"))
     with plugged_amphora(members=1) as bench:
         pem = bench.fabric.workdir / "member-tls.pem"
@@ -491,10 +509,11 @@ def main() -> int:
             if not cases:
                 pass
             elif args.variants:
-                compare(lab, args.rounds, variants(lab), cases, "dataplane_variant", ("ours",))
+                compare(lab, args.rounds, variants(lab), cases, "dataplane_variant", ("ours",),
+                        threads)
             else:
                 compare(lab, args.rounds, builders, cases, "dataplane",
-                        ("octavia", "hand_tuned"))
+                        ("octavia", "hand_tuned"), threads)
             if args.reload_memory:
                 reload_memory(lab, {"ours": lab.ours, "octavia": lab.octavia})
             bench.client.delete_listener(lab.lb_id)

@@ -18,18 +18,15 @@ from typing import Any
 
 def main() -> None:
     args = json.loads(sys.argv[1])
-    from octavia.common import (
-        config,  # noqa: F401  (registers the options)
-        constants,
-    )
+    from octavia.common import config as octavia_config  # registers the options
+    from octavia.common import constants
     from octavia.common import data_models as dm
     from octavia.common.jinja.haproxy.combined_listeners import jinja_cfg
-    from oslo_config import cfg
 
-    conf = cfg.CONF
-    conf([], project="octavia", default_config_files=[], default_config_dirs=[])
-    conf.set_override("base_path", args["base_path"], group="haproxy_amphora")
-    conf.set_override("base_cert_dir", args["cert_dir"], group="haproxy_amphora")
+    conf = octavia_config.cfg.CONF
+    conf(args=[], project="octavia", default_config_files=[], default_config_dirs=[])
+    for option, key in (("base_path", "base_path"), ("base_cert_dir", "cert_dir")):
+        conf.set_override(option, args[key], group="haproxy_amphora")
     api = conf.api_settings
     doc: dict[str, Any] = args["lb"]
     project = "bench-project"
