@@ -33,9 +33,13 @@ cores cannot keep them apart); Octavia's templater emits no ``nbthread`` then
 This machine is shared: configs run interleaved in rounds (ours, octavia,
 hand_tuned, ours, ...), every figure is the median over the rounds, and
 ``rounds`` says how many. ``ratio_to_octavia`` and ``ratio_to_hand_tuned``
-compare the medians of the same run.
+compare the medians of the same run (requests/s). ``cpu_us_per_request`` is
+HAProxy's own CPU time (user + system of master and workers, from
+/proc/PID/stat) per request served; ``cpu_ratio_to_*`` compare it (below 1:
+cheaper per request). Requests/s moves with whatever else runs on the
+machine; CPU per request much less, so it is the figure to judge a change by.
 
-``--reload-memory`` adds the reload measurement: each rendering of a
+The reload measurement (``--no-reload-memory`` skips it): each rendering of a
 TERMINATED_HTTPS LB on a modelled amphora, 10,000 full handshakes to fill
 the session cache, then a reload, sampling the summed RSS and PSS of every
 HAProxy process until the old worker is gone; ``peak`` is the highest sum.
@@ -48,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import socket
 import statistics
@@ -85,6 +90,7 @@ LOG_PORT = 5514
 # The modelled amphora: memory as a freshly booted VM reports it in /1.0/details.
 AMPHORA_MEMORY_KB = 4 * 1024 * 1024
 RELOAD_SESSIONS = 10_000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # per listener: Octavia's unlimited default (50,000 each) needs more open files
 # than this machine's amphorae get; the same explicit limit goes to all three
 CONNECTION_LIMIT = 3500
@@ -115,6 +121,7 @@ def wrk(namespace: str, cpus: str | None, url: str, *, close: bool = False) -> d
     out = subprocess.run(_in(namespace, cpus, argv), capture_output=True, text=True,
                          check=True, timeout=60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99 is not None, out
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
@@ -123,7 +130,8 @@ def wrk(namespace: str, cpus: str | None, url: str, *, close: bool = False) -> d
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = (sum(int(x) for x in errors.groups()) if errors else 0) + (
         int(non2xx.group(1)) if non2xx else 0)
-    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "errors": failed}
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "errors": failed,
+            "requests": requests}
 
 
 def s_time_new(namespace: str, cpus: str | None, address: str) -> dict[str, Any]:
@@ -144,7 +152,7 @@ def s_time_new(namespace: str, cpus: str | None, address: str) -> dict[str, Any]
             continue
         total += int(match.group(1))
         errors += out.count("ERROR")
-    return {"rps": total / elapsed, "p99_ms": None, "errors": errors}
+    return {"rps": total / elapsed, "p99_ms": None, "errors": errors, "requests": total}
 
 
 def h2load(namespace: str, cpus: str | None, url: str, workdir: Path) -> dict[str, Any]:
@@ -154,7 +162,7 @@ def h2load(namespace: str, cpus: str | None, url: str, workdir: Path) -> dict[st
     out = subprocess.run(_in(namespace, cpus, argv), capture_output=True, text=True,
                          check=True, timeout=60).stdout
     rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
-    counts = re.search(r"requests: \d+ total, \d+ started, \d+ done, \d+ succeeded, "
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, "
                        r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
     assert counts is not None, out
     status = re.search(r"status codes: (\d+) 2xx", out)
@@ -162,8 +170,8 @@ def h2load(namespace: str, cpus: str | None, url: str, workdir: Path) -> dict[st
     latencies = sorted(int(line.split()[2]) for line in logfile.read_text().splitlines()
                        if line.strip())
     p99_us = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
-    return {"rps": rps, "p99_ms": p99_us / 1000,
-            "errors": sum(int(x) for x in counts.groups())}
+    done, *failed = (int(x) for x in counts.groups())
+    return {"rps": rps, "p99_ms": p99_us / 1000, "errors": sum(failed), "requests": done}
 
 
 def show_info(sock: Path) -> dict[str, str]:
@@ -327,7 +335,30 @@ def start_log_sink(namespace: str) -> subprocess.Popen[bytes]:
 
 # ----------------------------------------------------------------- the cases
 
+def cpu_seconds(master: int) -> float:
+    """User + system CPU of the master and its workers so far."""
+    ticks = 0
+    for pid in process_tree(master):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
 def run_case(lab: Lab, case: str, nbthread: int) -> dict[str, Any]:
+    """One load run, with HAProxy's own CPU per request: on a shared machine
+    that varies far less than requests/s does."""
+    master = lab.master_pid()
+    before = cpu_seconds(master)
+    result = _load(lab, case, nbthread)
+    used = cpu_seconds(master) - before
+    requests = result.pop("requests")
+    return {**result, "cpu_us_per_request": 1e6 * used / requests if requests else None}
+
+
+def _load(lab: Lab, case: str, nbthread: int) -> dict[str, Any]:
     user = lab.bench.user.namespace
     cpus = "0" if nbthread == 1 else None
     vip = lab.vip
@@ -353,6 +384,8 @@ def median_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": (round(statistics.median(s["p99_ms"] for s in samples), 3)
                    if samples[0]["p99_ms"] is not None else None),
         "errors": sum(s["errors"] for s in samples),
+        "cpu_us_per_request": round(statistics.median(
+            s["cpu_us_per_request"] for s in samples if s["cpu_us_per_request"] is not None), 1),
     }
     if "full_handshake_pct" in samples[0]:
         pcts = [s["full_handshake_pct"] for s in samples if s["full_handshake_pct"] is not None]
@@ -378,6 +411,10 @@ def compare(lab: Lab, rounds: int, builders: dict[str, Callable[[int], str]],
             for name, result in medians.items():
                 ratios = {f"ratio_to_{base}": round(result["rps"] / medians[base]["rps"], 3)
                           for base in baselines if base in medians}
+                # < 1: this config spends less HAProxy CPU per request than the baseline
+                ratios.update({f"cpu_ratio_to_{base}": round(
+                    result["cpu_us_per_request"] / medians[base]["cpu_us_per_request"], 3)
+                    for base in baselines if base in medians})
                 emit(bench_name, config=name, case=case, nbthread=nbthread, rounds=rounds,
                      **result, **ratios)
 
@@ -413,7 +450,7 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
         before_fill = haproxy_memory_kib(master)
         done = 0
         while done < RELOAD_SESSIONS:  # full handshakes, each one a new cache entry
-            done += round(s_time_new(user, None, f"{lab.vip}:443")["rps"] * SECONDS)
+            done += s_time_new(user, None, f"{lab.vip}:443")["requests"]
         filled = haproxy_memory_kib(master)
         old_workers = set(process_tree(master)) - {master}
         peak_rss, peak_pss = filled[0], filled[1]
@@ -477,11 +514,11 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
                         help="the modelled amphora's RAM")
-    parser.add_argument("--reload-memory", action="store_true",
-                        help="also measure memory during a reload with a full TLS cache")
+    parser.add_argument("--no-reload-memory", action="store_true",
+                        help="skip the memory measurement during a reload")
     parser.add_argument("--variants", action="store_true",
                         help="measure single changes to our config instead")
     parser.add_argument("--ecdsa", action="store_true",
@@ -514,7 +551,7 @@ def main() -> int:
             else:
                 compare(lab, args.rounds, builders, cases, "dataplane",
                         ("octavia", "hand_tuned"), threads)
-            if args.reload_memory:
+            if not args.no_reload_memory and not args.variants:
                 reload_memory(lab, {"ours": lab.ours, "octavia": lab.octavia})
             bench.client.delete_listener(lab.lb_id)
         finally:
