@@ -8,7 +8,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 
-APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk postgresql
+APT_PACKAGES := haproxy keepalived iproute2 socat openssl nftables procps curl python3-venv wrk postgresql \
+	nghttp2-client
 # image builder (elements, image-create.sh, boot test)
 APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fdisk gdisk \
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
