@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import AGENT_PORT
+from controller_stub.controller import config as config_mod
 from controller_stub.controller import db, models
 from controller_stub.controller.daemon import Service
 from controller_stub.controller.pgcluster import ThrowawayPostgres
-from tests.integration.controller.conftest import Site
+from tests.integration.controller.conftest import Site, wait_for
 from tests.unit.controller.test_housekeeping import check_purge
 
 HOUR = 3600.0
@@ -118,3 +119,24 @@ def test_rotation_orphans_and_purge_on_the_fabric(site: Site, tmp_path: Path) ->
 def test_purge_on_postgresql(postgres: ThrowawayPostgres) -> None:
     """The purge's deletes in an order PostgreSQL's foreign keys accept."""
     check_purge(db.open_store(postgres.create_database("purge")))
+
+
+def test_the_daemon_runs_housekeeping_every_interval(site: Site, tmp_path: Path) -> None:
+    path = site.config(f"sqlite:///{tmp_path}/state.db", extra="deleted_retention = 0\n")
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        "[housekeeping]\ninterval = 3600\n", "[housekeeping]\ninterval = 0.2\n"),
+        encoding="utf-8")
+    with Service(config_mod.load(path)) as service:
+        assert service.cfg.housekeeping.interval == 0.2
+        with service.sessions.begin() as session:
+            gone = models.LoadBalancer(topology="SINGLE", provisioning_status="DELETED",
+                                       operating_status="OFFLINE")
+            session.add(gone)
+            session.flush()
+            gone_id = gone.id
+
+        def purged() -> bool:
+            with service.sessions() as session:
+                return session.get(models.LoadBalancer, gone_id) is None
+
+        wait_for(purged, 10, "the DELETED row purged by the daemon's housekeeping")
