@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import re
+import resource
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from amphora_contract.heartbeat import derive_amphora_key
+from controller_stub.agent_launch import AgentLaunch
 from controller_stub.agent_process import AgentProcess
 from controller_stub.client import AgentClient, Timeouts
 from controller_stub.compute import nsutil
@@ -93,8 +95,10 @@ class LocalComputeDriver:
     an owner frees it.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = (),
+                 agent: AgentLaunch | None = None) -> None:
         self.workdir = Path(workdir)
+        self.agent = agent or AgentLaunch()
         # Zones are labels on one host (an amphora's namespace records its zone);
         # empty: any zone a profile names is accepted.
         self.zones = zones
@@ -200,6 +204,10 @@ class LocalComputeDriver:
             health = {"controllers": [f"{address}:{port}"], "heartbeat_interval": interval,
                       "heartbeat_key": derive_amphora_key(master_key, amphora_id)}
             options["heartbeat_version"] = "4"
+            if self.agent.octavia:  # version 3 only, signed with the shared key
+                health["heartbeat_key"] = master_key
+        if self.agent.octavia:
+            options = {}  # Octavia's agent reads none of ours
         settings = AgentSettings(amphora_id=amphora_id, bind_host=mgmt_ip,
                                  bind_port=AGENT_PORT, topology=topology, amphora=options,
                                  **health)
@@ -212,14 +220,19 @@ class LocalComputeDriver:
                                 "root": str(root), "mgmt_ip": mgmt_ip, "links": [mgmt_link],
                                 "ports": {}, "config_file": str(config_file),
                                 "compute_zone": compute_zone,
-                                "cert_expiration": cert_expiration(server)}
+                                "cert_expiration": cert_expiration(server),
+                                # agents inherit this process's limit (Octavia's does not say)
+                                "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1]}
         try:
             nsutil.create(namespace)
+            if self.agent.octavia:  # it finds its HAProxy namespace made (octavia_launch)
+                nsutil.create(haproxy_namespace)
             self.fabric._veth(mgmt, namespace, "eth0", local_name=mgmt_link)
             self.fabric._configure_endpoint(namespace, "eth0", mgmt,
                                             ipaddress.IPv4Address(mgmt_ip), None,
                                             default_route=False)
-            process = AgentProcess(config_file, namespace=namespace)
+            process = AgentProcess(config_file, namespace=namespace,
+                                   launcher=self.agent.launcher(root, haproxy_namespace))
             process.start()
             with self.client(amphora_id, data, retries=0, retry_interval=0.05,
                              timeout=2.0) as client:
@@ -306,7 +319,9 @@ class LocalComputeDriver:
 def make_driver(name: str, options: dict[str, str]) -> ComputeDriver:
     if name == "local":
         zones = tuple(z.strip() for z in options.get("zones", "").split(",") if z.strip())
-        return LocalComputeDriver(options["workdir"], zones)
+        agent = AgentLaunch.parse(options.get("agent_venv", ""),
+                                  options.get("agent_kind", "amphora"))
+        return LocalComputeDriver(options["workdir"], zones, agent)
     if name == "openstack":
         from controller_stub.controller import openstack_compute
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyroute2 import IPRoute
 from sqlalchemy import select
 
 from amphora_contract import heartbeat, netns
@@ -29,6 +30,7 @@ from controller_stub.controller import models
 from controller_stub.controller.daemon import Service
 from controller_stub.controller.health import HealthManager, HealthSettings
 from tests.integration.controller.conftest import Site, wait_for
+from tests.support.fabric import Listener, probe
 from tests.support.webhook import WebhookReceiver
 
 MASTER_KEY = "test-master-key-0123456789"
@@ -160,10 +162,70 @@ def _kill(amphora: dict[str, Any]) -> None:
     """The amphora dies: every process in its namespaces is SIGKILLed, the
     namespaces go (its addresses stay allocated, as a dead VM's ports do)."""
     data = amphora["compute_data"]
-    for namespace in (data["haproxy_namespace"], data["namespace"]):
-        for pid in nsutil.pids_in(namespace):
-            os.kill(pid, signal.SIGKILL)
-        nsutil.delete(namespace)
+    nsutil.crash(data["haproxy_namespace"], data["namespace"])
+
+
+def _mac(namespace: str, ifname: str) -> str:
+    def read() -> str:
+        with IPRoute() as ipr:
+            return str(ipr.get_links(ipr.link_lookup(ifname=ifname)[0])[0]
+                       .get_attr("IFLA_ADDRESS"))
+    return nsutil.run_in(namespace, read)
+
+
+def _bridge_ports(fabric_namespace: str, bridge: str) -> dict[int, str]:
+    """Index → MAC of the ports on ``bridge``."""
+    def read() -> dict[int, str]:
+        with IPRoute() as ipr:
+            master = ipr.link_lookup(ifname=bridge)[0]
+            return {link["index"]: str(link.get_attr("IFLA_ADDRESS"))
+                    for link in ipr.get_links() if link.get_attr("IFLA_MASTER") == master}
+    return nsutil.run_in(fabric_namespace, read)
+
+
+def _port_index(endpoint: Any) -> int:
+    """The bridge port (fabric side of the veth) of ``endpoint``."""
+    def peer_index() -> int:
+        with IPRoute() as ipr:
+            return int(ipr.get_links(ipr.link_lookup(ifname="eth0")[0])[0]
+                       .get_attr("IFLA_LINK"))
+    return nsutil.run_in(endpoint.namespace, peer_index)
+
+
+def _gateway_mac_seen(namespace: str, gateway: str) -> str | None:
+    def read() -> str | None:
+        with IPRoute() as ipr:
+            for entry in ipr.get_neighbours(dst=gateway):
+                return str(entry.get_attr("NDA_LLADDR"))
+        return None
+    return nsutil.run_in(namespace, read)
+
+
+def test_a_dead_endpoint_leaves_the_gateway_mac_alone(site: Site) -> None:
+    """Survivors keep reaching the gateway (where heartbeats go) at once when the
+    endpoint owning the bridge's lowest port MAC dies with its namespace."""
+    fabric = site.fabric
+    network = fabric.networks["member"]
+    extra = [fabric.create_client(network) for _ in range(3)]
+    endpoints = [*site.members, *extra]
+    bridge_mac = _mac(fabric.namespace, network.bridge)
+    ports = _bridge_ports(fabric.namespace, network.bridge)
+    victim = min(endpoints, key=lambda e: ports[_port_index(e)])
+    victim_port = _port_index(victim)
+    survivors = [e for e in endpoints if e is not victim]
+    gateway = str(network.gateway4)
+    with Listener(fabric.namespace, gateway, 5599, b"gw") as listener:
+        for endpoint in survivors:
+            assert probe(endpoint.namespace, gateway, 5599) == b"gw"
+            assert _gateway_mac_seen(endpoint.namespace, gateway) == bridge_mac
+        nsutil.crash(victim.namespace)
+        # the kernel removes a deleted namespace's links asynchronously
+        wait_for(lambda: victim_port not in _bridge_ports(fabric.namespace, network.bridge),
+                 10, "the dead endpoint's port gone from the bridge")
+        assert _mac(fabric.namespace, network.bridge) == bridge_mac
+        for endpoint in survivors:
+            assert probe(endpoint.namespace, gateway, 5599, timeout=1) == b"gw"
+        assert len(listener.peers) == 2 * len(survivors)
 
 
 def _failover_done(service: Service, lb_id: str, old_id: str) -> bool:
