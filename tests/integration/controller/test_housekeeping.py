@@ -51,9 +51,19 @@ def _expiry(service: Service, amphora_id: str) -> datetime.datetime | None:
         return amphora.cert_expiration
 
 
+def _service(site: Site, tmp_path: Path, housekeeping: str) -> Service:
+    """A service whose ``[housekeeping]`` section is ``housekeeping``."""
+    path = site.config(f"sqlite:///{tmp_path}/state.db")
+    text = path.read_text(encoding="utf-8")
+    assert "[housekeeping]\ninterval = 3600\n" in text
+    path.write_text(text.replace("[housekeeping]\ninterval = 3600\n",
+                                 f"[housekeeping]\n{housekeeping}"), encoding="utf-8")
+    return Service(config_mod.load(path))
+
+
 def test_rotation_orphans_and_purge_on_the_fabric(site: Site, tmp_path: Path) -> None:
-    extra = ("cert_rotate_before = 86400\nflow_retention = 0\ndeleted_retention = 3600\n")
-    with site.service(f"sqlite:///{tmp_path}/state.db", extra=extra) as service:
+    with _service(site, tmp_path, "interval = 3600\ncert_rotate_before = 86400\n"
+                  "flow_retention = 0\ndeleted_retention = 3600\n") as service:
         api, compute = service.api, service.compute
         compute.cert_validity = 2 * HOUR  # type: ignore[attr-defined]
         lb = api.wait(api.create_load_balancer(name="web", listeners=[{
@@ -122,11 +132,7 @@ def test_purge_on_postgresql(postgres: ThrowawayPostgres) -> None:
 
 
 def test_the_daemon_runs_housekeeping_every_interval(site: Site, tmp_path: Path) -> None:
-    path = site.config(f"sqlite:///{tmp_path}/state.db", extra="deleted_retention = 0\n")
-    path.write_text(path.read_text(encoding="utf-8").replace(
-        "[housekeeping]\ninterval = 3600\n", "[housekeeping]\ninterval = 0.2\n"),
-        encoding="utf-8")
-    with Service(config_mod.load(path)) as service:
+    with _service(site, tmp_path, "interval = 0.2\ndeleted_retention = 0\n") as service:
         assert service.cfg.housekeeping.interval == 0.2
         with service.sessions.begin() as session:
             gone = models.LoadBalancer(topology="SINGLE", provisioning_status="DELETED",
