@@ -392,3 +392,19 @@ def test_v3_unchanged_pools_are_reused_changed_ones_parsed() -> None:
     bad = signed_v3(v3_text(4, POOLS_TEXT.replace('"UP"}}', '"SORT OF"}}')))
     assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
     assert check.verify(signed_v3(v3_text(5, POOLS_TEXT)))["seq"] == 5
+
+
+def test_v3_as_a_stock_agent_writes_it_reuses_unchanged_pools() -> None:
+    """Octavia's build_stats_message key order (id, seq, listeners, pools,
+    ver) and encode_obj (json.dumps, zlib level 9)."""
+    def stock(seq: int, tx: int) -> dict:
+        sent = body(seq)
+        sent["listeners"][LISTENER]["stats"]["tx"] = tx
+        return {"id": AMP, "seq": seq, "listeners": sent["listeners"], "pools": sent["pools"],
+                "ver": 3}
+
+    check = verifier()
+    first = check.verify(signed_v3(json.dumps(stock(1, 100)).encode()))
+    second = check.verify(signed_v3(json.dumps(stock(2, 250)).encode()))
+    assert second == stock(2, 250)
+    assert second["pools"] is first["pools"]
