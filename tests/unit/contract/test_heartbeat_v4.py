@@ -9,6 +9,8 @@ import json
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amphora_contract import heartbeat
 from amphora_contract.heartbeat import HeartbeatError, HeartbeatVerifier, RejectReason
@@ -408,3 +410,23 @@ def test_v3_as_a_stock_agent_writes_it_reuses_unchanged_pools() -> None:
     second = check.verify(signed_v3(json.dumps(stock(2, 250)).encode()))
     assert second == stock(2, 250)
     assert second["pools"] is first["pools"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3),
+                          st.sampled_from(['"', "}", "{", ":", ",", "\\", " ", "[", "1", "a",
+                                           '"pools"', '"pools":', POOLS_TEXT])),
+                min_size=1, max_size=4))
+def test_v3_reuse_matches_a_full_parse_after_any_edit(edits: list) -> None:
+    """Random edits of a stock-ordered payload (cuts, insertions of JSON
+    punctuation, of the pools key and of the remembered pools text): the
+    verifier that remembers the pools text answers as a full parse does."""
+    text = v3_text(2, POOLS_TEXT, order="ilpvs").decode()
+    for at, cut, insert in edits:
+        at %= len(text) + 1
+        text = text[:at] + insert + text[at + cut:]
+    check = verifier()
+    check.verify(signed_v3(v3_text(1, POOLS_TEXT, order="ilpvs")))
+    datagram = signed_v3(text.encode())
+    expected = outcome(lambda: heartbeat.unwrap_v3(datagram, b"v3key"))
+    assert outcome(lambda: check.verify(datagram)) == expected
