@@ -142,9 +142,43 @@ def test_v4_decompression_is_bounded_across_sections() -> None:
         RejectReason.DECOMPRESSED_TOO_LARGE)
 
 
-def test_v4_first_layout_is_refused_by_name() -> None:
-    old = b"AHB4" + v4(1)[4:]
-    assert reason(lambda: verifier().verify(old)) is RejectReason.BAD_HEADER
+def two_section_v4(message: dict, ts: float = 1000.0) -> bytes:
+    """The two-section version-4 layout, as a 0.1.0 agent sends it."""
+    listeners = zlib.compress(json.dumps({"listeners": message["listeners"]}).encode(), 9)
+    pools = zlib.compress(json.dumps({"pools": message["pools"]}).encode(), 9)
+    signed = b"AHB4" + bytes([len(AMP)]) + AMP.encode() + int(ts * 1000).to_bytes(8, "big") + \
+        message["seq"].to_bytes(8, "big") + len(listeners).to_bytes(4, "big") + listeners + pools
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    return signed + hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def test_v4_two_section_layout_of_older_agents_is_accepted() -> None:
+    check = verifier()
+    first = check.verify(two_section_v4(body(1, 4)))
+    assert first == body(1, 4)
+    assert check.verify(two_section_v4(body(2, 4)))["pools"] is first["pools"]
+    assert reason(lambda: check.verify(two_section_v4(body(2, 4)))) is RejectReason.REPLAYED
+    # the sectioned layout from the same amphora: its own cache, same result
+    assert check.verify(v4(3)) == body(3, 4)
+    assert check.verify(two_section_v4(body(4, 4))) == body(4, 4)
+    unnamed = body(5, 4)
+    unnamed["pools"] = {"pools": unnamed["pools"]}  # a pool named "pools" is not a pool
+    assert reason(lambda: check.verify(v4_of(unnamed))) is RejectReason.BAD_SCHEMA
+
+
+def v4_of(message: dict) -> bytes:
+    return heartbeat.wrap_v4(message, heartbeat.derive_amphora_key(MASTER, AMP), timestamp=1000.0)
+
+
+def test_v4_two_section_layout_sections_are_named() -> None:
+    message = body(1, 4)
+    listeners = zlib.compress(json.dumps(message["listeners"]).encode())  # no {"listeners": }
+    pools = zlib.compress(json.dumps({"pools": message["pools"]}).encode())
+    signed = b"AHB4" + bytes([len(AMP)]) + AMP.encode() + (1000000).to_bytes(8, "big") + \
+        (1).to_bytes(8, "big") + len(listeners).to_bytes(4, "big") + listeners + pools
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    datagram = signed + hmac.new(key, signed, hashlib.sha256).digest()
+    assert reason(lambda: verifier().verify(datagram)) is RejectReason.BAD_SCHEMA
 
 
 def test_v3_and_v4_both_accepted() -> None:
@@ -251,6 +285,9 @@ def test_v4_listeners_are_checked() -> None:
     (b"AHC4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
     (b"AHC4\x01a" + bytes(16) + b"\xff\xff" + bytes(40), RejectReason.TRUNCATED),
     (b"AHC4\x01a" + bytes(16) + b"\x00\x00" + bytes(40), RejectReason.TRUNCATED),
+    (b"AHB4" + b"\x05", RejectReason.TRUNCATED),
+    (b"AHB4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
+    (b"AHB4\x01a" + bytes(16) + b"\xff\xff\xff\xff" + bytes(40), RejectReason.TRUNCATED),
     (b"x" * 10, RejectReason.TRUNCATED),
     (b"x" * 100, RejectReason.BAD_SIGNATURE),
     (signed_v3(b"{not json"), RejectReason.NOT_JSON),
