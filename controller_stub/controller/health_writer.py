@@ -107,8 +107,13 @@ class StatusWriter:
     def __init__(self, *, tree_seconds: float = TREE_SECONDS) -> None:
         self.tree_seconds = tree_seconds
         self._trees: dict[str, _Tree] = {}
+        self._pruned = time.monotonic()
         self.tree_loads = 0  # LB trees loaded from the store (cache misses)
         self.status_updates = 0  # rows whose operating status was changed
+
+    @property
+    def cached_lbs(self) -> set[str]:
+        return set(self._trees)
 
     def forget(self, lb_id: str | None = None) -> None:
         """Drop one LB's cached tree (all of them with no id): after a failed
@@ -182,6 +187,12 @@ class StatusWriter:
     def _load(self, conn: Any, dialect: str, keys: dict[str, tuple[Any, ...]]) -> None:
         """(Re)load the trees of the LBs whose row changed or whose tree is old."""
         clock = time.monotonic()
+        if clock - self._pruned > self.tree_seconds:
+            # trees of LBs that no longer send (deleted) are not kept forever
+            self._pruned = clock
+            for lb in [lb for lb, tree in self._trees.items()
+                       if clock - tree.loaded > 2 * self.tree_seconds]:
+                del self._trees[lb]
         stale = [lb for lb, key in keys.items()
                  if (tree := self._trees.get(lb)) is None or tree.key != key
                  or clock - tree.loaded > self.tree_seconds]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -273,3 +274,18 @@ def test_datagrams_the_kernel_drops_are_counted() -> None:
         assert listener.kernel_drops() == 200 - queued
     finally:
         listener._close()
+
+
+def test_trees_of_silent_lbs_are_dropped(tmp_path: Path) -> None:
+    sessions = db.open_store(f"sqlite:///{tmp_path}/s.db")
+    amp, lb_id, listener, pool, members = _lb(sessions, 1)
+    other, other_lb, *_rest = _lb(sessions, 1)
+    writer = StatusWriter(tree_seconds=0.05)
+    _write(sessions, writer, _message(amp, listener, pool, {members[0]: "UP"}))
+    assert writer.cached_lbs == {lb_id}
+    deadline = time.monotonic() + 10
+    while lb_id in writer.cached_lbs:  # that LB falls silent, the other keeps sending
+        assert time.monotonic() < deadline, "the silent LB's tree is still cached"
+        _write(sessions, writer, {"id": other, "seq": 1, "ver": 4, "listeners": {},
+                                  "pools": {}})
+    assert writer.cached_lbs == {other_lb}
