@@ -309,7 +309,9 @@ class Controller:
                     listener.default_pool_id = pool.id
             self._validate(session, lb)
             session.add(models.Flow(kind="lb_create", load_balancer_id=lb.id,
-                                    state=FLOW_PENDING))
+                                    state=FLOW_PENDING,
+                                    params={"vip_address": vip_address} if vip_address
+                                    else {}))
             session.flush()
             answer = lb_dict(session.get(models.LoadBalancer, lb.id))  # type: ignore[arg-type]
         self.on_change()
