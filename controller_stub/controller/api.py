@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from controller_stub.controller import flavors, models
 from controller_stub.controller.constants import (
@@ -426,7 +426,8 @@ class Controller:
     def list_objects(self, kind: str, **where: Any) -> list[dict[str, Any]]:
         """Every object of a kind in :data:`LISTABLE` (columns in ``where`` equal)."""
         model, as_dict = LISTABLE[kind]
-        query = select(model).filter_by(**where)
+        # the relationships the answers read, in one query each rather than one per row
+        query = select(model).filter_by(**where).options(selectinload("*"))
         with self.sessions() as session:
             return [as_dict(row) for row in session.scalars(query)]
 
