@@ -699,7 +699,8 @@ class Controller:
         def mutate(session: Session, lb: models.LoadBalancer) -> Any:
             member = self._get(session, models.Member, member_id)
             changes_ = dict(changes)
-            for key in ("name", "admin_state_up", "weight", "backup"):
+            for key in ("name", "admin_state_up", "weight", "backup", "monitor_address",
+                        "monitor_port"):
                 if key in changes_:
                     setattr(member, key, changes_.pop(key))
             _split(changes_, (), "member")
