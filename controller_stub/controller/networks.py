@@ -32,7 +32,8 @@ class Subnet:
     gateway_ip: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "network_id": self.network_id, "name": self.network_name,
+        return {"id": self.id, "network_id": self.network_id,
+                "name": f"{self.network_name}-ipv{self.ip_version}",
                 "cidr": self.cidr, "ip_version": self.ip_version,
                 "gateway_ip": self.gateway_ip}
 

@@ -29,6 +29,7 @@ def fault(code: int, faultstring: str) -> Response:
 
 
 def not_found(label: str, object_id: str) -> ApiError:
+    """Octavia's NotFound (a 404)."""
     return ApiError(404, f"{label} {object_id} not found.")
 
 

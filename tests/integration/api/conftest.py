@@ -29,9 +29,8 @@ class Stack:
     endpoint: str  # http://127.0.0.1:PORT, as a catalog lists Octavia's
 
     def subnet(self, network: str, version: int = 4) -> str:
-        subnets = requests.get(f"{self.endpoint}/v2/fabric/subnets", timeout=10).json()
-        return next(s["id"] for s in subnets["subnets"]
-                    if s["name"] == network and s["ip_version"] == version)
+        subnets = requests.get(f"{self.endpoint}/v2.0/subnets", timeout=10).json()
+        return next(s["id"] for s in subnets["subnets"] if s["name"] == f"{network}-ipv{version}")
 
     def sdk(self, **auth: Any) -> openstack.connection.Connection:
         """openstacksdk against the API; no auth unless ``auth`` names a token."""
@@ -60,7 +59,10 @@ def make_site(extra_api: str = "") -> Iterator[tuple[Site, Path]]:
 def stack() -> Iterator[Stack]:
     for site, workdir in make_site():
         config = site.config(f"sqlite:///{workdir}/state.db", lease=10.0,
-                             api="bind_port = 0\ndefault_project = demo\n")
+                             api="bind_port = 0\ndefault_project = demo\n",
+                             extra="[health_manager]\nenabled = true\nbind_port = 0\n"
+                                   "heartbeat_key = api-tests-heartbeat-key\n"
+                                   "heartbeat_interval = 1\n")
         from controller_stub.controller import config as config_mod
 
         with Service(config_mod.load(config)) as service:
