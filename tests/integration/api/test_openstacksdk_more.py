@@ -203,9 +203,16 @@ def test_amphorae_list_show_stats_and_configure(api: Api, lb: dict[str, str]) ->
         list(api.connect().amphorae())
     with pytest.raises(exceptions.NotFoundException):
         admin.get_amphora("00000000-0000-4000-8000-00000000dead")
-    stats = admin.get(f"/octavia/amphorae/{mine[0].id}/stats", raise_exc=False)
-    assert (stats.status_code, stats.json()["faultstring"]) == (
-        404, f"Amphora stats for {mine[0].id} not found.")  # no heartbeats: health is off
+    deadline = time.monotonic() + 60
+    while (stats := admin.get(f"/octavia/amphorae/{mine[0].id}/stats",
+                              raise_exc=False)).status_code == 404:  # until a heartbeat
+        assert time.monotonic() < deadline, stats.text
+        time.sleep(0.5)
+    rows = stats.json()["amphora_stats"]
+    assert {(r["id"], r["loadbalancer_id"], r["listener_id"]) for r in rows} == {
+        (mine[0].id, lb["id"], lb["listener"])}
+    assert all(isinstance(r[k], int) for r in rows for k in (
+        "active_connections", "bytes_in", "bytes_out", "request_errors", "total_connections"))
     admin.configure_amphora(mine[0].id)
 
 
