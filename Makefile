@@ -14,7 +14,7 @@ APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fd
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
 
 .PHONY: test test-unit test-integration test-image lint deps apt venv demo bench clean \
-	.venv-dib .venv-glance .venv-octavia
+	.venv-dib .venv-glance .venv-octavia .venv-keystone .venv-osc
 
 # Every tier, the image build and its qemu boot included (docs/image.md).
 test: deps
@@ -33,7 +33,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 
-deps: apt venv .venv-dib .venv-glance .venv-octavia
+deps: apt venv .venv-dib .venv-glance .venv-octavia .venv-keystone .venv-osc
 
 # The full image build + qemu boot test alone (about 4 minutes here; `make test` runs it too).
 test-image: deps
@@ -57,6 +57,24 @@ $(STAMPS)/venv-glance:
 	.venv-glance/bin/pip install -q 'glance==33.0.0' 'gunicorn>=22'
 	@touch $@
 
+# A real Keystone for the API's keystone auth test (tests/integration/api/keystone_fixture.py).
+.venv-keystone: $(STAMPS)/venv-keystone
+$(STAMPS)/venv-keystone:
+	@mkdir -p $(STAMPS)
+	test -x .venv-keystone/bin/python || $(PYTHON) -m venv .venv-keystone
+	.venv-keystone/bin/pip install -q --upgrade pip
+	.venv-keystone/bin/pip install -q 'keystone==30.0.0'
+	@touch $@
+
+# The `openstack loadbalancer` command line the API tests drive.
+.venv-osc: $(STAMPS)/venv-osc
+$(STAMPS)/venv-osc:
+	@mkdir -p $(STAMPS)
+	test -x .venv-osc/bin/python || $(PYTHON) -m venv .venv-osc
+	.venv-osc/bin/pip install -q --upgrade pip
+	.venv-osc/bin/pip install -q 'python-openstackclient>=7' 'python-octaviaclient>=3.8'
+	@touch $@
+
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
@@ -72,7 +90,7 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,image]'
+	$(BIN)/pip install -q -e '.[test,image,keystone]'
 	@touch $@
 
 demo: apt venv

@@ -265,7 +265,8 @@ class Controller:
     # -- load balancers ----------------------------------------------------------------
 
     def create_load_balancer(self, *, vip_network_id: str = "vip",
-                             vip_subnet_id: str | None = None, name: str | None = None,
+                             vip_subnet_id: str | None = None, vip_address: str | None = None,
+                             name: str | None = None,
                              description: str | None = None, flavor_id: str | None = None,
                              availability_zone: str | None = None, project_id: str | None = None,
                              admin_state_up: bool = True,
@@ -300,7 +301,7 @@ class Controller:
                 name=name, description=description, project_id=project_id,
                 admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
                 vip_network_id=vip_network_id, vip_subnet_id=vip_subnet_id,
-                flavor_id=flavor_id,
+                vip_address=vip_address, flavor_id=flavor_id,
                 availability_zone=availability_zone, image_id=image_id,
                 flavor_data={**resolved, "zone": zone_data,
                              **({"role_zones": role_zones} if role_zones else {})},

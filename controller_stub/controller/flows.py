@@ -321,12 +321,18 @@ class FlowRunner:
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             network, topology = lb.vip_network_id or "vip", lb.topology
+            requested = lb.vip_address  # the client's vip_address (or a resumed step's)
             amphorae = [(a.id, dict(a.compute_data), a.role) for a in lb.amphorae]
+        hold = getattr(self.compute, "hold_address", None)
+        if requested and hold is not None:
+            hold(f"{lb_id}:vip", network, requested)
         # ACTIVE_STANDBY: the VIP is an address of its own that keepalived moves;
-        # SINGLE: the amphora's port address is the VIP.
-        shared_vip = (self.compute.allocate_address(lb_id, network)[0]
-                      if topology == ACTIVE_STANDBY else None)
-        _each(lambda item: self._plug(lb_id, item, network, shared_vip), amphorae)
+        # SINGLE: the amphora's port address is the VIP unless one was requested.
+        if topology == ACTIVE_STANDBY:
+            shared_vip = requested or self.compute.allocate_address(lb_id, network)[0]
+            _each(lambda item: self._plug(lb_id, item, network, shared_vip), amphorae)
+        else:
+            _each(lambda item: self._plug(lb_id, item, network, None, requested), amphorae)
 
     def _plug(self, lb_id: str, item: tuple[str, dict[str, Any], str], network: str,
               shared_vip: str | None, single_vip: str | None = None) -> None:

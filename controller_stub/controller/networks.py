@@ -109,9 +109,15 @@ class NetworkRegistry:
                     raise InvalidRequest(f"Network {network_id} has no IPv{version} subnet.")
         if subnet is None:
             raise InvalidRequest("vip_subnet_id or vip_network_id is required")
-        if address is not None and ipaddress.ip_address(address) not in ipaddress.ip_network(
-                subnet.cidr):
-            raise InvalidRequest(f"IP address {address} is not in subnet {subnet.id}.")
+        if subnet.ip_version != 4:
+            raise InvalidRequest(f"Subnet {subnet.id}: IPv6 VIPs are not supported.")
+        if address is not None:
+            ip, net = ipaddress.ip_address(address), ipaddress.ip_network(subnet.cidr)
+            if ip not in net or ip in (net.network_address, net.broadcast_address,
+                                       ipaddress.ip_address(subnet.gateway_ip)):
+                raise InvalidRequest(f"IP address {address} is not a host address of subnet "
+                                     f"{subnet.id}.")
+
         return subnet.network_name, subnet.id
 
     def check_subnet(self, subnet_id: str | None) -> None:

@@ -44,10 +44,6 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    def given(self) -> dict[str, Any]:
-        """The fields the client sent plus the defaults Octavia applies."""
-        return self.model_dump(exclude_unset=False)
-
     def sent(self) -> dict[str, Any]:
         """Only the fields the client sent (an update)."""
         return self.model_dump(exclude_unset=True)
@@ -60,6 +56,8 @@ class Out(BaseModel):
 
 
 class Link(BaseModel):
+    """One of a list's ``<collection>_links``."""
+
     href: str
     rel: str
 
