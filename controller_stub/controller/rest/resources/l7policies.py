@@ -194,7 +194,7 @@ def create_l7policy() -> Response:
     for key in ("listener_id", "project_id"):
         spec.pop(key, None)
     spec = sanitize(spec, create=True)
-    spec["rules"] = [_rule_spec(r.given()) for r in body.rules or []]
+    spec["rules"] = [_rule_spec(r.model_dump()) for r in body.rules or []]
     policy = common.engine().create_l7policy(body.listener_id, **spec)
     return common.answer("l7policy", L7PolicyResponse, policy, 201)
 
@@ -255,7 +255,7 @@ def create_l7rule(policy_id: str) -> Response:
     policy = common.mutable_lb("l7policy", policy_id)
     assert isinstance(body, L7RulePOST)
     context.owning_project(body.project_id or policy["project_id"])
-    rule = common.engine().create_l7rule(policy_id, **_rule_spec(body.given()))
+    rule = common.engine().create_l7rule(policy_id, **_rule_spec(body.model_dump()))
     return common.answer("rule", L7RuleResponse, rule, 201)
 
 
