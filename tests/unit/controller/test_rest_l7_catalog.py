@@ -57,6 +57,18 @@ def test_policy_actions_and_targets(api: Api, listener: dict[str, Any], body: di
     assert {k: r.json["l7policy"][k] for k in expected} == expected
 
 
+def test_policy_with_inline_rules(api: Api, listener: dict[str, Any]) -> None:
+    r = _policy(api, listener, action="REJECT", rules=[
+        {"type": "PATH", "compare_type": "STARTS_WITH", "value": "/x"},
+        {"type": "HEADER", "compare_type": "EQUAL_TO", "key": "X-A", "value": "1",
+         "invert": True}])
+    assert r.status_code == 201, r.json
+    policy = r.json["l7policy"]["id"]
+    rules = api.client.get(f"{POLICIES}/{policy}/rules").json["rules"]
+    assert sorted((x["type"], x["key"], x["invert"], x["admin_state_up"]) for x in rules) == [
+        ("HEADER", "X-A", True, True), ("PATH", None, False, True)]
+
+
 def test_policy_refusals(api: Api, listener: dict[str, Any]) -> None:
     cases = [
         ({"action": "REDIRECT_TO_POOL"},
