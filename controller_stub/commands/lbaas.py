@@ -142,7 +142,8 @@ def _settle(args: argparse.Namespace, proxy: Any, obj: dict[str, Any],
         return obj
     object_id = obj.get("id") or obj.get("name") or ""
     return output.follow(f"{kind.command} {object_id}", _poller(args, proxy, object_id),
-                         timeout=args.timeout, deleting=deleting)
+                         timeout=args.timeout, deleting=deleting,
+                         initial=obj.get("provisioning_status"))
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -278,8 +279,8 @@ def _provider(args: argparse.Namespace) -> int:
 
 def _network(args: argparse.Namespace) -> int:
     conn = endpoint.connect(args)
-    networks = _http_get(conn, "/fabric/networks")["networks"]
-    subnets = _http_get(conn, "/fabric/subnets")["subnets"]
+    networks = _http_get(conn, "/networks")["networks"]
+    subnets = _http_get(conn, "/subnets")["subnets"]
     if args.json:
         output.emit_json({"networks": networks, "subnets": subnets})
         return 0

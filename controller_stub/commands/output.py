@@ -90,11 +90,15 @@ def status_tree(statuses: dict[str, Any]) -> None:
 
 
 def follow(what: str, poll: Callable[[], dict[str, Any] | None], *, timeout: float,
-           interval: float = 0.5, deleting: bool = False) -> dict[str, Any] | None:
+           interval: float = 0.5, deleting: bool = False,
+           initial: str | None = None) -> dict[str, Any] | None:
     """Poll until ``provisioning_status`` leaves PENDING_* (or the object is gone when
-    ``deleting``), showing each status it moves through; ERROR and timeouts raise."""
+    ``deleting``), showing each status it moves through, from ``initial`` (the change's
+    answer) on; ERROR and timeouts raise."""
     err = console(stderr=True)
-    last: str | None = None
+    last: str | None = initial
+    if initial:
+        err.print(f"{what}: {initial}")
     deadline = time.monotonic() + timeout
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True) as progress:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from controller_stub.controller import flavors, models, quotas
@@ -288,10 +289,13 @@ class Controller:
             role_zones = self._role_zones(session, resolved, vip_network_id)
         image_id, properties = self.images.select(resolved["amp_image_tag"])
         with self.sessions.begin() as session:
-            image = session.get(models.Image, image_id)
-            if image is None:
-                session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
-                                         name=image_id, properties=properties))
+            if session.get(models.Image, image_id) is None:
+                try:
+                    with session.begin_nested():
+                        session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
+                                                 name=image_id, properties=properties))
+                except IntegrityError:  # another create cached it at the same moment
+                    pass
             enforcer = quotas.Enforcer(session, project_id, self.quota_defaults)
             lb = models.LoadBalancer(
                 name=name, description=description, project_id=project_id,

@@ -193,7 +193,7 @@ def test_quotas_are_shown_set_and_enforced(api: Api, lb: dict[str, str]) -> None
     user.delete_load_balancer(first.id)
 
 
-def test_amphorae_list_show_stats_and_failover(api: Api, lb: dict[str, str]) -> None:
+def test_amphorae_list_show_stats_and_configure(api: Api, lb: dict[str, str]) -> None:
     admin = api.connect(admin=True)
     mine = [a for a in admin.amphorae(loadbalancer_id=lb["id"])]
     assert [a.status for a in mine] == ["ALLOCATED"]
@@ -203,11 +203,17 @@ def test_amphorae_list_show_stats_and_failover(api: Api, lb: dict[str, str]) -> 
         list(api.connect().amphorae())
     with pytest.raises(exceptions.NotFoundException):
         admin.get_amphora("00000000-0000-4000-8000-00000000dead")
-    admin.failover_amphora(mine[0].id)
-    assert admin.get_load_balancer(lb["id"]).provisioning_status == "PENDING_UPDATE"
-    assert settle(admin, lb["id"], timeout=120).provisioning_status == "ACTIVE"
-    after = [a.id for a in admin.amphorae(loadbalancer_id=lb["id"])]
-    assert mine[0].id not in after and len(after) == 1
+    deadline = time.monotonic() + 60
+    while (stats := admin.get(f"/octavia/amphorae/{mine[0].id}/stats",
+                              raise_exc=False)).status_code == 404:  # until a heartbeat
+        assert time.monotonic() < deadline, stats.text
+        time.sleep(0.5)
+    rows = stats.json()["amphora_stats"]
+    assert {(r["id"], r["loadbalancer_id"], r["listener_id"]) for r in rows} == {
+        (mine[0].id, lb["id"], lb["listener"])}
+    assert all(isinstance(r[k], int) for r in rows for k in (
+        "active_connections", "bytes_in", "bytes_out", "request_errors", "total_connections"))
+    admin.configure_amphora(mine[0].id)
 
 
 def ctl(api: Api, *argv: str, project: str = PROJECT,
@@ -232,8 +238,6 @@ def test_amphora_ctl_drives_the_api(api: Api, lb: dict[str, str]) -> None:
     member = json.loads(created.stdout)
     assert member["provisioning_status"] == "ACTIVE"
     assert "PENDING_CREATE" in created.stderr and "ACTIVE" in created.stderr
-    shown = ctl(api, "member", "show", lb["pool"], member["id"])
-    assert shown.returncode == 0 and "192.0.2.50" in shown.stdout
     quota = ctl(api, "quota", "set", PROJECT, "listener=0", admin=True)
     assert quota.returncode == 0, quota.stderr
     refused = ctl(api, "listener", "create", f"loadbalancer_id={lb['id']}", "protocol=TCP",
@@ -245,8 +249,6 @@ def test_amphora_ctl_drives_the_api(api: Api, lb: dict[str, str]) -> None:
     deleted = ctl(api, "member", "delete", lb["pool"], member["id"], "--wait")
     assert deleted.returncode == 0, deleted.stderr
     assert "DELETED" in deleted.stderr
-    providers = ctl(api, "provider", "capabilities", "amphora")
-    assert providers.returncode == 0 and "loadbalancer_topology" in providers.stdout
     missing = ctl(api, "lb", "show", "00000000-0000-4000-8000-00000000beef")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "(HTTP 404)" in missing.stderr
@@ -318,3 +320,18 @@ def test_amphora_ctl_reads_clouds_yaml_and_shows_trees(api: Api, lb: dict[str, s
                              env=env, capture_output=True, text=True, timeout=120)
     assert nowhere.returncode == 1
     assert nowhere.stderr.startswith("amphora-ctl lb: error: no API endpoint")
+
+
+def test_amphora_failover_is_accepted_once(api: Api, lb: dict[str, str]) -> None:
+    """The API's side of a failover (the flow itself is tested with the engine): 202, the
+    LB PENDING_UPDATE, a second request while it is pending a 409."""
+    admin = api.connect(admin=True)
+    settle(admin, lb["id"])
+    amphora = next(iter(admin.amphorae(loadbalancer_id=lb["id"])))
+    admin.failover_amphora(amphora.id)
+    assert admin.get_load_balancer(lb["id"]).provisioning_status == "PENDING_UPDATE"
+    again = admin.put(f"/octavia/amphorae/{amphora.id}/failover", raise_exc=False)
+    assert again.status_code == 409
+    assert again.json()["faultstring"] == (f"Load Balancer {lb['id']} is immutable and "
+                                           "cannot be updated.")
+    settle(admin, lb["id"], timeout=180)  # leave no flow running at teardown
