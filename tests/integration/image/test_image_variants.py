@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from controller_stub.client import AgentClient, Timeouts
 from controller_stub.compute.qemu import (
     BOOT_TIMEOUT,
     AmphoraVM,
@@ -60,13 +61,13 @@ def booted(variant: tuple[str, BuiltImage],
     vm = AmphoraVM(built.path, iso, tmp_path_factory.mktemp(f"vm-{name}"))
     vm.start()
     try:
-        client, info, seconds = vm.wait_for_agent(identity, timeout=BOOT_TIMEOUT)
+        _client, info, seconds = vm.wait_for_agent(identity, timeout=BOOT_TIMEOUT)
     except BaseException:
         vm.stop()
         raise
     print(f"\n{name} boot to agent ready: {seconds:.0f}s")
     try:
-        yield name, built, identity, client, info
+        yield name, built, identity, vm, info
     finally:
         vm.stop()
 
@@ -90,8 +91,12 @@ def test_manifest_records_the_newer_haproxy_and_its_build(
 
 @pytest.mark.boot
 def test_agent_reports_the_haproxy_and_serves_an_http2_listener(booted: tuple) -> None:
-    name, built, identity, client, info = booted
+    name, built, identity, vm, info = booted
     assert info["haproxy_version"] == built.manifest["haproxy_version"]
+    # haproxy -c and the start run under TCG emulation: give them minutes, not seconds
+    client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),
+                         client_cert=str(identity.client_cert), port=vm.port, retries=0,
+                         timeouts=Timeouts(connect=10.0, read=300.0))
     # exactly what the controller does before it boots this image: check the request
     target = target_of(properties_from_manifest(built.manifest))
     config = render(tls_lb(["h2"]), amphora_id=identity.amphora_id, target=target)
