@@ -356,7 +356,8 @@ MANIFEST="${IMAGE}.manifest.json"
 CHECKSUM="${IMAGE}.sha256"
 rm -f "${IMAGE}" "${MANIFEST}" "${CHECKSUM}"
 
-ELEMENTS=(debian-minimal amphora-agent haproxy-amphora keepalived-amphora amphora-hardening amphora-manifest)
+ELEMENTS=(debian-minimal amphora-agent haproxy-amphora keepalived-amphora amphora-hardening amphora-manifest
+    amphora-slim)
 if [ "${FORMAT}" != tar ]; then
     ELEMENTS+=(vm)
 fi
