@@ -7,9 +7,9 @@ private mount namespace it gives the agent what an amphora image would:
 - a private /var/log (the agent insists on /var/log/amphora-agent.log): DIR/log
   with ``--state``, else a new temporary directory;
 - with ``--state``: copy-on-write overlays of /etc, /var/lib,
-  /usr/lib/systemd/system and /usr/local/bin whose changes land in DIR (its
-  interface files, HAProxy's default user-group file, its systemd units, the
-  image's ``lvs-masquerade.sh``), ``systemctl`` from
+  /usr/lib/systemd/system, /usr/local/bin and /run whose changes land in DIR
+  (its interface files, HAProxy's default user-group file, its systemd units,
+  the image's ``lvs-masquerade.sh``, keepalived's pid files), ``systemctl`` from
   :mod:`octavia_systemctl` first on PATH (no systemd runs here), and
   Octavia's fixed HAProxy namespace ``amphora-haproxy`` bound to the network
   namespace NAME, so the host sees it, and the processes in it, under NAME.
@@ -24,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-OVERLAID = ("/etc", "/var/lib", "/usr/lib/systemd/system", "/usr/local/bin")
+# /run too: keepalived keeps its children's pid files there under fixed names
+OVERLAID = ("/etc", "/var/lib", "/usr/lib/systemd/system", "/usr/local/bin", "/run")
 OCTAVIA_NAMESPACE = "amphora-haproxy"
 USER_GROUP = "/var/lib/octavia/haproxy-default-user-group.conf"
 # An Octavia image has this helper: its VIP interface files run it on up and

@@ -99,7 +99,7 @@ def _replaced(service: Service, lb_id: str, dead: str, count: int) -> bool:
 
 @pytest.mark.parametrize(("row", "topology"), [
     ("current", "SINGLE"), ("previous_release", "SINGLE"),
-    ("previous_release", "ACTIVE_STANDBY"), ("octavia", "SINGLE")])
+    ("previous_release", "ACTIVE_STANDBY"), ("octavia", "SINGLE"), ("octavia", "ACTIVE_STANDBY")])
 def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str, topology: str) -> None:
     compute, agent = _agent(row)
     m1, m2 = site.members
