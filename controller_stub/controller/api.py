@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller_stub.controller import flavors, models
+from controller_stub.controller import flavors, models, quotas
 from controller_stub.controller.constants import (
     ACTIVE_STANDBY,
     ERROR,
@@ -37,6 +37,7 @@ from controller_stub.controller.constants import (
 from controller_stub.controller.documents import lb_doc
 from controller_stub.controller.errors import Conflict, InvalidRequest, NotFound, Unsupported
 from controller_stub.controller.imaging import ImageSource, target_of
+from controller_stub.controller.positions import renumber
 from haproxy_templates import render
 from haproxy_templates.errors import CapabilityError, ValidationError
 
@@ -68,6 +69,7 @@ def lb_dict(lb: models.LoadBalancer) -> dict[str, Any]:
 
 def listener_dict(li: models.Listener) -> dict[str, Any]:
     out = _as_dict(li, "protocol", "protocol_port", "connection_limit", "default_pool_id")
+    out["project_id"] = li.load_balancer.project_id
     out["loadbalancers"] = [{"id": li.load_balancer_id}]
     out["l7policies"] = [{"id": p.id} for p in li.l7policies]
     return out
@@ -75,6 +77,9 @@ def listener_dict(li: models.Listener) -> dict[str, Any]:
 
 def pool_dict(p: models.Pool) -> dict[str, Any]:
     out = _as_dict(p, "protocol", "lb_algorithm")
+    out["project_id"] = p.load_balancer.project_id
+    out["listeners"] = [{"id": li.id} for li in p.load_balancer.listeners
+                        if li.default_pool_id == p.id]
     out["loadbalancers"] = [{"id": p.load_balancer_id}]
     out["members"] = [{"id": m.id} for m in p.members]
     out["healthmonitor_id"] = p.healthmonitor.id if p.healthmonitor else None
@@ -82,24 +87,44 @@ def pool_dict(p: models.Pool) -> dict[str, Any]:
 
 
 def member_dict(m: models.Member) -> dict[str, Any]:
-    return _as_dict(m, "address", "protocol_port", "weight", "backup", "subnet_id",
-                    "monitor_address", "monitor_port", "pool_id")
+    out = _as_dict(m, "address", "protocol_port", "weight", "backup", "subnet_id",
+                   "monitor_address", "monitor_port", "pool_id")
+    out["project_id"] = m.pool.load_balancer.project_id
+    return out
 
 
 def healthmonitor_dict(hm: models.HealthMonitor) -> dict[str, Any]:
     out = _as_dict(hm, "type", "delay", "timeout", "max_retries", "max_retries_down")
+    out["project_id"] = hm.pool.load_balancer.project_id
     out["pools"] = [{"id": hm.pool_id}]
     return out
 
 
 def l7policy_dict(p: models.L7Policy) -> dict[str, Any]:
     out = _as_dict(p, "action", "position", "redirect_pool_id", "listener_id")
+    out["project_id"] = p.listener.load_balancer.project_id
     out["rules"] = [{"id": r.id} for r in p.rules]
     return out
 
 
 def l7rule_dict(r: models.L7Rule) -> dict[str, Any]:
-    return _as_dict(r, "type", "compare_type", "key", "value", "invert")
+    out = _as_dict(r, "type", "compare_type", "key", "value", "invert", "l7policy_id")
+    out["project_id"] = r.l7policy.listener.load_balancer.project_id
+    return out
+
+
+# what ``Controller.list_objects`` and the REST layer's listings know by name
+LISTABLE: dict[str, tuple[type[Any], Callable[[Any], dict[str, Any]]]] = {
+    "loadbalancer": (models.LoadBalancer, lb_dict),
+    "listener": (models.Listener, listener_dict),
+    "pool": (models.Pool, pool_dict),
+    "member": (models.Member, member_dict),
+    "healthmonitor": (models.HealthMonitor, healthmonitor_dict),
+    "l7policy": (models.L7Policy, l7policy_dict),
+    "l7rule": (models.L7Rule, l7rule_dict),
+}
+_STAT_FIELDS = ("bytes_in", "bytes_out", "active_connections", "total_connections",
+                "request_errors")
 
 
 _LISTENER_OPTIONS = ("timeout_client_data", "timeout_member_connect", "timeout_member_data",
@@ -127,9 +152,11 @@ class Controller:
     """Declare and change load balancers; the workers build them."""
 
     def __init__(self, sessions: sessionmaker[Session], images: ImageSource, *,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 quota_defaults: dict[str, int] | None = None) -> None:
         self.sessions, self.images = sessions, images
         self.on_change = on_change or (lambda: None)
+        self.quota_defaults = {**quotas.DEFAULTS, **(quota_defaults or {})}
 
     # -- the change protocol ---------------------------------------------------------
 
@@ -169,8 +196,10 @@ class Controller:
                 # its create failed and the compute it made was removed: nothing to change
                 raise Conflict(f"load balancer {lb_id} has no amphorae (its create failed: "
                                f"{lb.status_reason}); delete it and create it again")
+            enforcer = quotas.Enforcer(session, lb.project_id, self.quota_defaults)
             result = mutate(session, lb)
             self._validate(session, lb)
+            enforcer.check()
             lb = session.get(models.LoadBalancer, lb_id)
             assert lb is not None
             if lb.provisioning_status not in PENDING_STATUSES:
@@ -234,7 +263,8 @@ class Controller:
 
     # -- load balancers ----------------------------------------------------------------
 
-    def create_load_balancer(self, *, vip_network_id: str = "vip", name: str | None = None,
+    def create_load_balancer(self, *, vip_network_id: str = "vip",
+                             vip_subnet_id: str | None = None, name: str | None = None,
                              description: str | None = None, flavor_id: str | None = None,
                              availability_zone: str | None = None, project_id: str | None = None,
                              admin_state_up: bool = True,
@@ -261,10 +291,12 @@ class Controller:
             if image is None:
                 session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
                                          name=image_id, properties=properties))
+            enforcer = quotas.Enforcer(session, project_id, self.quota_defaults)
             lb = models.LoadBalancer(
                 name=name, description=description, project_id=project_id,
                 admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
-                vip_network_id=vip_network_id, flavor_id=flavor_id,
+                vip_network_id=vip_network_id, vip_subnet_id=vip_subnet_id,
+                flavor_id=flavor_id,
                 availability_zone=availability_zone, image_id=image_id,
                 flavor_data={**resolved, "zone": zone_data,
                              **({"role_zones": role_zones} if role_zones else {})},
@@ -281,6 +313,7 @@ class Controller:
                     session.flush()
                     listener.default_pool_id = pool.id
             self._validate(session, lb)
+            enforcer.check()
             session.add(models.Flow(kind="lb_create", load_balancer_id=lb.id,
                                     state=FLOW_PENDING))
             session.flush()
@@ -392,8 +425,40 @@ class Controller:
             return lb_dict(self._get(session, models.LoadBalancer, lb_id))
 
     def list_load_balancers(self) -> list[dict[str, Any]]:
+        return self.list_objects("loadbalancer")
+
+    def list_objects(self, kind: str, **where: Any) -> list[dict[str, Any]]:
+        """Every object of a kind in :data:`LISTABLE` (columns in ``where`` equal)."""
+        model, as_dict = LISTABLE[kind]
+        query = select(model).filter_by(**where)
         with self.sessions() as session:
-            return [lb_dict(lb) for lb in session.scalars(select(models.LoadBalancer))]
+            return [as_dict(row) for row in session.scalars(query)]
+
+    def project_of(self, kind: str, object_id: str) -> str | None:
+        """The project owning an object: its load balancer's (NotFound if absent)."""
+        return self.get_object(kind, object_id)["project_id"]
+
+    def get_object(self, kind: str, object_id: str) -> dict[str, Any]:
+        model, as_dict = LISTABLE[kind]
+        with self.sessions() as session:
+            return as_dict(self._get(session, model, object_id))
+
+    def listener_stats(self, listener_id: str) -> dict[str, int]:
+        """Octavia's listener ``stats``: the counters summed over the amphorae."""
+        with self.sessions() as session:
+            self._get(session, models.Listener, listener_id)
+            rows = session.scalars(select(models.ListenerStatistics).where(
+                models.ListenerStatistics.listener_id == listener_id))
+            return _sum_stats(rows)
+
+    def load_balancer_stats(self, lb_id: str) -> dict[str, int]:
+        """Octavia's load balancer ``stats``: its listeners' counters summed."""
+        with self.sessions() as session:
+            lb = self._get(session, models.LoadBalancer, lb_id)
+            ids = [li.id for li in lb.listeners]
+            rows = session.scalars(select(models.ListenerStatistics).where(
+                models.ListenerStatistics.listener_id.in_(ids)))
+            return _sum_stats(rows)
 
     def amphorae(self, lb_id: str) -> list[dict[str, Any]]:
         with self.sessions() as session:
@@ -652,6 +717,41 @@ class Controller:
             self._get(session, models.Member, member_id).provisioning_status = PENDING_DELETE
         self._change(lb_id, "member_update", mutate)
 
+    def batch_update_members(self, pool_id: str, members: list[dict[str, Any]], *,
+                             additive_only: bool = False) -> None:
+        """Octavia's batch ``PUT`` of a pool's members: members are matched by
+        (address, protocol_port); unmatched ones are created, matched ones updated,
+        and (unless ``additive_only``) the pool's others deleted, in one change."""
+        lb_id = self._lb_of(models.Pool, pool_id)
+
+        def mutate(session: Session, lb: models.LoadBalancer) -> None:
+            pool = self._get(session, models.Pool, pool_id)
+            current = {(m.address, m.protocol_port): m for m in pool.members
+                       if m.provisioning_status != PENDING_DELETE}
+            wanted: set[tuple[str, int]] = set()
+            for spec in members:
+                key = (spec["address"], spec["protocol_port"])
+                if key in wanted:
+                    raise InvalidRequest(f"member {key[0]}:{key[1]} is listed twice")
+                wanted.add(key)
+                member = current.get(key)
+                if member is None:
+                    session.add(self._new_member(pool, dict(spec)))
+                    continue
+                changed = False
+                for name in ("name", "admin_state_up", "weight", "backup", "monitor_address",
+                             "monitor_port"):
+                    if name in spec and getattr(member, name) != spec[name]:
+                        setattr(member, name, spec[name])
+                        changed = True
+                if changed:
+                    member.provisioning_status = PENDING_UPDATE
+            if not additive_only:
+                for key, member in current.items():
+                    if key not in wanted:
+                        member.provisioning_status = PENDING_DELETE
+        self._change(lb_id, "member_update", mutate)
+
     def get_member(self, member_id: str) -> dict[str, Any]:
         with self.sessions() as session:
             return member_dict(self._get(session, models.Member, member_id))
@@ -721,8 +821,9 @@ class Controller:
                 raise InvalidRequest("l7policy: action is required") from None
             if spec_.get("redirect_pool_id"):
                 self._pool_of(session, lb, spec_["redirect_pool_id"])
+            position = spec_.pop("position", None)
             common = {k: spec_.pop(k) for k in ("name", "description", "admin_state_up",
-                                                "position", "redirect_pool_id", "id")
+                                                "redirect_pool_id", "id")
                       if k in spec_}
             policy = models.L7Policy(listener=listener, action=action,
                                      provisioning_status=PENDING_CREATE,
@@ -730,6 +831,7 @@ class Controller:
                                      options=_split(spec_, _L7POLICY_OPTIONS, "l7policy"),
                                      **common)
             session.add(policy)
+            renumber(listener, policy, position)
             for rule in rules:
                 session.add(self._new_rule(policy, dict(rule)))
             return lambda: l7policy_dict(policy)
@@ -743,6 +845,7 @@ class Controller:
             policy.provisioning_status = PENDING_DELETE
             for rule in policy.rules:
                 rule.provisioning_status = PENDING_DELETE
+            renumber(policy.listener)
         self._change(lb_id, "lb_update", mutate)
 
     def _new_rule(self, policy: models.L7Policy, spec: dict[str, Any]) -> models.L7Rule:
@@ -772,6 +875,13 @@ class Controller:
             self._get(session, models.L7Rule, l7rule_id).provisioning_status = PENDING_DELETE
         self._change(lb_id, "lb_update", mutate)
 
+
+def _sum_stats(rows: Any) -> dict[str, int]:
+    totals = dict.fromkeys(_STAT_FIELDS, 0)
+    for row in rows:
+        for name in _STAT_FIELDS:
+            totals[name] += getattr(row, name) or 0
+    return totals
 
 
 def new_uuid() -> str:

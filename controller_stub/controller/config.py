@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+import ipaddress
 import os
 import re
 import socket
@@ -10,12 +11,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from controller_stub.agent_launch import AgentLaunch
+from controller_stub.controller import quotas
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
+from controller_stub.controller.housekeeping import HousekeepingSettings
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DRIVERS = ("local", "openstack")
 _IMAGE_SOURCES = ("local", "glance")
+
+
+@dataclass
+class ApiSettings:
+    """``[api]``: the REST API (docs/api.md); ``[keystone_authtoken]`` as in Octavia."""
+
+    enabled: bool = True
+    bind_host: str = "127.0.0.1"
+    bind_port: int = 9876  # 0: any free port (the bound one is logged)
+    auth_strategy: str = "noauth"
+    default_project: str | None = None
+    static_tokens_file: str | None = None
+    threads: int = 8
+    keystone_authtoken: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -36,8 +53,7 @@ class ControllerConfig:
     glance_cloud: str | None = None
     image_cache_seconds: float = 300.0
     budget: Budget = field(default_factory=Budget)
-    housekeeping_interval: float = 60.0
-    flow_retention: float = 3600.0
+    housekeeping: HousekeepingSettings = field(default_factory=HousekeepingSettings)
     log_level: str = "INFO"
     keep_failed_amphorae: bool = False
     # [notifications], [statistics] and [openstack]: passed to their drivers as they are
@@ -45,6 +61,9 @@ class ControllerConfig:
     statistics: dict[str, str] = field(default_factory=lambda: {"drivers": "state_store"})
     openstack: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    # [quotas] default_<kind>_quota, as Octavia's; -1 is unlimited
+    quota_defaults: dict[str, int] = field(default_factory=dict)
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -67,12 +86,12 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     parser = configparser.ConfigParser(interpolation=None)
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
-    for name in ("controller", "database", "compute", "images", "budget", "housekeeping",
-                 "certificates", "notifications", "statistics", "openstack", "health_manager"):
+    known = {"controller", "database", "compute", "images", "budget", "housekeeping",
+             "certificates", "notifications", "statistics", "openstack", "health_manager",
+             "api", "keystone_authtoken", "quotas"}
+    for name in sorted(known):
         if not parser.has_section(name):
             parser.add_section(name)
-    known = {"controller", "database", "compute", "images", "budget", "housekeeping",
-             "certificates", "notifications", "statistics", "openstack", "health_manager"}
     unknown = set(parser.sections()) - known
     if unknown:
         raise ValueError(f"unknown section(s) {', '.join(sorted(unknown))}")
@@ -105,14 +124,13 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
                                  0.1, 600),
             boot_timeout=_float(parser["budget"], "boot_timeout", d.budget.boot_timeout,
                                 1, 3600)),
-        housekeeping_interval=_float(parser["housekeeping"], "interval",
-                                     d.housekeeping_interval, 0.1, 86400),
-        flow_retention=_float(parser["housekeeping"], "flow_retention", d.flow_retention,
-                              0, 30 * 86400),
+        housekeeping=_housekeeping(parser["housekeeping"]),
         notifications=dict(parser["notifications"]),
         statistics={"drivers": "state_store", **dict(parser["statistics"])},
         openstack=dict(parser["openstack"]),
         health=_health(parser["health_manager"]),
+        api=_api(parser["api"], dict(parser["keystone_authtoken"])),
+        quota_defaults=_quotas(parser["quotas"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
@@ -129,6 +147,22 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if cfg.lease_seconds <= cfg.budget.agent_timeout:
         raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
     return cfg
+
+
+def _housekeeping(h: configparser.SectionProxy) -> HousekeepingSettings:
+    d, day = HousekeepingSettings(), 86400.0
+    settings = HousekeepingSettings(
+        interval=_float(h, "interval", d.interval, 0.1, day),
+        flow_retention=_float(h, "flow_retention", d.flow_retention, 0, 30 * day),
+        deleted_retention=_float(h, "deleted_retention", d.deleted_retention, 0, 365 * day),
+        cert_rotate_before=_float(h, "cert_rotate_before", d.cert_rotate_before, 0, 365 * day),
+        cert_validity=day * _float(h, "cert_validity_days", d.cert_validity / day, 1, 3650),
+        orphans=h.getboolean("orphan_cleanup", fallback=d.orphans),
+    )
+    if settings.cert_rotate_before >= settings.cert_validity:
+        raise ValueError("[housekeeping] cert_rotate_before must be shorter than "
+                         "cert_validity_days, or every run would rotate every certificate")
+    return settings
 
 
 def _health(h: configparser.SectionProxy) -> HealthSettings:
@@ -152,4 +186,45 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
         raise ValueError("[health_manager] heartbeat_key: at least 16 characters")
     if settings.bind_ip and not re.fullmatch(r"[0-9a-fA-F.:]{2,45}", settings.bind_ip):
         raise ValueError("[health_manager] bind_ip: an IP address")
+    return settings
+
+
+def _quotas(q: configparser.SectionProxy) -> dict[str, int]:
+    """``default_<kind>_quota`` keys (Octavia's names) to the quota columns."""
+    names = {f"default_{kind}_quota": kind for kind in quotas.KINDS}
+    unknown = sorted(set(q) - set(names))
+    if unknown:
+        raise ValueError(f"[quotas] unknown key(s) {', '.join(unknown)}")
+    return {names[key]: _int(q, key, quotas.UNLIMITED, quotas.UNLIMITED, quotas.MAX_QUOTA)
+            for key in q}
+
+
+def _api(a: configparser.SectionProxy, keystone: dict[str, str]) -> ApiSettings:
+    d = ApiSettings()
+    settings = ApiSettings(
+        enabled=a.getboolean("enabled", fallback=d.enabled),
+        bind_host=a.get("bind_host", fallback=d.bind_host).strip(),
+        bind_port=_int(a, "bind_port", d.bind_port, 0, 65535),
+        auth_strategy=a.get("auth_strategy", fallback=d.auth_strategy).strip(),
+        default_project=a.get("default_project", fallback=None),
+        static_tokens_file=a.get("static_tokens_file", fallback=None),
+        threads=_int(a, "threads", d.threads, 1, 256),
+        keystone_authtoken=keystone,
+    )
+    if settings.auth_strategy not in ("noauth", "static", "keystone"):
+        raise ValueError("[api] auth_strategy: one of noauth, static, keystone")
+    try:
+        host = ipaddress.ip_address(settings.bind_host)
+    except ValueError:
+        raise ValueError("[api] bind_host: an IP address") from None
+    if settings.enabled and settings.auth_strategy == "noauth" and not host.is_loopback:
+        raise ValueError(f"[api] bind_host {host}: auth_strategy noauth serves loopback "
+                         "addresses only; set auth_strategy = static or keystone to bind "
+                         "another address")
+    if settings.default_project is not None and not _ID_RE.fullmatch(settings.default_project):
+        raise ValueError("[api] default_project: 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if settings.auth_strategy == "static" and not settings.static_tokens_file:
+        raise ValueError("[api] static_tokens_file: needed with auth_strategy static")
+    if settings.auth_strategy == "keystone" and not keystone:
+        raise ValueError("[keystone_authtoken]: needed with auth_strategy keystone")
     return settings

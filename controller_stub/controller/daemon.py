@@ -8,40 +8,24 @@ released, so it resumes on the next start or on another controller.
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import signal
 import sys
 import threading
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from controller_stub.controller import config as config_mod
-from controller_stub.controller import db, models, notifications, statistics
+from controller_stub.controller import db, notifications, statistics
 from controller_stub.controller.api import Controller
 from controller_stub.controller.certificates import LocalCertificateStore
 from controller_stub.controller.compute import make_driver
-from controller_stub.controller.constants import FLOW_DONE, FLOW_FAILED
 from controller_stub.controller.health import HealthManager, HealthSettings
+from controller_stub.controller.housekeeping import Housekeeper
 from controller_stub.controller.imaging import GlanceImages, ImageSource, LocalImage
+from controller_stub.controller.networks import NetworkRegistry
 from controller_stub.controller.worker import Workers
 
 LOG = logging.getLogger("amphora-controller")
-
-
-def purge_flows(sessions: sessionmaker[Session], older_than: float) -> int:
-    """Delete finished flows (and their steps) older than ``older_than`` seconds."""
-    cutoff = models.utcnow() - datetime.timedelta(seconds=older_than)
-    with sessions.begin() as session:
-        old = select(models.Flow.id).where(models.Flow.state.in_([FLOW_DONE, FLOW_FAILED]),
-                                           models.Flow.updated_at < cutoff)
-        ids = list(session.scalars(old))
-        if ids:
-            session.execute(delete(models.FlowStep).where(models.FlowStep.flow_id.in_(ids)))
-            session.execute(delete(models.Flow).where(models.Flow.id.in_(ids)))
-        return len(ids)
 
 
 class Service:
@@ -58,6 +42,8 @@ class Service:
                                                             "agent_venv": cfg.compute_agent_venv,
                                                             "agent_kind": cfg.compute_agent_kind,
                                                             **cfg.openstack})
+        if hasattr(self.compute, "cert_validity"):
+            self.compute.cert_validity = cfg.housekeeping.cert_validity
         self.certificates = LocalCertificateStore(cfg.certificate_directory)
         images: ImageSource
         if cfg.image_source == "glance":
@@ -72,12 +58,41 @@ class Service:
                                lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds,
                                certificates=self.certificates,
                                keep_failed_amphorae=cfg.keep_failed_amphorae)
-        self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set)
+        self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set,
+                              quota_defaults=cfg.quota_defaults)
         self.stopping = threading.Event()
+        self.housekeeper = Housekeeper(self.sessions, self.compute, cfg.housekeeping,
+                                       cfg.budget)
         self._housekeeper: threading.Thread | None = None
         self.health: HealthManager | None = None
         if cfg.health.enabled:
             self.health = self._health_manager(cfg.health)
+        self.networks = NetworkRegistry.of_compute(self.compute)
+        self.api_server: Any = None
+        if cfg.api.enabled:
+            self.api_server = self._api_server()
+
+    def _api_server(self) -> Any:
+        """The REST API over this service's engine (docs/api.md); binds on start."""
+        from controller_stub.controller.rest import auth, create_app
+        from controller_stub.controller.rest.server import ApiServer
+
+        settings = self.cfg.api
+        tokens = (auth.load_tokens(settings.static_tokens_file)
+                  if settings.auth_strategy == "static" and settings.static_tokens_file
+                  else None)
+        app = create_app(self.api, self.networks)
+        app.wsgi_app = auth.wrap(app.wsgi_app, settings.auth_strategy,  # type: ignore[method-assign]
+                                 default_project=settings.default_project, tokens=tokens,
+                                 keystone_options=settings.keystone_authtoken)
+        return ApiServer(app, settings.bind_host, settings.bind_port, settings.threads)
+
+    @property
+    def api_address(self) -> tuple[str, int]:
+        """(host, port) the API listens on (after start)."""
+        if self.api_server is None:
+            raise RuntimeError("[api] enabled = false")
+        return self.api_server.address
 
     def _health_manager(self, settings: HealthSettings) -> HealthManager:
         """Listen where amphorae reach us: on the fabric, the management gateway
@@ -93,13 +108,8 @@ class Service:
         return manager
 
     def _housekeeping(self) -> None:
-        while not self.stopping.wait(self.cfg.housekeeping_interval):
-            try:
-                purged = purge_flows(self.sessions, self.cfg.flow_retention)
-                if purged:
-                    LOG.info("housekeeping: purged %d finished flows", purged)
-            except Exception:
-                LOG.exception("housekeeping failed")
+        while not self.stopping.wait(self.cfg.housekeeping.interval):
+            self.housekeeper.run_once()  # each part logs and survives its own failure
 
     def start(self) -> Service:
         if self.health is not None:
@@ -109,6 +119,8 @@ class Service:
                 self.compute.heartbeat = (host, port, self.cfg.health.master_key,
                                           self.cfg.health.heartbeat_interval)
         self.workers.start()
+        if self.api_server is not None:
+            self.api_server.start()
         self._housekeeper = threading.Thread(target=self._housekeeping, daemon=True,
                                              name="controller-housekeeping")
         self._housekeeper.start()
@@ -119,6 +131,8 @@ class Service:
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.api_server is not None:
+            self.api_server.stop()
         self.workers.stop()
         self.workers.release_own()
         if self.health is not None:
@@ -148,7 +162,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=cfg.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    service = Service(cfg)
+    try:
+        service = Service(cfg)
+    except (OSError, ValueError) as exc:
+        print(f"amphora-controller: {exc}", file=sys.stderr)
+        return 2
     done = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:

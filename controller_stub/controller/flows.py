@@ -14,6 +14,7 @@ taken over after a crash simply re-runs its current step.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
@@ -314,6 +315,7 @@ class FlowRunner:
                 amphora.compute_data = data
                 amphora.compute_id = data.get("compute_id", data["namespace"])
                 amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
+                amphora.cert_expiration = _cert_expiration(data)
 
         # an amphora booted before a crash is kept
         _each(boot, [a for a in amphorae if a[1] != AMPHORA_ALLOCATED])
@@ -608,6 +610,7 @@ class FlowRunner:
             assert amphora is not None
             amphora.compute_data, amphora.compute_id = data, data["namespace"]
             amphora.lb_network_ip = data["mgmt_ip"]
+            amphora.cert_expiration = _cert_expiration(data)
 
     def step_plug_new(self, lb_id: str, params: dict[str, Any]) -> None:
         """The replacement's VIP port. SINGLE: the old amphora goes first (its VIP
@@ -749,6 +752,12 @@ def _each(func: Callable[[Any], Any], items: list[Any]) -> None:
         futures = [pool.submit(func, item) for item in items]
     for future in futures:
         future.result()
+
+
+def _cert_expiration(compute_data: dict[str, Any]) -> datetime.datetime | None:
+    """The server certificate expiry the compute driver recorded at boot."""
+    value = compute_data.get("cert_expiration")
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
 def _router_id(lb_id: str) -> int:

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from controller_stub.client import AgentClient, Timeouts
-from controller_stub.controller.compute import PortInfo
-from controller_stub.pki import CertificateAuthority
+from controller_stub.controller.compute import CERT_VALIDITY, PortInfo, cert_expiration
+from controller_stub.pki import CertificateAuthority, Issued
 from controller_stub.provision import AgentSettings
 
 AGENT_PORT = 9443
@@ -103,6 +103,7 @@ class OpenStackComputeDriver:
         self.conn = conn if conn is not None else connect(options.cloud, options.api_timeout)
         self.ca = CertificateAuthority.load(options.ca_cert, options.ca_key)
         self.client_ca_pem = Path(options.ca_cert).read_bytes()
+        self.cert_validity = CERT_VALIDITY
 
     # -- helpers -------------------------------------------------------------------
 
@@ -129,13 +130,16 @@ class OpenStackComputeDriver:
                         v4[1].cidr, v4[1].gateway_ip, v6[1].cidr if v6 else None,
                         v6[1].gateway_ip if v6 else None)
 
-    def _files(self, amphora_id: str, topology: str) -> list[dict[str, str]]:
+    def amphora_certificate(self, amphora_id: str) -> Issued:
+        return self.ca.issue_amphora(amphora_id, days=self.cert_validity / 86400)
+
+    def _files(self, amphora_id: str, topology: str, server: Issued) -> list[dict[str, str]]:
         certs = f"{CONFIG_DIR}/certs"
         settings = AgentSettings(amphora_id=amphora_id, bind_host="0.0.0.0",  # noqa: S104
                                  bind_port=AGENT_PORT, topology=topology,
                                  agent_server_cert=f"{certs}/server.pem",
                                  agent_server_ca=f"{certs}/client_ca.pem")
-        server_pem = self.ca.issue_amphora(amphora_id).pem
+        server_pem = server.pem
         return [{"path": f"{CONFIG_DIR}/amphora-agent.conf",
                  "contents": _b64(settings.render().encode())},
                 {"path": f"{certs}/server.pem", "contents": _b64(server_pem)},
@@ -188,11 +192,12 @@ class OpenStackComputeDriver:
                                 "lb_id": lb_id}
         try:
             mgmt_info = self._port_info(mgmt, mgmt_network)
+            server_cert = self.amphora_certificate(amphora_id)
             attrs: dict[str, Any] = {
                 "name": name, "image_id": image_id,
                 "flavor_id": flavor.get("compute_flavor", self.options.compute_flavor),
                 "networks": [{"port": mgmt.id}], "config_drive": True,
-                "personality": self._files(amphora_id, topology),
+                "personality": self._files(amphora_id, topology, server_cert),
                 "metadata": {"amphora_id": amphora_id, "lb_id": lb_id or ""}}
             if self.options.key_name:
                 attrs["key_name"] = self.options.key_name
@@ -217,7 +222,7 @@ class OpenStackComputeDriver:
             self.delete(amphora_id, data)
             raise
         data.update(compute_id=server.id, namespace=server.id, mgmt_ip=mgmt_info.ipv4,
-                    compute_zone=compute_zone)
+                    compute_zone=compute_zone, cert_expiration=cert_expiration(server_cert))
         return data
 
     def allocate_address(self, owner: str, network: str) -> tuple[str, str | None]:

@@ -44,7 +44,8 @@ class Site:
     def config(self, database_url: str, *, controller_id: str = "c1", lease: float = 2.0,
                attempts: int = 3, seconds: float = 6.0, agent_timeout: float = 1.5,
                workers: int = 2, zones: str = "", keep_failed: bool = False,
-               extra: str = "") -> Path:
+               extra: str = "", api: str = "bind_port = 0\n") -> Path:
+        """``api``: the ``[api]`` section's lines (default: any free loopback port)."""
         path = self.workdir / f"controller-{controller_id}.conf"
         path.write_text(
             f"[controller]\nid = {controller_id}\nworkers = {workers}\n"
@@ -55,7 +56,7 @@ class Site:
             f"[certificates]\ndirectory = {self.workdir}/certificates\n"
             f"[budget]\nattempts = {attempts}\nseconds = {seconds}\n"
             f"agent_timeout = {agent_timeout}\nbackoff = 0.1\nboot_timeout = 30\n"
-            f"[housekeeping]\ninterval = 3600\n{extra}", encoding="utf-8")
+            f"[housekeeping]\ninterval = 3600\n[api]\n{api}{extra}", encoding="utf-8")
         return path
 
     def service(self, database_url: str, **kwargs: Any) -> Service:

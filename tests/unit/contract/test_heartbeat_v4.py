@@ -59,21 +59,111 @@ def test_key_derivation_is_hkdf_sha256_of_the_id() -> None:
     assert heartbeat.derive_amphora_key(MASTER, "other") != expected
 
 
+def sections(rest: bytes) -> list[bytes]:
+    """The length-prefixed sections between the header and the MAC."""
+    out, at = [], 16
+    while at < len(rest) - 32:
+        length = int.from_bytes(rest[at:at + 2], "big")
+        out.append(rest[at + 2:at + 2 + length])
+        at += 2 + length
+    assert at == len(rest) - 32
+    return out
+
+
 def test_v4_layout_is_as_documented() -> None:
     datagram = v4(7, ts=1234.5)
-    assert datagram[:4] == b"AHB4"
+    assert datagram[:4] == b"AHC4"
     assert datagram[4] == len(AMP)
     assert datagram[5:5 + len(AMP)] == AMP.encode()
     rest = datagram[5 + len(AMP):]
     assert int.from_bytes(rest[:8], "big") == 1234500
     assert int.from_bytes(rest[8:16], "big") == 7
-    listeners_len = int.from_bytes(rest[16:20], "big")
     sent = body(7, 4)
-    assert json.loads(zlib.decompress(rest[20:20 + listeners_len])) == {
-        "listeners": sent["listeners"]}
-    assert json.loads(zlib.decompress(rest[20 + listeners_len:-32])) == {"pools": sent["pools"]}
+    assert [json.loads(zlib.decompress(s)) for s in sections(rest)] == [
+        sent["listeners"], sent["pools"]]
     key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
     assert rest[-32:] == hmac.new(key, datagram[:-32], hashlib.sha256).digest()
+
+
+def many_pools(listeners: int, pools: int) -> dict:
+    return {f"p{n}:l{i}": {"status": "UP", "members": {f"m{n}-{i}": "UP"}}
+            for i in range(listeners) for n in range(pools)}
+
+
+def test_v4_pools_travel_a_listener_group_to_a_section() -> None:
+    message = heartbeat.message(AMP, 1, {}, many_pools(3, 20), version=4)
+    datagram = heartbeat.wrap_v4(message, heartbeat.derive_amphora_key(MASTER, AMP))
+    groups = [json.loads(zlib.decompress(s)) for s in sections(datagram[5 + len(AMP):])[1:]]
+    assert [len(group) for group in groups] == [16, 4] * 3
+    assert all(len({key.rpartition(":")[2] for key in group}) == 1 for group in groups)
+    assert verifier(now=__import__("time").time()).verify(datagram)["pools"] == message["pools"]
+
+
+def test_v4_a_changed_section_is_parsed_again_the_others_reused() -> None:
+    check = verifier()
+    key = heartbeat.derive_amphora_key(MASTER, AMP)
+    message = heartbeat.message(AMP, 1, {}, many_pools(4, 3), version=4)
+    first = check.verify(heartbeat.wrap_v4(message, key, timestamp=1000.0))["pools"]
+    assert check.verify(heartbeat.wrap_v4({**message, "seq": 2}, key, timestamp=1000.0))[
+        "pools"] is first
+    message = {**message, "seq": 3, "pools": {**message["pools"], "p1:l2": {
+        "status": "DOWN", "members": {"m1-2": "DOWN"}}}}
+    assert check.verify(heartbeat.wrap_v4(message, key, timestamp=1000.0))["pools"] == (
+        message["pools"])
+    message["seq"] = 4
+    message["pools"]["p1:l3"] = {"status": "UP", "members": {"m1-3": "SORT OF"}}
+    bad = heartbeat.wrap_v4(message, key, timestamp=1000.0)
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+
+
+def raw_v4(sections: list[bytes], seq: int = 1) -> bytes:
+    signed = b"AHC4" + bytes([len(AMP)]) + AMP.encode() + (1000000).to_bytes(8, "big") + \
+        seq.to_bytes(8, "big") + b"".join(len(s).to_bytes(2, "big") + s for s in sections)
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    return signed + hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def test_v4_a_pool_in_two_sections_is_rejected() -> None:
+    pool = zlib.compress(json.dumps(body()["pools"]).encode())
+    listeners = zlib.compress(json.dumps(body()["listeners"]).encode())
+    assert verifier().verify(raw_v4([listeners, pool]))["pools"] == body()["pools"]
+    assert reason(lambda: verifier().verify(raw_v4([listeners, pool, pool]))) is (
+        RejectReason.BAD_SCHEMA)
+
+
+def test_v4_decompression_is_bounded_across_sections() -> None:
+    listeners = zlib.compress(json.dumps(body()["listeners"]).encode())
+    # each alone within the bound, valid (an empty group), two of them past it
+    half = zlib.compress(b" " * (heartbeat.MAX_DECOMPRESSED * 3 // 5) + b"{}", 9)
+    assert verifier().verify(raw_v4([listeners, half]))["pools"] == {}
+    assert reason(lambda: verifier().verify(raw_v4([listeners, half, half]))) is (
+        RejectReason.DECOMPRESSED_TOO_LARGE)
+
+
+def first_layout(seq: int, pools: object = None, ts: float = 1000.0) -> bytes:
+    """A version-4 datagram as Amphora 0.1.0 agents send it (docs/heartbeat.md):
+    the listeners section's length in the header, two named sections."""
+    sent = body(seq, 4)
+    listeners = zlib.compress(json.dumps({"listeners": sent["listeners"]}).encode())
+    pools_section = zlib.compress(json.dumps(
+        {"pools": sent["pools"]} if pools is None else pools).encode())
+    signed = (b"AHB4" + bytes([len(AMP)]) + AMP.encode()
+              + int(ts * 1000).to_bytes(8, "big") + seq.to_bytes(8, "big")
+              + len(listeners).to_bytes(4, "big") + listeners + pools_section)
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    return signed + hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def test_v4_first_layout_of_amphora_0_1_agents_accepted() -> None:
+    check = verifier()
+    assert check.verify(first_layout(1)) == body(1, 4)
+    assert check.verify(v4(2)) == body(2, 4)  # one window across both layouts
+    assert reason(lambda: check.verify(first_layout(2))) is RejectReason.REPLAYED
+    assert reason(lambda: verifier().verify(first_layout(1, pools={"other": {}}))) is (
+        RejectReason.BAD_SCHEMA)
+    tampered = bytearray(first_layout(3))
+    tampered[-40] ^= 1
+    assert reason(lambda: verifier().verify(bytes(tampered))) is RejectReason.BAD_SIGNATURE
 
 
 def test_v3_and_v4_both_accepted() -> None:
@@ -176,9 +266,10 @@ def test_v4_listeners_are_checked() -> None:
 
 
 @pytest.mark.parametrize(("datagram", "expected"), [
-    (b"AHB4" + b"\x05", RejectReason.TRUNCATED),
-    (b"AHB4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
-    (b"AHB4\x01a" + bytes(16) + b"\xff\xff\xff\xff" + bytes(40), RejectReason.TRUNCATED),
+    (b"AHC4" + b"\x05", RejectReason.TRUNCATED),
+    (b"AHC4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
+    (b"AHC4\x01a" + bytes(16) + b"\xff\xff" + bytes(40), RejectReason.TRUNCATED),
+    (b"AHC4\x01a" + bytes(16) + b"\x00\x00" + bytes(40), RejectReason.TRUNCATED),
     (b"x" * 10, RejectReason.TRUNCATED),
     (b"x" * 100, RejectReason.BAD_SIGNATURE),
     (signed_v3(b"{not json"), RejectReason.NOT_JSON),
@@ -262,3 +353,63 @@ def test_v4_a_restarted_sender_counting_from_zero_waits_out_max_age() -> None:
     assert reason(lambda: check.verify(v4(0, ts=1010.0))) is RejectReason.REPLAYED
     now[0] = 1031.0
     assert check.verify(v4(1, ts=1031.0))["seq"] == 1
+
+
+def outcome(call) -> object:
+    try:
+        return call()
+    except HeartbeatError as exc:
+        return exc.reason
+
+
+def v3_text(seq: int, pools: str, *, listeners: str | None = None, order: str = "ilpsv") -> bytes:
+    """A version-3 payload written by hand: the keys in ``order`` (id,
+    listeners, pools, seq, ver), the pools text as given."""
+    listeners = listeners or json.dumps(body()["listeners"])
+    parts = {"i": f'"id": "{AMP}"', "l": f'"listeners": {listeners}', "p": f'"pools": {pools}',
+             "s": f'"seq": {seq}', "v": '"ver": 3'}
+    return ("{" + ", ".join(parts[k] for k in order) + "}").encode()
+
+
+POOLS_TEXT = json.dumps(body()["pools"])
+TRICKY_V3 = [
+    v3_text(2, POOLS_TEXT, order="pilsv"),
+    v3_text(2, POOLS_TEXT, order="ilspv"),
+    v3_text(2, POOLS_TEXT).replace(b'"pools": ', b'"pools" :\n  '),
+    v3_text(2, "{}").replace(b'"ver": 3', b'"ver": 3, "pools": ' + POOLS_TEXT.encode()),
+    v3_text(2, POOLS_TEXT).replace(b'"ver": 3', b'"ver": 3, "pools": {}'),
+    v3_text(2, POOLS_TEXT, listeners=json.dumps({LISTENER: {**body()["listeners"][LISTENER],
+                                                            "pools": body()["pools"]}})),
+    v3_text(2, json.dumps(json.dumps({"pools": body()["pools"]}))),
+    v3_text(2, POOLS_TEXT, order="ilpvs").replace(b'"seq": 2', b'"seq": "}"'),
+    v3_text(2, POOLS_TEXT)[:-1] + b', "x": "}"}',
+    v3_text(2, POOLS_TEXT)[:-1] + b'"}',
+    v3_text(2, POOLS_TEXT + "}"),
+    v3_text(2, POOLS_TEXT[:-1]),
+    v3_text(2, POOLS_TEXT.replace('"UP"}}', '"DOWN"}}')),
+    v3_text(2, POOLS_TEXT.replace('"UP"}}', '"SORT OF"}}')),
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY_V3)
+def test_v3_reuse_of_unchanged_pools_parses_as_a_full_parse(raw: bytes) -> None:
+    """With the amphora's pools text remembered, every payload (other key
+    orders, duplicate keys, the text inside a string, broken JSON) verifies
+    or fails exactly as a stateless full parse does."""
+    check = verifier()
+    check.verify(signed_v3(v3_text(1, POOLS_TEXT)))
+    expected = outcome(lambda: heartbeat.unwrap_v3(signed_v3(raw), b"v3key"))
+    assert outcome(lambda: check.verify(signed_v3(raw))) == expected
+    assert outcome(lambda: check.verify(signed_v3(raw))) == expected  # and once remembered
+
+
+def test_v3_unchanged_pools_are_reused_changed_ones_parsed() -> None:
+    check = verifier()
+    first = check.verify(signed_v3(v3_text(1, POOLS_TEXT)))
+    second = check.verify(signed_v3(v3_text(2, POOLS_TEXT)))
+    assert second["seq"] == 2 and second["pools"] is first["pools"]
+    changed = check.verify(signed_v3(v3_text(3, POOLS_TEXT.replace('"UP"}}', '"DRAIN"}}'))))
+    assert changed["pools"][f"{POOL}:{LISTENER}"]["members"] == {MEMBER: "DRAIN"}
+    bad = signed_v3(v3_text(4, POOLS_TEXT.replace('"UP"}}', '"SORT OF"}}')))
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+    assert check.verify(signed_v3(v3_text(5, POOLS_TEXT)))["seq"] == 5

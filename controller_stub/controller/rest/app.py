@@ -1,0 +1,71 @@
+"""The Flask app: every resource blueprint under ``/v2`` and ``/v2.0``, the
+version document at ``/``, the OpenAPI document, and Octavia's error bodies."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+from controller_stub.controller.api import Controller
+from controller_stub.controller.errors import ControllerError
+from controller_stub.controller.networks import NetworkRegistry
+from controller_stub.controller.rest import openapi
+from controller_stub.controller.rest.common import Backend
+from controller_stub.controller.rest.errors import ApiError, fault
+from controller_stub.controller.rest.resources import MODULES
+
+LOG = logging.getLogger("amphora-controller.api")
+ROOTS = ("/v2", "/v2.0")
+# Octavia's API versions up to the one whose behaviour this API follows
+_VERSIONS = (("v2.0", "2016-12-11T00:00:00Z"), ("v2.30", "2024-10-07T00:00:00Z"))
+
+
+def versions(host_url: str) -> dict[str, Any]:
+    base = host_url if host_url.endswith("/") else host_url + "/"
+    return {"versions": [
+        {"id": vid, "status": "CURRENT" if n == len(_VERSIONS) - 1 else "SUPPORTED",
+         "updated": stamp, "links": [{"href": base + "v2", "rel": "self"}]}
+        for n, (vid, stamp) in enumerate(_VERSIONS)]}
+
+
+def create_app(controller: Controller, networks: NetworkRegistry | None = None) -> Flask:
+    app = Flask("amphora-controller-api")
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = False
+    app.extensions["amphora"] = Backend(controller, networks or NetworkRegistry({}))
+    for root in ROOTS:
+        suffix = root.strip("/").replace(".", "_")
+        for module in MODULES:
+            bp = module.blueprint
+            app.register_blueprint(bp, url_prefix=root, name=f"{bp.name}_{suffix}")
+
+    @app.get("/")
+    def version_document() -> Response:
+        return Response(json.dumps(versions(request.host_url)), mimetype="application/json")
+
+    @app.get("/v2/openapi.json")
+    def openapi_document() -> Response:
+        return Response(json.dumps(openapi.document()), mimetype="application/json")
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return fault(exc.code, exc.faultstring)
+
+    @app.errorhandler(ControllerError)
+    def engine_error(exc: ControllerError) -> Response:
+        text = str(exc)
+        return fault(exc.code, f"Validation failure: {text}" if exc.code == 400 else text)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        return fault(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def server_error(exc: Exception) -> Response:
+        LOG.exception("%s %s failed", request.method, request.path)
+        return fault(500, "An unknown exception occurred.")
+
+    return app
