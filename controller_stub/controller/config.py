@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from controller_stub.agent_launch import AgentLaunch
 from controller_stub.controller import quotas
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
@@ -164,6 +165,7 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if cfg.compute_zones and not all(_ID_RE.fullmatch(z.strip())
                                      for z in cfg.compute_zones.split(",")):
         raise ValueError("[compute] zones: comma-separated names of A-Z a-z 0-9 . _ : -")
+    AgentLaunch.parse(cfg.compute_agent_venv, cfg.compute_agent_kind)  # refuses a bad one
     if cfg.image_source not in _IMAGE_SOURCES:
         raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):

@@ -489,9 +489,13 @@ class FlowRunner:
             peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
             port = amphora.compute_data["ports"]["vip"]
             root = amphora.compute_data.get("root")
+            # the track names the process our agent runs HAProxy as; Octavia's
+            # agent runs it as plain haproxy: no track there
+            ours = amphora.compute_data.get("agent", {}).get("kind", "amphora") == "amphora"
             track = keepalived.HaproxyTrack(
                 lb_id=lb.id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
-            ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+            ) if (has_listeners and ours
+                  and getattr(self.compute, "vrrp_track_haproxy", True)) else None
             instance = keepalived.VrrpInstance(
                 lb_id=lb.id, amphora_id=amphora.id, role=amphora.role,
                 interface=VIP_INTERFACE, virtual_router_id=_router_id(lb.id),
