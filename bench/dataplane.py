@@ -501,6 +501,9 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
         "http_reuse_always": edit("    load-server-state-from-file global\n",
                                   "    load-server-state-from-file global\n"
                                   "    http-reuse always\n"),
+        "http_reuse_aggressive": edit("    load-server-state-from-file global\n",
+                                      "    load-server-state-from-file global\n"
+                                      "    http-reuse aggressive\n"),
         "splice_auto": edit("    load-server-state-from-file global\n",
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
@@ -524,6 +527,7 @@ def main() -> int:
     parser.add_argument("--ecdsa", action="store_true",
                         help="the LB's certificate is ECDSA P-256 instead of RSA 2048")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--only", default="", help="with --variants: these variants and ours")
     parser.add_argument("--threads", default="1,2", help="HAProxy thread counts to run")
     args = parser.parse_args()
     cases = tuple(c for c in args.cases.split(",") if c)
@@ -546,8 +550,9 @@ def main() -> int:
             if not cases:
                 pass
             elif args.variants:
-                compare(lab, args.rounds, variants(lab), cases, "dataplane_variant", ("ours",),
-                        threads)
+                chosen = {name: build for name, build in variants(lab).items()
+                          if not args.only or name == "ours" or name in args.only.split(",")}
+                compare(lab, args.rounds, chosen, cases, "dataplane_variant", ("ours",), threads)
             else:
                 compare(lab, args.rounds, builders, cases, "dataplane",
                         ("octavia", "hand_tuned"), threads)

@@ -105,6 +105,20 @@ def test_tls_cache_of_two_generations_fits_a_small_amphora(memory_mib: int) -> N
     assert cachesize < int(value(default, "tune.ssl.cachesize"))
 
 
+def test_http_backends_reuse_proven_member_connections() -> None:
+    text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(text, "http-reuse ") == ["http-reuse aggressive"]
+    assert not lines(render(case("tcp"), amphora_id=AMP_A, target=GOLDEN_TARGET),
+                     "http-reuse ")
+    safe = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+                  options=RenderOptions(http_reuse="safe"))
+    assert lines(safe, "http-reuse ") == ["http-reuse safe"]
+    with pytest.raises(ValidationError) as info:
+        render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+               options=RenderOptions(http_reuse="always\n    http-reuse never"))
+    assert info.value.field == "options.http_reuse"
+
+
 def test_global_management_lines() -> None:
     text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
                   base_path="/srv/amp")
