@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, text
 
 from controller_stub.controller import db, models, statistics
 from controller_stub.controller.health import HealthManager, HealthSettings
-from tests.support.prometheus import Series, scrape
+from tests.support.prometheus import scrape, stored
 from tests.unit.controller.test_health_writer import _lb, _message
 
 
@@ -23,18 +23,6 @@ def publisher() -> Iterator[statistics.StatsPublisher]:
                                     "prometheus_port": "0"})
     yield both
     both.close()
-
-
-def _stored(sessions) -> Series:  # type: ignore[no-untyped-def]
-    """The state store's rows in the exporter's names."""
-    out: Series = {}
-    with sessions() as session:
-        for row in session.scalars(select(models.ListenerStatistics)):
-            key = (row.amphora_id, row.listener_id)
-            out[("amphora_listener_active_connections", *key)] = row.active_connections
-            for name in ("bytes_in", "bytes_out", "request_errors", "total_connections"):
-                out[(f"amphora_listener_{name}_total", *key)] = getattr(row, name)
-    return out
 
 
 def _heartbeat(amp: str, listener: str, pool: str, member: str, *, rx: int, tx: int,
@@ -68,7 +56,7 @@ def test_both_drivers_sum_increments_and_agree(tmp_path: Path,
     assert exported[("amphora_listener_request_errors_total", amp, listener)] == 2
     assert exported[("amphora_listener_active_connections", amp, listener)] == 1  # a gauge
     assert exported[("amphora_listener_total_connections_total", other, other_listener)] == 4
-    assert exported == _stored(sessions)
+    assert exported == stored(sessions)
 
     # a batch whose transaction fails (its upsert finds no table) counts nowhere
     with sessions.begin() as session:
