@@ -4,13 +4,12 @@ Each batch costs a few statements whatever its size: last-seen times as an
 upsert, one query that maps the amphorae to their LBs, UPDATEs only for the
 operating statuses that change, and the listener statistics handed to the
 statistics drivers' part of the transaction (the ``state_store`` driver's
-upsert). The statuses
-are computed in Python against a cache of each LB's tree (ids,
-``admin_state_up``, provisioning and operating statuses). A tree is reloaded
-when its LB row differs from the cached one (every change to an LB or its
-children moves the LB through ``PENDING_UPDATE``, so its ``updated_at`` and
-status change, also when another controller made the change), after
-``TREE_SECONDS``, and after a failed transaction.
+upsert). The statuses are computed in Python against a cache of each LB's
+tree (ids, ``admin_state_up``, provisioning and operating statuses). A tree
+is reloaded when its LB row differs from the cached one (every change to an
+LB or its children moves the LB through ``PENDING_UPDATE``, so its
+``updated_at`` and status change, also when another controller made the
+change), after ``TREE_SECONDS``, and after a failed transaction.
 
 Status UPDATEs are ORM statements run through the session (``update(Model)
 .where(...)``), so the notification hooks see the rows they change; each
@@ -110,7 +109,8 @@ class StatusWriter:
                  statistics: StatsPublisher | None = None) -> None:
         self.tree_seconds = tree_seconds
         # default: the state store alone, as ``[statistics] drivers`` defaults to
-        self.statistics = statistics or StatsPublisher([StateStoreStats()])
+        self.statistics = (StatsPublisher([StateStoreStats()]) if statistics is None
+                           else statistics)
         self._trees: dict[str, _Tree] = {}
         self._pruned = time.monotonic()
         self.tree_loads = 0  # LB trees loaded from the store (cache misses)
