@@ -117,6 +117,12 @@ class HealthListener:
         self.stop()
 
     @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The bound sockets (for socket options such as ``SO_MEMINFO``; the
+        listener's receive thread reads them)."""
+        return tuple(self._sockets)
+
+    @property
     def bound(self) -> list[tuple[str, int]]:
         """(host, port) of each socket, as bound."""
         return [sock.getsockname()[:2] for sock in self._sockets]

@@ -104,7 +104,8 @@ class Service:
                 raise ValueError("[health_manager] bind_ip: needed with this compute driver")
             namespace, address = endpoint()
         manager = HealthManager(self.sessions, settings, namespace=namespace, bind_ip=address,
-                                start_failover=self.api.start_failover)
+                                start_failover=self.api.start_failover,
+                                statistics=self.statistics)
         return manager
 
     def _housekeeping(self) -> None:

@@ -6,7 +6,10 @@ counts). Messages are collected per amphora (the newest wins; the one it
 replaces is counted as superseded) and written by
 :class:`~controller_stub.controller.health_writer.StatusWriter` in batches,
 one transaction per batch: last-seen times, operating statuses mapped as
-Octavia's ``update_db`` maps them, and listener statistics.
+Octavia's ``update_db`` maps them, and listener statistics, which go through
+the ``[statistics]`` drivers (:mod:`controller_stub.controller.statistics`):
+their transactional part in the batch, the rest once it has committed. The
+checker also lets the drivers forget amphorae and listeners that are gone.
 
 A checker thread finds amphorae whose last heartbeat is older than
 ``timeout`` and starts a ``failover`` flow for each, unless more than
@@ -40,6 +43,7 @@ from controller_stub.controller.constants import (
     PENDING_DELETE,
 )
 from controller_stub.controller.health_writer import StatusWriter
+from controller_stub.controller.statistics import StatsPublisher
 from controller_stub.health_listener import HealthListener
 
 LOG = logging.getLogger(__name__)
@@ -89,7 +93,7 @@ class _FabricListener(HealthListener):
         (``SO_MEMINFO``'s drop count, summed over the sockets): load shed
         before the listener could even count it."""
         total = 0
-        for sock in self._sockets:
+        for sock in self.sockets:
             with contextlib.suppress(OSError):  # closed
                 total += struct.unpack("9I", sock.getsockopt(
                     socket.SOL_SOCKET, SO_MEMINFO, 36))[SK_MEMINFO_DROPS]
@@ -119,7 +123,9 @@ class HealthManager:
 
     def __init__(self, sessions: sessionmaker[Session], settings: HealthSettings, *,
                  namespace: str | None, bind_ip: str,
-                 start_failover: Callable[[str, str], bool]) -> None:
+                 start_failover: Callable[[str, str], bool],
+                 statistics: StatsPublisher | None = None) -> None:
+        """``statistics``: the ``[statistics]`` drivers (default: the state store)."""
         self.sessions = sessions
         self.settings = settings
         self._start_failover = start_failover
@@ -135,7 +141,8 @@ class HealthManager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.writer = StatusWriter()
+        self.writer = StatusWriter(statistics=statistics)
+        self.statistics = self.writer.statistics
         self.received = 0    # messages handed over by the listener
         self.superseded = 0  # replaced by the same amphora's newer message before being written
         self.stored = 0      # messages written
@@ -210,12 +217,13 @@ class HealthManager:
             batch = dict(items[start:start + size])
             try:
                 with self.sessions.begin() as session:
-                    self.writer.write(session, batch, models.utcnow())
+                    stats = self.writer.write(session, batch, models.utcnow())
             except Exception:
                 LOG.exception("storing %d heartbeats failed", len(batch))
                 self.writer.forget()  # its cache may hold statuses never stored
                 self.failed_batches += 1
                 continue
+            self.statistics.publish(stats)
             self.stored += len(batch)
             self.batches += 1
         return len(items)
@@ -229,6 +237,16 @@ class HealthManager:
                 self.check()
             except Exception:
                 LOG.exception("stale amphora check failed")
+            try:
+                self.forget_deleted()
+            except Exception:
+                LOG.exception("pruning the statistics drivers failed")
+
+    def forget_deleted(self) -> int:
+        """Let the statistics drivers drop amphorae and listeners the store no
+        longer has (a failover's old amphora, a deleted LB), wherever they went."""
+        with self.sessions() as session:
+            return self.statistics.prune(session)
 
     @property
     def silent_after(self) -> float:

@@ -1,14 +1,15 @@
 """Heartbeats into the state store without the ORM's object loading.
 
-Each batch costs a few statements whatever its size: last-seen times and
-listener statistics as upserts, one query that maps the amphorae to their
-LBs, and UPDATEs only for the operating statuses that change. The statuses
-are computed in Python against a cache of each LB's tree (ids,
-``admin_state_up``, provisioning and operating statuses). A tree is reloaded
-when its LB row differs from the cached one (every change to an LB or its
-children moves the LB through ``PENDING_UPDATE``, so its ``updated_at`` and
-status change, also when another controller made the change), after
-``TREE_SECONDS``, and after a failed transaction.
+Each batch costs a few statements whatever its size: last-seen times as an
+upsert, one query that maps the amphorae to their LBs, UPDATEs only for the
+operating statuses that change, and the listener statistics handed to the
+statistics drivers' part of the transaction (the ``state_store`` driver's
+upsert). The statuses are computed in Python against a cache of each LB's
+tree (ids, ``admin_state_up``, provisioning and operating statuses). A tree
+is reloaded when its LB row differs from the cached one (every change to an
+LB or its children moves the LB through ``PENDING_UPDATE``, so its
+``updated_at`` and status change, also when another controller made the
+change), after ``TREE_SECONDS``, and after a failed transaction.
 
 Status UPDATEs are ORM statements run through the session (``update(Model)
 .where(...)``), so the notification hooks see the rows they change; each
@@ -37,6 +38,7 @@ from controller_stub.controller.constants import (
     OFFLINE,
     ONLINE,
 )
+from controller_stub.controller.statistics import ListenerStats, StateStoreStats, StatsPublisher
 
 MEMBER_STATUS = {"UP": ONLINE, "DOWN": ERROR, "DRAIN": "DRAINING", "MAINT": OFFLINE,
                  "no check": NO_MONITOR}
@@ -45,7 +47,6 @@ LISTENER_STATUS = {"OPEN": ONLINE, "FULL": DEGRADED, "DOWN": ERROR, "STOP": OFFL
 TREE_SECONDS = 30.0  # a cached tree is reloaded at least this often
 
 _HEALTH = models.AmphoraHealth.__table__
-_STATS = models.ListenerStatistics.__table__
 _AMP = models.Amphora.__table__
 _LB = models.LoadBalancer.__table__
 _LISTENER = models.Listener.__table__
@@ -104,8 +105,12 @@ def _among(column: Any, ids: list[str], dialect: str) -> ColumnElement[bool]:
 class StatusWriter:
     """Writes batches of heartbeats; keeps the LB trees between batches."""
 
-    def __init__(self, *, tree_seconds: float = TREE_SECONDS) -> None:
+    def __init__(self, *, tree_seconds: float = TREE_SECONDS,
+                 statistics: StatsPublisher | None = None) -> None:
         self.tree_seconds = tree_seconds
+        # default: the state store alone, as ``[statistics] drivers`` defaults to
+        self.statistics = (StatsPublisher([StateStoreStats()]) if statistics is None
+                           else statistics)
         self._trees: dict[str, _Tree] = {}
         self._pruned = time.monotonic()
         self.tree_loads = 0  # LB trees loaded from the store (cache misses)
@@ -124,10 +129,12 @@ class StatusWriter:
             self._trees.pop(lb_id, None)
 
     def write(self, session: Session, messages: dict[str, dict[str, Any]],
-              now: datetime.datetime) -> None:
-        """One batch (amphora id → newest message) in the caller's transaction."""
+              now: datetime.datetime) -> list[ListenerStats]:
+        """One batch (amphora id → newest message) in the caller's transaction;
+        returns its listener statistics for the drivers to publish once committed
+        (only listeners of the amphora's own LB, of amphorae the store knows)."""
         if not messages:
-            return
+            return []
         conn = session.connection()
         dialect = conn.dialect.name
         ids = list(messages)
@@ -146,7 +153,7 @@ class StatusWriter:
         keys = {lb: tuple(key) for _amp, lb, *key in rows}
         self._load(conn, dialect, keys)
         changes: dict[tuple[type[Any], str], str] = {}  # (model, id) → its newest status
-        stats = []
+        stats: list[ListenerStats] = []
         for amphora_id, message in messages.items():
             lb_id = lb_of.get(amphora_id)
             if lb_id is None:
@@ -160,27 +167,15 @@ class StatusWriter:
                 if listener_id not in tree.listeners:
                     continue  # an amphora reports only its own LB's listeners
                 s = listener["stats"]
-                stats.append({"listener_id": listener_id, "amphora_id": amphora_id,
-                              "bytes_in": s["rx"], "bytes_out": s["tx"],
-                              "active_connections": s["conns"],
-                              "total_connections": s["totconns"],
-                              "request_errors": s["ereq"]})
+                stats.append(ListenerStats(amphora_id, listener_id, s["conns"], s["rx"],
+                                           s["tx"], s["ereq"], s["totconns"]))
         grouped: dict[tuple[type[Any], str], list[str]] = {}
         for (model, object_id), status in changes.items():
             grouped.setdefault((model, status), []).append(object_id)
         for (model, status), object_ids in grouped.items():
             self._update(session, model, status, object_ids, now, dialect)
-        if stats:
-            upsert = insert(_STATS)
-            conn.execute(upsert.on_conflict_do_update(
-                index_elements=[_STATS.c.listener_id, _STATS.c.amphora_id],
-                set_={"bytes_in": _STATS.c.bytes_in + upsert.excluded.bytes_in,
-                      "bytes_out": _STATS.c.bytes_out + upsert.excluded.bytes_out,
-                      "active_connections": upsert.excluded.active_connections,
-                      "total_connections": (_STATS.c.total_connections
-                                            + upsert.excluded.total_connections),
-                      "request_errors": (_STATS.c.request_errors
-                                         + upsert.excluded.request_errors)}), stats)
+        self.statistics.store(session, stats)
+        return stats
 
     # -- the cache ------------------------------------------------------------------
 
@@ -290,6 +285,7 @@ class StatusWriter:
 
 
 def store_batch(session: Session, messages: dict[str, dict[str, Any]],
-                now: datetime.datetime) -> None:
-    """One batch with an empty cache (every tree loaded from the store)."""
-    StatusWriter().write(session, messages, now)
+                now: datetime.datetime) -> list[ListenerStats]:
+    """One batch with an empty cache (every tree loaded from the store), its
+    statistics into the state store."""
+    return StatusWriter().write(session, messages, now)

@@ -262,7 +262,7 @@ def test_datagrams_the_kernel_drops_are_counted() -> None:
                                receive_buffer=4096)
     listener._bind()  # bound, but no thread reads it
     try:
-        (sock,) = listener._sockets
+        (sock,) = listener.sockets
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
             for _ in range(200):
                 sender.sendto(b"x" * 500, listener.bound[0])
