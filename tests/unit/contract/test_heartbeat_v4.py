@@ -152,20 +152,6 @@ def two_section_v4(message: dict, ts: float = 1000.0) -> bytes:
     return signed + hmac.new(key, signed, hashlib.sha256).digest()
 
 
-def first_layout(seq: int, pools: object = None, ts: float = 1000.0) -> bytes:
-    """A version-4 datagram as Amphora 0.1.0 agents send it (docs/heartbeat.md):
-    the listeners section's length in the header, two named sections."""
-    sent = body(seq, 4)
-    listeners = zlib.compress(json.dumps({"listeners": sent["listeners"]}).encode())
-    pools_section = zlib.compress(json.dumps(
-        {"pools": sent["pools"]} if pools is None else pools).encode())
-    signed = (b"AHB4" + bytes([len(AMP)]) + AMP.encode()
-              + int(ts * 1000).to_bytes(8, "big") + seq.to_bytes(8, "big")
-              + len(listeners).to_bytes(4, "big") + listeners + pools_section)
-    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
-    return signed + hmac.new(key, signed, hashlib.sha256).digest()
-
-
 def test_v4_two_section_layout_of_older_agents_is_accepted() -> None:
     check = verifier()
     first = check.verify(two_section_v4(body(1, 4)))
@@ -193,18 +179,6 @@ def test_v4_two_section_layout_sections_are_named() -> None:
     key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
     datagram = signed + hmac.new(key, signed, hashlib.sha256).digest()
     assert reason(lambda: verifier().verify(datagram)) is RejectReason.BAD_SCHEMA
-
-
-def test_v4_first_layout_of_amphora_0_1_agents_accepted() -> None:
-    check = verifier()
-    assert check.verify(first_layout(1)) == body(1, 4)
-    assert check.verify(v4(2)) == body(2, 4)  # one window across both layouts
-    assert reason(lambda: check.verify(first_layout(2))) is RejectReason.REPLAYED
-    assert reason(lambda: verifier().verify(first_layout(1, pools={"other": {}}))) is (
-        RejectReason.BAD_SCHEMA)
-    tampered = bytearray(first_layout(3))
-    tampered[-40] ^= 1
-    assert reason(lambda: verifier().verify(bytes(tampered))) is RejectReason.BAD_SIGNATURE
 
 
 def test_v3_and_v4_both_accepted() -> None:
