@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -123,12 +123,3 @@ def follow(what: str, poll: Callable[[], dict[str, Any] | None], *, timeout: flo
                 raise TimeoutError(f"{what} still {status} after {timeout:.0f} s")
             time.sleep(interval)
 
-
-def pick(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """SDK resources (or dicts) as plain dicts without the SDK's extra keys."""
-    out = []
-    for row in rows:
-        data = row.to_dict(computed=False) if hasattr(row, "to_dict") else dict(row)
-        data.pop("location", None)
-        out.append(data)
-    return out
