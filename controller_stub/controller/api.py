@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from controller_stub.controller import flavors, models, quotas
 from controller_stub.controller.constants import (
@@ -320,7 +320,9 @@ class Controller:
             self._validate(session, lb)
             enforcer.check()
             session.add(models.Flow(kind="lb_create", load_balancer_id=lb.id,
-                                    state=FLOW_PENDING))
+                                    state=FLOW_PENDING,
+                                    params={"vip_address": vip_address} if vip_address
+                                    else {}))
             session.flush()
             answer = lb_dict(session.get(models.LoadBalancer, lb.id))  # type: ignore[arg-type]
         self.on_change()
@@ -435,7 +437,8 @@ class Controller:
     def list_objects(self, kind: str, **where: Any) -> list[dict[str, Any]]:
         """Every object of a kind in :data:`LISTABLE` (columns in ``where`` equal)."""
         model, as_dict = LISTABLE[kind]
-        query = select(model).filter_by(**where)
+        # the relationships the answers read, in one query each rather than one per row
+        query = select(model).filter_by(**where).options(selectinload("*"))
         with self.sessions() as session:
             return [as_dict(row) for row in session.scalars(query)]
 
@@ -707,7 +710,8 @@ class Controller:
         def mutate(session: Session, lb: models.LoadBalancer) -> Any:
             member = self._get(session, models.Member, member_id)
             changes_ = dict(changes)
-            for key in ("name", "admin_state_up", "weight", "backup"):
+            for key in ("name", "admin_state_up", "weight", "backup", "monitor_address",
+                        "monitor_port"):
                 if key in changes_:
                     setattr(member, key, changes_.pop(key))
             _split(changes_, (), "member")

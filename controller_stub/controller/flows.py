@@ -321,7 +321,7 @@ class FlowRunner:
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             network, topology = lb.vip_network_id or "vip", lb.topology
-            requested = lb.vip_address  # the client's vip_address (or a resumed step's)
+            requested = params.get("vip_address")  # the client's, if it asked for one
             amphorae = [(a.id, dict(a.compute_data), a.role) for a in lb.amphorae]
         hold = getattr(self.compute, "hold_address", None)
         if requested and hold is not None:
