@@ -115,6 +115,34 @@ def test_l7_policies_and_rules_round_trip(api: Api, lb: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
+def test_l7_policy_routes_traffic(api: Api, stack: Stack, lb: dict[str, str]) -> None:
+    """A path rule made through the API sends matching requests to another pool."""
+    proxy = api.connect()
+    m1, m2 = stack.site.members
+    subnet = stack.subnet("member")
+    settle(proxy, lb["id"])
+    proxy.update_listener(lb["listener"], default_pool_id=lb["pool"])
+    settle(proxy, lb["id"])
+    proxy.create_member(lb["pool"], address=str(m1.ipv4), protocol_port=80, subnet_id=subnet)
+    settle(proxy, lb["id"])
+    second = proxy.create_pool(loadbalancer_id=lb["id"], protocol="HTTP",
+                               lb_algorithm="ROUND_ROBIN")
+    settle(proxy, lb["id"])
+    proxy.create_member(second.id, address=str(m2.ipv4), protocol_port=80, subnet_id=subnet)
+    settle(proxy, lb["id"])
+    policy = proxy.create_l7_policy(listener_id=lb["listener"], action="REDIRECT_TO_POOL",
+                                    redirect_pool_id=second.id)
+    settle(proxy, lb["id"])
+    proxy.create_l7_rule(policy.id, type="PATH", compare_type="STARTS_WITH", value="/two")
+    assert settle(proxy, lb["id"]).provisioning_status == "ACTIVE"
+    vip = proxy.get_load_balancer(lb["id"]).vip_address
+    assert stack.site.served_by(vip, {"m2"}, path="/two/x") == {"m2"}
+    assert stack.site.served_by(vip, {"m1"}, path="/one") == {"m1"}
+    proxy.delete_l7_policy(policy.id)
+    settle(proxy, lb["id"])
+    assert stack.site.served_by(vip, {"m1"}, path="/two/x") == {"m1"}
+
+
 def test_l7_errors_match_octavia(api: Api, lb: dict[str, str]) -> None:
     proxy = api.connect()
     with pytest.raises(exceptions.BadRequestException, match="redirect_url must not be None"):
