@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +21,11 @@ _COLOURS = {"ACTIVE": "green", "ONLINE": "green", "ERROR": "red", "OFFLINE": "ye
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """Rich's console; into a pipe, wide enough that ids are never cut (rich would use 80
+    columns), unless ``$COLUMNS`` says otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=200 if wide else None)
 
 
 def _cell(value: Any) -> str:
