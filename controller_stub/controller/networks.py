@@ -20,6 +20,7 @@ from controller_stub.controller.errors import InvalidRequest
 
 _NAMESPACE = uuid.UUID("6b0f6a52-3c1e-5d53-9a0e-8f2a7a6c1d40")
 _HIDDEN = ("mgmt",)
+_VIP_REQUIRED = "VIP must contain one of: vip_port_id, vip_network_id, vip_subnet_id."
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class NetworkRegistry:
         address; a network alone picks its subnet of the address's family."""
         if not self.local:
             if network_id is None and subnet_id is None:
-                raise InvalidRequest("vip_subnet_id or vip_network_id is required")
+                raise InvalidRequest(_VIP_REQUIRED)
             return network_id or "vip", subnet_id or ""
         subnet = None
         if subnet_id is not None:
@@ -108,7 +109,7 @@ class NetworkRegistry:
                 if subnet is None:
                     raise InvalidRequest(f"Network {network_id} has no IPv{version} subnet.")
         if subnet is None:
-            raise InvalidRequest("vip_subnet_id or vip_network_id is required")
+            raise InvalidRequest(_VIP_REQUIRED)
         if subnet.ip_version != 4:
             raise InvalidRequest(f"Subnet {subnet.id}: IPv6 VIPs are not supported.")
         if address is not None:

@@ -91,6 +91,13 @@ def test_sdk_builds_an_lb_that_serves(stack: Stack) -> None:
     conn.load_balancer.failover_load_balancer(lb.id)
     _active(conn, lb.id)
     assert stack.site.served_by(lb.vip_address, {"m1"}) == {"m1"}
+    # Octavia's batch update (no openstacksdk call for it): m2 replaces m1
+    batch = requests.put(f"{stack.endpoint}/v2/lbaas/pools/{pool.id}/members", timeout=30,
+                         json={"members": [{"address": str(m2.ipv4), "protocol_port": 80}]})
+    assert batch.status_code == 202
+    _active(conn, lb.id)
+    assert stack.site.served_by(lb.vip_address, {"m2"}) == {"m2"}
+    assert [m.address for m in conn.load_balancer.members(pool)] == [str(m2.ipv4)]
     conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
     conn.load_balancer.wait_for_delete(conn.load_balancer.get_load_balancer(lb.id),
                                        interval=0.2, wait=60)

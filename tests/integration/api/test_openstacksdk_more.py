@@ -115,6 +115,34 @@ def test_l7_policies_and_rules_round_trip(api: Api, lb: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
+def test_l7_policy_routes_traffic(api: Api, stack: Stack, lb: dict[str, str]) -> None:
+    """A path rule made through the API sends matching requests to another pool."""
+    proxy = api.connect()
+    m1, m2 = stack.site.members
+    subnet = stack.subnet("member")
+    settle(proxy, lb["id"])
+    proxy.update_listener(lb["listener"], default_pool_id=lb["pool"])
+    settle(proxy, lb["id"])
+    proxy.create_member(lb["pool"], address=str(m1.ipv4), protocol_port=80, subnet_id=subnet)
+    settle(proxy, lb["id"])
+    second = proxy.create_pool(loadbalancer_id=lb["id"], protocol="HTTP",
+                               lb_algorithm="ROUND_ROBIN")
+    settle(proxy, lb["id"])
+    proxy.create_member(second.id, address=str(m2.ipv4), protocol_port=80, subnet_id=subnet)
+    settle(proxy, lb["id"])
+    policy = proxy.create_l7_policy(listener_id=lb["listener"], action="REDIRECT_TO_POOL",
+                                    redirect_pool_id=second.id)
+    settle(proxy, lb["id"])
+    proxy.create_l7_rule(policy.id, type="PATH", compare_type="STARTS_WITH", value="/two")
+    assert settle(proxy, lb["id"]).provisioning_status == "ACTIVE"
+    vip = proxy.get_load_balancer(lb["id"]).vip_address
+    assert stack.site.served_by(vip, {"m2"}, path="/two/x") == {"m2"}
+    assert stack.site.served_by(vip, {"m1"}, path="/one") == {"m1"}
+    proxy.delete_l7_policy(policy.id)
+    settle(proxy, lb["id"])
+    assert stack.site.served_by(vip, {"m1"}, path="/two/x") == {"m1"}
+
+
 def test_l7_errors_match_octavia(api: Api, lb: dict[str, str]) -> None:
     proxy = api.connect()
     with pytest.raises(exceptions.BadRequestException, match="redirect_url must not be None"):
@@ -226,9 +254,9 @@ def ctl(api: Api, *argv: str, project: str = PROJECT,
 
 
 def test_amphora_ctl_drives_the_api(api: Api, lb: dict[str, str]) -> None:
-    listed = ctl(api, "lb", "list", "--json")
+    listed = ctl(api, "lb", "list", "name=lb-l7", "--json")
     assert listed.returncode == 0, listed.stderr
-    assert lb["id"] in {row["id"] for row in json.loads(listed.stdout)}
+    assert [row["id"] for row in json.loads(listed.stdout)] == [lb["id"]]
     tree = ctl(api, "lb", "status", lb["id"])
     assert tree.returncode == 0, tree.stderr
     assert "loadbalancer lb-l7" in tree.stdout and "listener" in tree.stdout
@@ -238,8 +266,11 @@ def test_amphora_ctl_drives_the_api(api: Api, lb: dict[str, str]) -> None:
     member = json.loads(created.stdout)
     assert member["provisioning_status"] == "ACTIVE"
     assert "PENDING_CREATE" in created.stderr and "ACTIVE" in created.stderr
-    quota = ctl(api, "quota", "set", PROJECT, "listener=0", admin=True)
+    quota = ctl(api, "quota", "set", PROJECT, "listener=0", "l7rule=7", "--json", admin=True)
     assert quota.returncode == 0, quota.stderr
+    assert json.loads(quota.stdout) == {"project_id": PROJECT, "loadbalancer": -1,
+                                        "listener": 0, "pool": -1, "member": -1,
+                                        "healthmonitor": -1, "l7policy": -1, "l7rule": 7}
     refused = ctl(api, "listener", "create", f"loadbalancer_id={lb['id']}", "protocol=TCP",
                   "protocol_port=81")
     assert refused.returncode == 1
@@ -249,6 +280,16 @@ def test_amphora_ctl_drives_the_api(api: Api, lb: dict[str, str]) -> None:
     deleted = ctl(api, "member", "delete", lb["pool"], member["id"], "--wait")
     assert deleted.returncode == 0, deleted.stderr
     assert "DELETED" in deleted.stderr
+    redirect = ctl(api, "l7policy", "create", f"listener_id={lb['listener']}",
+                   "action=REDIRECT_TO_URL", "redirect_url=http://www.example.com/",
+                   "redirect_http_code=301", "--wait",
+                   "--json")
+    assert redirect.returncode == 0, redirect.stderr
+    policy = json.loads(redirect.stdout)
+    assert (policy["action"], policy["redirect_http_code"], policy["provisioning_status"]) == (
+        "REDIRECT_TO_URL", 301, "ACTIVE")
+    gone = ctl(api, "l7policy", "delete", policy["id"], "--wait")
+    assert gone.returncode == 0, gone.stderr
     missing = ctl(api, "lb", "show", "00000000-0000-4000-8000-00000000beef")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
     assert "(HTTP 404)" in missing.stderr

@@ -71,6 +71,9 @@ def test_unsupported_neutron_fields_are_refused(api: Api) -> None:
 
 
 def test_unknown_vip_network_and_subnet(api: Api) -> None:
+    r = api.client.post(LB_URL, json={"loadbalancer": {"name": "no-vip"}})
+    assert _fault(r, 400) == ("Validation failure: VIP must contain one of: vip_port_id, "
+                              "vip_network_id, vip_subnet_id.")
     other = "3b2f7e4c-6a1d-4c55-9a51-0d5f1a2b3c4d"
     r = api.client.post(LB_URL, json={"loadbalancer": {"vip_network_id": other}})
     assert _fault(r, 400) == f"Validation failure: Network {other} not found."
