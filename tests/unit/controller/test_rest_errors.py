@@ -30,6 +30,10 @@ def test_unknown_field_is_400_naming_it(api: Api) -> None:
     r = api.client.post(LB_URL, json={"loadbalancer": {"vip_network_id": VIP_NETWORK,
                                                        "colour": "blue"}})
     assert _fault(r, 400) == "Unknown attribute for argument loadbalancer: colour"
+    # also when a mandatory field is missing too: the unknown one is named first
+    r = api.client.post("/v2/lbaas/listeners", json={"listener": {"protocol": "HTTP",
+                                                                  "colour": "blue"}})
+    assert _fault(r, 400) == "Unknown attribute for argument listener: colour"
 
 
 def test_unknown_nested_field_is_400(api: Api) -> None:
