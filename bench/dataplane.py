@@ -498,12 +498,9 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
     return {
         "ours": lab.ours,
         "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
-        "http_reuse_always": edit("    load-server-state-from-file global\n",
-                                  "    load-server-state-from-file global\n"
-                                  "    http-reuse always\n"),
-        "http_reuse_aggressive": edit("    load-server-state-from-file global\n",
-                                      "    load-server-state-from-file global\n"
-                                      "    http-reuse aggressive\n"),
+        "http_reuse_always": edit("    http-reuse aggressive\n", "    http-reuse always\n"),
+        "http_reuse_safe": edit("    http-reuse aggressive\n", "    http-reuse safe\n"),
+        "no_idle_close_on_response": edit("    option idle-close-on-response\n", ""),
         "splice_auto": edit("    load-server-state-from-file global\n",
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
@@ -517,7 +514,7 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
                         help="the modelled amphora's RAM")
     parser.add_argument("--no-reload-memory", action="store_true",
