@@ -54,6 +54,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import string
@@ -80,7 +81,6 @@ from haproxy_templates import RenderOptions, Target, render
 ROOT = Path(__file__).resolve().parents[1]
 OCTAVIA_PYTHON = ROOT / ".venv-octavia" / "bin" / "python"
 HAND_TUNED = Path(__file__).with_name("hand_tuned.cfg")
-CONFIGS = ("ours", "octavia", "hand_tuned")
 CASES = ("http_keep_alive", "http_new_connection", "tls13_keep_alive", "tls_full_handshake",
          "tls_resumption", "http2")
 SECONDS = 2
@@ -559,6 +559,7 @@ def main() -> int:
         finally:
             sink.kill()
             sink.wait()
+            shutil.rmtree(workdir, ignore_errors=True)
             subprocess.run(["kill", member_pid.read_text().strip()], check=False)
     log("dataplane bench done")
     return 0
