@@ -266,14 +266,14 @@ class Lab:
         crt_list = f"{self.cert_dir}/{self.lb_id}/lb.pem\n".encode()
         client.upload_cert(self.lb_id, f"{self.tls_listener}.pem", crt_list)
 
-    def ours(self, nbthread: int) -> str:
+    def ours(self, nbthread: int, **options: Any) -> str:
         # 1 thread: a 2-vCPU amphora leaving CPU 0 to the system; 2: both vCPUs
         target = Target(haproxy_version=self.info["haproxy_version"], cpu_count=2,
                         reserve_cpu0=nbthread == 1, memory_kb=self.memory_kb,
                         fd_limit=self.details["open_file_limit"]["hard"])
         return render(self.document(), amphora_id=self.bench.amphora.id, target=target,
                       options=RenderOptions(base_path=self.base_path, cert_dir=self.cert_dir,
-                                            log_target=self.log_target))
+                                            log_target=self.log_target, **options))
 
     def octavia(self, nbthread: int) -> str:
         args = {"lb": self.document(), "amphora_id": self.bench.amphora.id,
@@ -498,9 +498,13 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
     return {
         "ours": lab.ours,
         "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
+        "connection_logging_off": lambda n: lab.ours(n, connection_logging=False),
         "http_reuse_always": edit("    http-reuse aggressive\n", "    http-reuse always\n"),
         "http_reuse_safe": edit("    http-reuse aggressive\n", "    http-reuse safe\n"),
         "no_idle_close_on_response": edit("    option idle-close-on-response\n", ""),
+        "fewer_timeouts": lambda n: re.sub(
+            r"    timeout (http-request|queue|tunnel|client-fin|server-fin) .*\n", "",
+            lab.ours(n)),
         "splice_auto": edit("    load-server-state-from-file global\n",
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
