@@ -119,6 +119,20 @@ def test_http_backends_reuse_proven_member_connections() -> None:
     assert info.value.field == "options.http_reuse"
 
 
+@pytest.mark.parametrize("name", ["http", "tcp"])
+def test_connection_logging_off_keeps_haproxys_own_notices(name: str, tmp_path: Path,
+                                                           pki: PKI) -> None:
+    text, checked = render_checked(case(name), tmp_path, pki,
+                                   options=RenderOptions(connection_logging=False))
+    assert_valid(checked, text)
+    assert lines(text, "no log") == ["no log"]
+    assert not lines(text, "log global") and not lines(text, "option httplog")
+    assert not lines(text, "option tcplog")
+    assert lines(text, "log ")[1].endswith('"local1" notice')
+    logged = render(case(name), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(logged, "log global") and not lines(logged, "no log")
+
+
 def test_global_management_lines() -> None:
     text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
                   base_path="/srv/amp")
