@@ -27,8 +27,13 @@ Content:
       --with-sshd         keep an SSH server (default: none)
       --cpu-pinning       tuned profile leaving CPU 0 to the system, others to HAProxy
       --time-sync WHAT    chrony (default), timesyncd or none
-      --haproxy-source L  apt line for a newer HAProxy ("deb URL SUITE COMPONENT")
-      --haproxy-key FILE  key that signs --haproxy-source
+      --haproxy-source    build HAProxy inside the image from the source package of a
+                          newer Debian release (slow; see --haproxy-source-suite)
+      --haproxy-source-suite S
+                          suite whose haproxy source is built (default: sid)
+      --haproxy-apt-source L
+                          apt line for a newer HAProxy ("deb URL SUITE COMPONENT")
+      --haproxy-key FILE  key that signs --haproxy-apt-source
   -e, --element NAME      add an element (repeatable); ELEMENTS_PATH is honoured
   -c, --cache-dir DIR     build cache: debootstrap tarball, wheels (default: ~/.cache/amphora-image)
 
@@ -69,7 +74,9 @@ AGENT_VERSION=""
 NO_SSHD=1
 CPU_PINNING=0
 TIME_SYNC=chrony
-HAPROXY_SOURCE=""
+HAPROXY_SOURCE=0
+HAPROXY_SOURCE_SUITE=sid
+HAPROXY_APT_SOURCE=""
 HAPROXY_KEY=""
 EXTRA_ELEMENTS=()
 CACHE_DIR="${HOME:-/root}/.cache/amphora-image"
@@ -98,7 +105,9 @@ while [ $# -gt 0 ]; do
         --no-sshd) NO_SSHD=1; shift ;;
         --cpu-pinning) CPU_PINNING=1; shift ;;
         --time-sync) need_value "$@"; TIME_SYNC=$2; shift 2 ;;
-        --haproxy-source) need_value "$@"; HAPROXY_SOURCE=$2; shift 2 ;;
+        --haproxy-source) HAPROXY_SOURCE=1; shift ;;
+        --haproxy-source-suite) need_value "$@"; HAPROXY_SOURCE_SUITE=$2; shift 2 ;;
+        --haproxy-apt-source) need_value "$@"; HAPROXY_APT_SOURCE=$2; shift 2 ;;
         --haproxy-key) need_value "$@"; HAPROXY_KEY=$2; shift 2 ;;
         -e|--element) need_value "$@"; EXTRA_ELEMENTS+=("$2"); shift 2 ;;
         -c|--cache-dir) need_value "$@"; CACHE_DIR=$2; shift 2 ;;
@@ -124,8 +133,13 @@ case "${RELEASE}" in
     trixie) TARGET_PY=3.13 ;;
     *) die "--release must be bookworm or trixie (the agent needs Python >= 3.11), not '${RELEASE}'" ;;
 esac
-if [ -n "${HAPROXY_SOURCE}" ] && [ ! -f "${HAPROXY_KEY}" ]; then
-    die "--haproxy-source needs --haproxy-key FILE (the source's signing key)"
+if [ -n "${HAPROXY_APT_SOURCE}" ] && [ ! -f "${HAPROXY_KEY}" ]; then
+    die "--haproxy-apt-source needs --haproxy-key FILE (the source's signing key)"
+fi
+[[ "${HAPROXY_SOURCE_SUITE}" =~ ^[a-z][a-z0-9-]{1,30}$ ]] \
+    || die "--haproxy-source-suite must be a Debian suite name, not '${HAPROXY_SOURCE_SUITE}'"
+if [ "${HAPROXY_SOURCE}" -eq 1 ] && [ -n "${HAPROXY_APT_SOURCE}" ]; then
+    die "--haproxy-source and --haproxy-apt-source are two ways to a newer HAProxy: pick one"
 fi
 
 # --- prerequisites -----------------------------------------------------------
@@ -342,22 +356,28 @@ MANIFEST="${IMAGE}.manifest.json"
 CHECKSUM="${IMAGE}.sha256"
 rm -f "${IMAGE}" "${MANIFEST}" "${CHECKSUM}"
 
-ELEMENTS=(debian-minimal amphora-agent haproxy-amphora keepalived-amphora amphora-hardening amphora-manifest)
+ELEMENTS=(debian-minimal amphora-agent haproxy-amphora keepalived-amphora amphora-hardening amphora-manifest
+    amphora-slim)
 if [ "${FORMAT}" != tar ]; then
     ELEMENTS+=(vm)
+fi
+if [ "${HAPROXY_SOURCE}" -eq 1 ]; then
+    ELEMENTS+=(haproxy-source)
 fi
 ELEMENTS+=("${EXTRA_ELEMENTS[@]}")
 
 BUILD_OPTIONS=$(python3 - "${FORMAT}" "${RELEASE}" "${ARCH}" "${IMAGE_SIZE}" "${AGENT_VERSION}" \
-    "${NO_SSHD}" "${CPU_PINNING}" "${TIME_SYNC}" "${HAPROXY_SOURCE}" "${ELEMENTS[@]}" <<'PY'
+    "${NO_SSHD}" "${CPU_PINNING}" "${TIME_SYNC}" "${HAPROXY_APT_SOURCE}" \
+    "$([ "${HAPROXY_SOURCE}" -eq 1 ] && echo "${HAPROXY_SOURCE_SUITE}")" "${ELEMENTS[@]}" <<'PY'
 import json
 import sys
 
-fmt, release, arch, size, agent, no_sshd, pinning, time_sync, haproxy = sys.argv[1:10]
+fmt, release, arch, size, agent, no_sshd, pinning, time_sync, haproxy, built = sys.argv[1:11]
 print(json.dumps({
     "format": fmt, "release": release, "arch": arch, "image_size_gb": int(size),
     "agent_version": agent or None, "no_sshd": no_sshd == "1", "cpu_pinning": pinning == "1",
-    "time_sync": time_sync, "haproxy_source": haproxy or None, "elements": sys.argv[10:],
+    "time_sync": time_sync, "haproxy_apt_source": haproxy or None,
+    "haproxy_source_suite": built or None, "elements": sys.argv[11:],
 }, sort_keys=True))
 PY
 )
@@ -374,7 +394,12 @@ export DIB_AMPHORA_AGENT_VERSION="${AGENT_VERSION}"
 export DIB_AMPHORA_NO_SSHD="${NO_SSHD}"
 export DIB_AMPHORA_CPU_PINNING="${CPU_PINNING}"
 export DIB_AMPHORA_TIME_SYNC="${TIME_SYNC}"
-export DIB_HAPROXY_APT_SOURCE="${HAPROXY_SOURCE}"
+export DIB_HAPROXY_APT_SOURCE="${HAPROXY_APT_SOURCE}"
+export DIB_HAPROXY_SOURCE_SUITE="${HAPROXY_SOURCE_SUITE}"
+# A host on a frozen mirror turns apt's Valid-Until check off; the source build follows.
+if apt-config dump 2>/dev/null | grep -qi '^Acquire::Check-Valid-Until "false"'; then
+    export DIB_HAPROXY_SOURCE_CHECK_VALID_UNTIL=${DIB_HAPROXY_SOURCE_CHECK_VALID_UNTIL:-no}
+fi
 export DIB_HAPROXY_APT_KEY="${HAPROXY_KEY}"
 export DIB_AMPHORA_BUILD_ID="${BUILD_ID}"
 export DIB_AMPHORA_BUILD_OPTIONS="${BUILD_OPTIONS}"

@@ -26,6 +26,8 @@ def info() -> dict[str, Any]:
         "api_version": API_VERSION,
         "keepalived_version": versions["keepalived"],
         "ipvsadm_version": versions["ipvsadm"],
+        # ours: the agent's release (Octavia's agent and releases before 0.2 omit it)
+        "agent_version": sysinfo.agent_version(),
     }
 
 

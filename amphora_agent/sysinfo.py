@@ -7,6 +7,8 @@ subprocess on the hot path.
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import os
 import re
 import resource
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 DPKG_STATUS = "/var/lib/dpkg/status"
 PACKAGES = ("haproxy", "keepalived", "ipvsadm")
 _VERSION_RE = re.compile(r"version v?(\d+(?:\.\d+)+\S*)", re.IGNORECASE)
+# The agent's own distribution in an image; the whole project in a development tree.
+_DISTRIBUTIONS = ("amphora-agent", "amphora")
 
 
 @dataclass
@@ -147,3 +151,15 @@ def active_tuned_profiles() -> str:
             return handle.read().strip()
     except OSError:
         return ""
+
+
+@functools.cache
+def agent_version() -> str | None:
+    """This agent's release (the installed distribution), which the controller
+    reads from ``/1.0/info`` to know what the agent supports."""
+    for name in _DISTRIBUTIONS:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None

@@ -179,7 +179,7 @@ def _memory(pid: int) -> dict[str, float]:
 def _octavia_baseline(agent, results: dict[str, dict[str, float]],  # type: ignore[no-untyped-def]
                       ours: dict[str, float]) -> None:
     """Octavia's agent on the same port, config and certificates."""
-    launcher = Path(__file__).with_name("octavia_launch.py")
+    launcher = Path(__file__).resolve().parents[1] / "controller_stub" / "octavia_launch.py"
     # Octavia's /details reads the interfaces of its fixed namespace name
     made_namespace = not netns.exists("amphora-haproxy")
     if made_namespace:

@@ -32,7 +32,6 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
 import socket
 import statistics
 import sys
@@ -61,7 +60,7 @@ STORES = os.environ.get("BENCH_CONTROLLER_STORES", "sqlite,postgresql").split(",
 TOPOLOGIES = os.environ.get("BENCH_CONTROLLER_TOPOLOGIES", "SINGLE,ACTIVE_STANDBY").split(",")
 TARGET_S = 3.0
 PARTS = os.environ.get("BENCH_CONTROLLER_PARTS", "create,failover,heartbeats,api").split(",")
-FLEETS = [int(n) for n in os.environ.get("BENCH_CONTROLLER_FLEETS", "1000,3000").split(",")]
+FLEETS = [int(n) for n in os.environ.get("BENCH_CONTROLLER_FLEETS", "2000,4000").split(",")]
 FAILOVER_TARGET_S = 10.0
 HB_KEY = "bench-master-key-0123456789"
 
@@ -91,13 +90,6 @@ def _service(workdir: Path, url: str, name: str, health: bool = False) -> Servic
         text += f"[health_manager]\nenabled = true\nbind_port = 0\nheartbeat_key = {HB_KEY}\n"
     path.write_text(text, encoding="utf-8")
     return Service(config_mod.load(path))
-
-
-def _kill(compute_data: dict[str, Any]) -> None:
-    for namespace in (compute_data["haproxy_namespace"], compute_data["namespace"]):
-        for pid in nsutil.pids_in(namespace):
-            os.kill(pid, signal.SIGKILL)
-        nsutil.delete(namespace)
 
 
 def _measure_failover(service: Service, member: str, client: str,
@@ -130,7 +122,8 @@ def _measure_failover(service: Service, member: str, client: str,
             time.sleep(0.1)
         victim = next(a for a in amphorae if a["role"] in ("MASTER", "STANDALONE"))
         start = time.monotonic()
-        _kill(victim["compute_data"])
+        nsutil.crash(victim["compute_data"]["haproxy_namespace"],
+                     victim["compute_data"]["namespace"])
         down_since, longest, detected_at = None, 0.0, None
         while True:
             now = time.monotonic()
@@ -230,7 +223,10 @@ def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any
         return {"fleet": count, "sent": expected, "seconds": round(elapsed, 2),
                 "accepted": counters["accepted"], "dropped_queue_full": counters["queue_full"],
                 "lost_in_kernel": expected - counters["received"],
+                "receive_buffer_drops": manager.listener.kernel_drops(),
                 "rows_stored": manager.stored, "batches": manager.batches,
+                "superseded": manager.superseded, "backlog_peak": manager.backlog_peak,
+                "failed_batches": manager.failed_batches,
                 "drain_after_last_send_s": round(drain, 2),
                 # every accepted message reached the store (the newest per amphora
                 # within a batch is the one written): messages per second end to end
@@ -486,6 +482,8 @@ def main() -> int:
             try:
                 for topology in TOPOLOGIES:
                     log(f"controller: failover {topology}")
+                    assert service.health is not None
+                    trips = service.health.breaker_trips
                     healed, detected, outages = _measure_failover(
                         service, str(member.ipv4), client.namespace, topology)
                     median = statistics.median(healed)
@@ -494,6 +492,7 @@ def main() -> int:
                          target_ms=FAILOVER_TARGET_S * 1000,
                          meets_target=median < FAILOVER_TARGET_S, **summary_ms(healed))
                     emit("controller_failover_detected", topology=topology, runs=RUNS,
+                         breaker_trips=service.health.breaker_trips - trips,
                          **summary_ms(detected))
                     emit("controller_failover_dataplane_outage", topology=topology,
                          runs=RUNS, **summary_ms(outages))

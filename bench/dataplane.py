@@ -1,40 +1,127 @@
-"""Requests/s and p99 through an amphora on the local fabric.
+"""Requests/s and p99 through an amphora: our rendering, Octavia's, and a hand-tuned config.
 
-wrk runs in a client namespace against the VIP: HTTP keep-alive, HTTP with a
-new connection per request, and TLS 1.3 (terminated on the amphora), with
-HAProxy at nbthread 1 and 2. The member is a static HAProxy responder, so the
-member is never the bottleneck. Baseline, same run: the same traffic straight
-to the member (plain and TLS), and ``ratio`` = through-amphora / direct.
-Everything shares this machine's 2 cores, so ratios matter, not absolutes.
+One load balancer (an HTTP listener on :80 and a TERMINATED_HTTPS listener on
+:443 with one RSA-2048 certificate, each with a pool holding the same member)
+is served in turn, on the same fabric, amphora and HAProxy binary, by:
+
+- ``ours``: ``haproxy_templates.render`` for the amphora (Target from its
+  ``/1.0/details``, the modelled memory below);
+- ``octavia``: Octavia's own ``combined_listeners`` templater (``.venv-octavia``,
+  ``bench/octavia_render.py``) for the same LB, with the same certificate (as
+  the crt-list its driver uploads) and the same ``/1.0/details``;
+- ``hand_tuned``: ``bench/hand_tuned.cfg``, written for this benchmark.
+
+All three log every request to the same syslog sink (a UDP socket in the
+amphora's namespace), as an amphora logs to its rsyslog.
+
+Cases: HTTP keep-alive, a new connection per request, TLS 1.3 keep-alive
+(wrk); full TLS handshakes (``openssl s_time -new``: no session reuse, one
+connection at a time per process, 4 processes; s_time reports no latency, so
+p99 is null); TLS with resumption (wrk with ``Connection: close``: wrk resumes
+every session with the server's TLS 1.3 ticket); HTTP/2 over TLS (h2load, p99
+from its per-request log). During the two handshake cases HAProxy's ``show
+info`` is sampled: ``full_handshake_pct`` = key-exchange rate / TLS
+connection rate, so what each case measured is on record.
+
+Threads: 1 and 2. At 1 thread every config pins HAProxy to CPU 1 (ours and
+Octavia's render ``cpu-map`` so for a 2-vCPU amphora that leaves CPU 0 to the
+system) and the load generators and the member run pinned to CPU 0 with
+``taskset``. At 2 threads HAProxy uses both CPUs and nothing is pinned (two
+cores cannot keep them apart); Octavia's templater emits no ``nbthread`` then
+(no TuneD profile reported), so HAProxy 2.6 starts one thread per CPU.
+
+This machine is shared: configs run interleaved in rounds (ours, octavia,
+hand_tuned, ours, ...), every figure is the median over the rounds, and
+``rounds`` says how many. ``ratio_to_octavia`` and ``ratio_to_hand_tuned``
+compare the medians of the same run (requests/s). ``cpu_us_per_request`` is
+HAProxy's own CPU time (user + system of master and workers, from
+/proc/PID/stat) per request served; ``cpu_ratio_to_*`` compare it (below 1:
+cheaper per request). Requests/s moves with whatever else runs on the
+machine; CPU per request much less, so it is the figure to judge a change by.
+
+The reload measurement (``--no-reload-memory`` skips it): each rendering of a
+TERMINATED_HTTPS LB on a modelled amphora, 10,000 full handshakes to fill
+the session cache, then a reload, sampling the summed RSS and PSS of every
+HAProxy process until the old worker is gone; ``peak`` is the highest sum.
+
+``--variants`` measures single changes to our config against the unchanged
+one (interleaved, same medians), for the tuning notes in docs/haproxy.md.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import re
+import socket
+import statistics
+import string
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import emit, log
+from amphora_contract import agent_config
+from bench.common import emit, log, process_tree, pss_kib, rss_kib
 from bench.fabric_setup import Bench, plugged_amphora
+from controller_stub.client import AgentError
 from controller_stub.compute import nsutil
-from controller_stub.octavia_style import OctaviaStyleConfig
 from controller_stub.pki import CertificateAuthority
+from haproxy_templates import RenderOptions, Target, render
 
-DURATION = "5s"
+ROOT = Path(__file__).resolve().parents[1]
+OCTAVIA_PYTHON = ROOT / ".venv-octavia" / "bin" / "python"
+HAND_TUNED = Path(__file__).with_name("hand_tuned.cfg")
+CONFIGS = ("ours", "octavia", "hand_tuned")
+CASES = ("http_keep_alive", "http_new_connection", "tls13_keep_alive", "tls_full_handshake",
+         "tls_resumption", "http2")
+SECONDS = 2
 CONNECTIONS = 32
+S_TIME_PROCESSES = 4
+LOG_PORT = 5514
+# The modelled amphora: memory as a freshly booted VM reports it in /1.0/details.
+AMPHORA_MEMORY_KB = 4 * 1024 * 1024
+RELOAD_SESSIONS = 10_000
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# per listener: Octavia's unlimited default (50,000 each) needs more open files
+# than this machine's amphorae get; the same explicit limit goes to all three
+CONNECTION_LIMIT = 3500
 
 
-def wrk(namespace: str, url: str, *, close: bool = False) -> dict[str, float]:
-    argv = ["ip", "netns", "exec", namespace, "wrk", "-t2", f"-c{CONNECTIONS}",
-            f"-d{DURATION}", "--latency", url]
+def modelled_details(details: dict[str, Any], memory_kb: int, cpu_count: int,
+                     tuned: bool) -> dict[str, Any]:
+    """The amphora's /1.0/details with the modelled vCPUs and memory (this
+    machine's own memory would size Octavia's TLS cache at gigabytes)."""
+    return {**details, "cpu_count": cpu_count,
+            "active_tuned_profiles": "amphora" if tuned else "",
+            "memory": {"total": memory_kb, "free": memory_kb * 85 // 100,
+                       "buffers": memory_kb // 100, "cached": memory_kb * 5 // 100,
+                       "swap_used": 0, "shared": 0, "slab": 0, "committed_as": 0}}
+
+
+# ------------------------------------------------------------------ load tools
+
+def _in(namespace: str, cpus: str | None, argv: list[str]) -> list[str]:
+    pin = ["taskset", "-c", cpus] if cpus else []
+    return ["ip", "netns", "exec", namespace, *pin, *argv]
+
+
+def wrk(namespace: str, cpus: str | None, url: str, *, close: bool = False) -> dict[str, Any]:
+    argv = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{SECONDS}s", "--latency", url]
     if close:
         argv[-1:-1] = ["-H", "Connection: close"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60).stdout
+    out = subprocess.run(_in(namespace, cpus, argv), capture_output=True, text=True,
+                         check=True, timeout=60).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
     assert p99 is not None, out
     scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
@@ -43,12 +130,183 @@ def wrk(namespace: str, url: str, *, close: bool = False) -> dict[str, float]:
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     failed = (sum(int(x) for x in errors.groups()) if errors else 0) + (
         int(non2xx.group(1)) if non2xx else 0)
-    return {"rps": round(rps, 1), "p99_ms": round(float(p99.group(1)) * scale, 3),
-            "errors": failed}
+    return {"rps": rps, "p99_ms": float(p99.group(1)) * scale, "errors": failed,
+            "requests": requests}
 
 
-def start_static_member(bench: Bench, pem: Path) -> tuple[str, Path]:
-    """A HAProxy in the member namespace answering 200 on :80 and TLS :443."""
+def s_time_new(namespace: str, cpus: str | None, address: str) -> dict[str, Any]:
+    """Full handshakes/s: ``openssl s_time -new`` (a fresh session per connection)."""
+    argv = ["openssl", "s_time", "-connect", address, "-new", "-time", str(SECONDS),
+            "-www", "/"]
+    start = time.monotonic()
+    procs = [subprocess.Popen(_in(namespace, cpus, argv), stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+             for _ in range(S_TIME_PROCESSES)]
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    elapsed = time.monotonic() - start
+    total, errors = 0, 0
+    for out in outs:
+        match = re.search(r"(\d+) connections in [\d.]+ real seconds", out)
+        if match is None:
+            errors += 1
+            continue
+        total += int(match.group(1))
+        errors += out.count("ERROR")
+    return {"rps": total / elapsed, "p99_ms": None, "errors": errors, "requests": total}
+
+
+def h2load(namespace: str, cpus: str | None, url: str, workdir: Path) -> dict[str, Any]:
+    logfile = workdir / "h2load.log"
+    argv = ["h2load", "-t2", f"-c{CONNECTIONS}", "-m10", f"-D{SECONDS}", "--log-file",
+            str(logfile), url]
+    out = subprocess.run(_in(namespace, cpus, argv), capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    rps = float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1))  # type: ignore[union-attr]
+    counts = re.search(r"requests: \d+ total, \d+ started, (\d+) done, \d+ succeeded, "
+                       r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    assert counts is not None, out
+    status = re.search(r"status codes: (\d+) 2xx", out)
+    assert status is not None and "h2" in out, out  # ALPN chose HTTP/2
+    latencies = sorted(int(line.split()[2]) for line in logfile.read_text().splitlines()
+                       if line.strip())
+    p99_us = latencies[min(len(latencies) - 1, round(0.99 * (len(latencies) - 1)))]
+    done, *failed = (int(x) for x in counts.groups())
+    return {"rps": rps, "p99_ms": p99_us / 1000, "errors": sum(failed), "requests": done}
+
+
+def show_info(sock: Path) -> dict[str, str]:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5)
+        conn.connect(str(sock))
+        conn.sendall(b"show info\n")
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    return dict(line.split(": ", 1) for line in data.decode().splitlines() if ": " in line)
+
+
+class HandshakeSampler:
+    """Samples HAProxy's TLS rates mid-run: what share of handshakes were full."""
+
+    def __init__(self, sock: Path) -> None:
+        self.sock = sock
+        self.samples: list[tuple[int, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self._stop.wait(1.0)
+        while not self._stop.is_set():
+            info = show_info(self.sock)
+            self.samples.append((int(info["SslFrontendKeyRate"]), int(info["SslRate"])))
+            self._stop.wait(0.5)
+
+    def __enter__(self) -> HandshakeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    @property
+    def full_pct(self) -> float | None:
+        keys, conns = sum(k for k, _ in self.samples), sum(c for _, c in self.samples)
+        return round(100 * keys / conns, 1) if conns else None
+
+
+# ------------------------------------------------------------------- the setup
+
+class Lab:
+    """The amphora, its LB, the member, the log sink and the three configs."""
+
+    def __init__(self, bench: Bench, workdir: Path, memory_kb: int) -> None:
+        self.bench = bench
+        self.workdir = workdir
+        self.memory_kb = memory_kb
+        self.lb_id = str(uuid.uuid4())
+        self.http_listener, self.tls_listener = str(uuid.uuid4()), str(uuid.uuid4())
+        conf = agent_config.load(bench.amphora.config_file)
+        self.base_path, self.cert_dir = conf.base_path, conf.base_cert_dir
+        self.stats_socket = Path(self.base_path) / f"{self.lb_id}.sock"
+        self.vip = str(bench.vip.ipv4)
+        self.member_ip = str(bench.members[0].ipv4)
+        self.details = bench.client.details()
+        self.info = bench.client.info()
+        self.log_target = f"127.0.0.1:{LOG_PORT}"
+        self.ca = CertificateAuthority.create("bench CA")
+        self.installed = False
+
+    def document(self) -> dict[str, Any]:
+        pools = [str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.lb_id}/{n}")) for n in (1, 2)]
+        member = {"address": self.member_ip, "protocol_port": 8080}
+        return {
+            "id": self.lb_id, "vip_address": self.vip, "topology": "SINGLE",
+            "amphorae": [{"id": self.bench.amphora.id, "role": "STANDALONE"}],
+            "listeners": [
+                {"id": self.http_listener, "protocol": "HTTP", "protocol_port": 80,
+                 "default_pool_id": pools[0], "connection_limit": CONNECTION_LIMIT},
+                {"id": self.tls_listener, "protocol": "TERMINATED_HTTPS", "protocol_port": 443,
+                 "default_pool_id": pools[1], "default_tls_container_ref": "lb.pem",
+                 "connection_limit": CONNECTION_LIMIT}],
+            "pools": [{"id": pool, "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                       "members": [{"id": str(uuid.uuid5(uuid.NAMESPACE_OID, pool)), **member}]}
+                      for pool in pools],
+        }
+
+    def upload_certificates(self, key_kind: str) -> None:
+        """The one certificate, as our renderer names it and as Octavia's
+        driver uploads it (a crt-list named after the listener)."""
+        pem = self.ca.issue_server(self.vip, key_kind=key_kind).pem
+        client = self.bench.client
+        client.upload_cert(self.lb_id, "lb.pem", pem)
+        # the same name on an ECDSA P-256 key, for the side-by-side variant
+        client.upload_cert(self.lb_id, "lb-ecdsa.pem",
+                           self.ca.issue_server(self.vip, key_kind="ec").pem)
+        crt_list = f"{self.cert_dir}/{self.lb_id}/lb.pem\n".encode()
+        client.upload_cert(self.lb_id, f"{self.tls_listener}.pem", crt_list)
+
+    def ours(self, nbthread: int) -> str:
+        # 1 thread: a 2-vCPU amphora leaving CPU 0 to the system; 2: both vCPUs
+        target = Target(haproxy_version=self.info["haproxy_version"], cpu_count=2,
+                        reserve_cpu0=nbthread == 1, memory_kb=self.memory_kb,
+                        fd_limit=self.details["open_file_limit"]["hard"])
+        return render(self.document(), amphora_id=self.bench.amphora.id, target=target,
+                      options=RenderOptions(base_path=self.base_path, cert_dir=self.cert_dir,
+                                            log_target=self.log_target))
+
+    def octavia(self, nbthread: int) -> str:
+        args = {"lb": self.document(), "amphora_id": self.bench.amphora.id,
+                "base_path": self.base_path, "cert_dir": self.cert_dir,
+                "log_target": self.log_target,
+                "haproxy_version": ".".join(self.info["haproxy_version"].split(".")[:3]),
+                "amp_details": modelled_details(self.details, self.memory_kb, 2,
+                                                tuned=nbthread == 1)}
+        return subprocess.run([str(OCTAVIA_PYTHON), str(ROOT / "bench" / "octavia_render.py"),
+                               json.dumps(args)], capture_output=True, text=True, check=True,
+                              timeout=120).stdout
+
+    def hand_tuned(self, nbthread: int) -> str:
+        return string.Template(HAND_TUNED.read_text()).substitute(
+            log_target=self.log_target, stats_socket=self.stats_socket, nbthread=nbthread,
+            cpus="1" if nbthread == 1 else "0-1", vip=self.vip,
+            cert=f"{self.cert_dir}/{self.lb_id}/lb.pem", member=f"{self.member_ip}:8080")
+
+    def install(self, config: str) -> None:
+        """Stop whatever runs, install ``config``, start it: each run starts cold."""
+        client = self.bench.client
+        if self.installed:
+            client.lb_action(self.lb_id, "stop")
+        self.installed = True
+        client.upload_haproxy(self.bench.amphora.id, self.lb_id, config)
+        client.lb_action(self.lb_id, "start")
+
+    def master_pid(self) -> int:
+        return int((Path(self.base_path) / self.lb_id / "haproxy.pid").read_text().split()[0])
+
+
+def start_static_member(bench: Bench, pem: Path) -> Path:
+    """A HAProxy in the member namespace answering 200 on :8080 (pinned to CPU 0)."""
     member = bench.members[0]
     workdir = bench.fabric.workdir / "static-member"
     workdir.mkdir(exist_ok=True)
@@ -61,64 +319,249 @@ def start_static_member(bench: Bench, pem: Path) -> tuple[str, Path]:
         f"  bind {member.ipv4}:8443 ssl crt {pem} ssl-min-ver TLSv1.3\n"
         "  http-request return status 200 content-type text/plain string ok\n")
     pid = workdir / "member.pid"
-    subprocess.run(["ip", "netns", "exec", member.namespace, "haproxy", "-D", "-f", str(cfg),
-                    "-p", str(pid)], check=True, capture_output=True)
-    return str(member.ipv4), pid
+    subprocess.run(_in(member.namespace, "0", ["haproxy", "-D", "-f", str(cfg), "-p", str(pid)]),
+                   check=True, capture_output=True)
+    return pid
 
 
-def lb_config(bench: Bench, lb_id: str, member_ip: str, nbthread: int, pem_dir: Path) -> str:
-    listener, tls_listener, pool = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
-    base = OctaviaStyleConfig(
-        amphora_id=bench.amphora.id, lb_id=lb_id, listener_id=listener, pool_id=pool,
-        base_path=str(bench.base_path), bind=f"{bench.vip.ipv4}:80",
-        members=[(str(uuid.uuid4()), f"{member_ip}:8080")],
-        extra_global=[f"nbthread {nbthread}", "maxconn 4000"],
-        extra_frontend=["option idle-close-on-response"]).render()
-    base = base.replace("    maxconn 1000\n", "", 1)  # the global one; nbthread sets scale
-    return base + (
-        f"\nfrontend {tls_listener}\n    bind {bench.vip.ipv4}:443 ssl crt {pem_dir}/lb.pem "
-        "ssl-min-ver TLSv1.3\n    mode http\n"
-        f"    default_backend {pool}:{listener}\n")
+def start_log_sink(namespace: str) -> subprocess.Popen[bytes]:
+    """A UDP syslog sink in the amphora's namespace that reads and drops."""
+    code = ("import socket\ns = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)\n"
+            f"s.bind(('127.0.0.1', {LOG_PORT}))\nb = bytearray(65536)\n"
+            "while True:\n    s.recv_into(b)\n")
+    return subprocess.Popen(["ip", "netns", "exec", namespace, sys.executable, "-c", code])
+
+
+# ----------------------------------------------------------------- the cases
+
+def cpu_seconds(master: int) -> float:
+    """User + system CPU of the master and its workers so far."""
+    ticks = 0
+    for pid in process_tree(master):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
+def run_case(lab: Lab, case: str, nbthread: int) -> dict[str, Any]:
+    """One load run, with HAProxy's own CPU per request: on a shared machine
+    that varies far less than requests/s does."""
+    master = lab.master_pid()
+    before = cpu_seconds(master)
+    result = _load(lab, case, nbthread)
+    used = cpu_seconds(master) - before
+    requests = result.pop("requests")
+    return {**result, "cpu_us_per_request": 1e6 * used / requests if requests else None}
+
+
+def _load(lab: Lab, case: str, nbthread: int) -> dict[str, Any]:
+    user = lab.bench.user.namespace
+    cpus = "0" if nbthread == 1 else None
+    vip = lab.vip
+    if case == "http_keep_alive":
+        return wrk(user, cpus, f"http://{vip}/")
+    if case == "http_new_connection":
+        return wrk(user, cpus, f"http://{vip}/", close=True)
+    if case == "tls13_keep_alive":
+        return wrk(user, cpus, f"https://{vip}/")
+    if case == "http2":
+        return h2load(user, cpus, f"https://{vip}/", lab.workdir)
+    with HandshakeSampler(lab.stats_socket) as sampler:
+        if case == "tls_full_handshake":
+            result = s_time_new(user, cpus, f"{vip}:443")
+        else:
+            result = wrk(user, cpus, f"https://{vip}/", close=True)
+    return {**result, "full_handshake_pct": sampler.full_pct}
+
+
+def median_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "rps": round(statistics.median(s["rps"] for s in samples), 1),
+        "p99_ms": (round(statistics.median(s["p99_ms"] for s in samples), 3)
+                   if samples[0]["p99_ms"] is not None else None),
+        "errors": sum(s["errors"] for s in samples),
+        "cpu_us_per_request": round(statistics.median(
+            s["cpu_us_per_request"] for s in samples if s["cpu_us_per_request"] is not None), 1),
+    }
+    if "full_handshake_pct" in samples[0]:
+        pcts = [s["full_handshake_pct"] for s in samples if s["full_handshake_pct"] is not None]
+        out["full_handshake_pct"] = round(statistics.median(pcts), 1) if pcts else None
+    return out
+
+
+def compare(lab: Lab, rounds: int, builders: dict[str, Callable[[int], str]],
+            cases: tuple[str, ...], bench_name: str, baselines: tuple[str, ...],
+            threads: tuple[int, ...] = (1, 2)) -> None:
+    """Interleave the configs in rounds, emit medians with ratios to ``baselines``."""
+    for nbthread in threads:
+        texts = {name: build(nbthread) for name, build in builders.items()}
+        samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for round_no in range(rounds):
+            for name, text in texts.items():
+                log(f"{bench_name}: nbthread {nbthread} round {round_no + 1}/{rounds} {name}")
+                lab.install(text)
+                for case in cases:
+                    samples.setdefault((name, case), []).append(run_case(lab, case, nbthread))
+        for case in cases:
+            medians = {name: median_of(samples[(name, case)]) for name in texts}
+            for name, result in medians.items():
+                ratios = {f"ratio_to_{base}": round(result["rps"] / medians[base]["rps"], 3)
+                          for base in baselines if base in medians}
+                # < 1: this config spends less HAProxy CPU per request than the baseline
+                ratios.update({f"cpu_ratio_to_{base}": round(
+                    result["cpu_us_per_request"] / medians[base]["cpu_us_per_request"], 3)
+                    for base in baselines if base in medians})
+                emit(bench_name, config=name, case=case, nbthread=nbthread, rounds=rounds,
+                     **result, **ratios)
+
+
+# ------------------------------------------------------------ reload memory
+
+def haproxy_memory_kib(master: int) -> tuple[int, int, int]:
+    """(RSS sum, PSS sum, process count) of the master and all its workers."""
+    pids = process_tree(master)
+    rss, pss = 0, 0
+    for pid in pids:
+        try:
+            rss, pss = rss + rss_kib(pid), pss + pss_kib(pid)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return rss, pss, len(pids)
+
+
+def _reload(lab: Lab, outcome: dict[str, str]) -> None:
+    try:
+        lab.bench.client.lb_action(lab.lb_id, "reload")
+        outcome["reload"] = "ok"
+    except AgentError as exc:  # recorded: part of what is measured
+        outcome["reload"] = str(exc).splitlines()[-1][:200]
+
+
+def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
+    """Reload of the TERMINATED_HTTPS LB holding RELOAD_SESSIONS cached sessions."""
+    user = lab.bench.user.namespace
+    for name, build in builders.items():
+        lab.install(build(2))
+        master = lab.master_pid()
+        before_fill = haproxy_memory_kib(master)
+        done = 0
+        while done < RELOAD_SESSIONS:  # full handshakes, each one a new cache entry
+            done += s_time_new(user, None, f"{lab.vip}:443")["requests"]
+        filled = haproxy_memory_kib(master)
+        old_workers = set(process_tree(master)) - {master}
+        peak_rss, peak_pss = filled[0], filled[1]
+        # an established connection keeps the old worker alive through the
+        # reload, so both generations are measured side by side
+        holder = subprocess.Popen(_in(user, None, ["openssl", "s_client", "-connect",
+                                                   f"{lab.vip}:443"]),
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while int(show_info(lab.stats_socket)["CurrSslConns"]) < 1:
+            assert time.monotonic() < deadline, "the holding connection never came up"
+        outcome: dict[str, str] = {}
+        reloader = threading.Thread(target=_reload, args=(lab, outcome))
+        reloader.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            rss, pss, _ = haproxy_memory_kib(master)
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            if not reloader.is_alive():
+                if holder.poll() is None:
+                    holder.stdin.close()  # type: ignore[union-attr]  # let the old worker go
+                    holder.wait(10)
+                elif not old_workers & set(process_tree(master)):
+                    break
+        holder.kill()
+        holder.wait()
+        reloader.join(30)
+        cachesize = re.search(r"tune\.ssl\.cachesize (\d+)", build(2))
+        emit("dataplane_reload_memory", config=name, sessions=RELOAD_SESSIONS,
+             amphora_memory_kib=lab.memory_kb,
+             tune_ssl_cachesize=int(cachesize.group(1)) if cachesize else "default (20000)",
+             started_rss_kib=before_fill[0], filled_rss_kib=filled[0],
+             filled_pss_kib=filled[1], peak_rss_kib=peak_rss, peak_pss_kib=peak_pss,
+             reload=outcome.get("reload", "no answer in 30 s"))
+
+
+# ------------------------------------------------------------------- main
+
+def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
+    """Single changes to our config, each measured against it unchanged."""
+    def edit(old: str, new: str) -> Callable[[int], str]:
+        return lambda n: lab.ours(n).replace(old, new)
+
+    return {
+        "ours": lab.ours,
+        "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
+        "http_reuse_always": edit("    load-server-state-from-file global\n",
+                                  "    load-server-state-from-file global\n"
+                                  "    http-reuse always\n"),
+        "http_reuse_aggressive": edit("    load-server-state-from-file global\n",
+                                      "    load-server-state-from-file global\n"
+                                      "    http-reuse aggressive\n"),
+        "splice_auto": edit("    load-server-state-from-file global\n",
+                            "    load-server-state-from-file global\n    option splice-auto\n"),
+        "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
+                            "    tune.ssl.default-dh-param 2048\n    tune.bufsize 32768\n"),
+        "ecdsa_certificate": edit('/lb.pem"', '/lb-ecdsa.pem"'),
+        "no_cpu_map": lambda n: re.sub(r"    cpu-map .*\n", "", lab.ours(n)),
+        "no_tls_tickets": edit(" alpn \"h2,http/1.1,http/1.0\"",
+                               " alpn \"h2,http/1.1,http/1.0\" no-tls-tickets"),
+    }
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
+                        help="the modelled amphora's RAM")
+    parser.add_argument("--no-reload-memory", action="store_true",
+                        help="skip the memory measurement during a reload")
+    parser.add_argument("--variants", action="store_true",
+                        help="measure single changes to our config instead")
+    parser.add_argument("--ecdsa", action="store_true",
+                        help="the LB's certificate is ECDSA P-256 instead of RSA 2048")
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--only", default="", help="with --variants: these variants and ours")
+    parser.add_argument("--threads", default="1,2", help="HAProxy thread counts to run")
+    args = parser.parse_args()
+    cases = tuple(c for c in args.cases.split(",") if c)
+    threads = tuple(int(n) for n in args.threads.split(","))
+    workdir = Path(tempfile.mkdtemp(prefix="dataplane-"))
     with plugged_amphora(members=1) as bench:
-        ca = CertificateAuthority.create("bench CA")
         pem = bench.fabric.workdir / "member-tls.pem"
-        ca.issue_server(str(bench.members[0].ipv4)).write(pem)
-        member_ip, member_pid = start_static_member(bench, pem)
+        lab = Lab(bench, workdir, args.memory_kb)
+        lab.ca.issue_server(str(bench.members[0].ipv4)).write(pem)
+        member_pid = start_static_member(bench, pem)
+        sink = start_log_sink(bench.amphora.haproxy_namespace)
         user = bench.user.namespace
         # tens of thousands of short connections per run: let the client
         # namespace reuse TIME_WAIT ports, or later runs measure port scarcity
         nsutil.sysctl(user, "net.ipv4.tcp_tw_reuse", "1")
         nsutil.sysctl(user, "net.ipv4.ip_local_port_range", "1024 65535")
         try:
-            direct = {
-                "http_keep_alive": wrk(user, f"http://{member_ip}:8080/"),
-                "http_new_connection": wrk(user, f"http://{member_ip}:8080/", close=True),
-                "tls13_keep_alive": wrk(user, f"https://{member_ip}:8443/"),
-            }
-            for mode, result in direct.items():
-                emit("dataplane_direct_to_member_baseline", mode=mode, **result)
-            lb_id = str(uuid.uuid4())
-            client = bench.client
-            client.upload_cert(lb_id, "lb.pem", ca.issue_server(str(bench.vip.ipv4)).pem)
-            cert_dir = Path(bench.base_path) / "certs" / lb_id
-            vip = str(bench.vip.ipv4)
-            for nbthread in (1, 2):
-                client.upload_haproxy(bench.amphora.id, lb_id,
-                                      lb_config(bench, lb_id, member_ip, nbthread, cert_dir))
-                client.lb_action(lb_id, "reload")
-                through = {
-                    "http_keep_alive": wrk(user, f"http://{vip}/"),
-                    "http_new_connection": wrk(user, f"http://{vip}/", close=True),
-                    "tls13_keep_alive": wrk(user, f"https://{vip}/"),
-                }
-                for mode, result in through.items():
-                    emit("dataplane_through_amphora", mode=mode, nbthread=nbthread, **result,
-                         ratio_rps_to_direct=round(result["rps"] / direct[mode]["rps"], 2))
-            client.delete_listener(lb_id)
+            lab.upload_certificates("ec" if args.ecdsa else "rsa")
+            builders = {"ours": lab.ours, "octavia": lab.octavia, "hand_tuned": lab.hand_tuned}
+            if not cases:
+                pass
+            elif args.variants:
+                chosen = {name: build for name, build in variants(lab).items()
+                          if not args.only or name == "ours" or name in args.only.split(",")}
+                compare(lab, args.rounds, chosen, cases, "dataplane_variant", ("ours",), threads)
+            else:
+                compare(lab, args.rounds, builders, cases, "dataplane",
+                        ("octavia", "hand_tuned"), threads)
+            if not args.no_reload_memory and not args.variants:
+                reload_memory(lab, {"ours": lab.ours, "octavia": lab.octavia})
+            bench.client.delete_listener(lab.lb_id)
         finally:
+            sink.kill()
+            sink.wait()
             subprocess.run(["kill", member_pid.read_text().strip()], check=False)
     log("dataplane bench done")
     return 0

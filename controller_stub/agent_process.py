@@ -19,16 +19,25 @@ from controller_stub.client import AgentClient
 
 
 class AgentProcess:
+    """One agent process; ``launcher`` is the command that starts it without its
+    ``--config-file`` (default: this tree's ``amphora-agent``), e.g. the agent of
+    another release in its own virtualenv (:mod:`controller_stub.agent_launch`)."""
+
     def __init__(self, config_file: str | os.PathLike[str], *, namespace: str | None = None,
-                 log_file: str | os.PathLike[str] | None = None) -> None:
+                 log_file: str | os.PathLike[str] | None = None,
+                 launcher: list[str] | None = None) -> None:
         self.config_file = str(config_file)
         self.namespace = namespace
         self.log_file = Path(log_file) if log_file else Path(self.config_file).with_suffix(".log")
+        self.launcher = launcher
         self.proc: subprocess.Popen[bytes] | None = None
 
     def command(self) -> list[str]:
-        agent = shutil.which("amphora-agent", path=os.path.dirname(sys.executable))
-        argv = [agent] if agent else [sys.executable, "-m", "amphora_agent.cli"]
+        if self.launcher:
+            argv = list(self.launcher)
+        else:
+            agent = shutil.which("amphora-agent", path=os.path.dirname(sys.executable))
+            argv = [agent] if agent else [sys.executable, "-m", "amphora_agent.cli"]
         argv += ["--config-file", self.config_file]
         if self.namespace:
             # nsenter switches only the network namespace; ``ip netns exec``
@@ -38,9 +47,16 @@ class AgentProcess:
         return argv
 
     def start(self) -> None:
+        env = None
+        if self.launcher:
+            # another virtualenv's agent imports its own code, not this tree's: no
+            # PYTHONPATH, and a working directory (``python -m`` puts it first on
+            # sys.path for the helpers the agent spawns) with no packages in it
+            env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
         with open(self.log_file, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+                                         stdin=subprocess.DEVNULL, start_new_session=True,
+                                         env=env, cwd=Path(self.config_file).parent)
 
     def wait_ready(self, client: AgentClient, timeout: float = 30.0,
                    interval: float = 0.05) -> None:

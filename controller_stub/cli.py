@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 # Modules under controller_stub.commands, each with register(subparsers).
-COMMAND_MODULES: tuple[str, ...] = ("image", "render", "stats")
+COMMAND_MODULES: tuple[str, ...] = ("image", "render", "stats", "lbaas")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,8 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # one line for the operator, not a traceback
         if getattr(args, "debug", False):
             raise
-        print(f"amphora-ctl {args.command}: error: {exc}", file=sys.stderr)
+        print(f"amphora-ctl {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 1
+
+
+def describe(exc: BaseException) -> str:
+    """One line: an API error's faultstring and HTTP status, else the exception's text."""
+    if type(exc).__name__ in ("DiscoveryFailure", "ConnectFailure", "ConnectTimeout"):
+        return f"cannot reach the API ({' '.join(str(exc).split())})"
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        detail = getattr(exc, "details", None) or getattr(exc, "message", None) or str(exc)
+        return f"{' '.join(str(detail).split())} (HTTP {status})"
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

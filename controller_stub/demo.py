@@ -6,8 +6,13 @@ the controller's workers in this process. The demo creates a SINGLE and an
 ACTIVE_STANDBY load balancer, each with an HTTP listener and two members,
 sends traffic through both VIPs from a client namespace, shows the status
 trees, removes and re-adds a member (runtime API, no reload), changes a
-listener (new config, reload), deletes everything, and shows an
-ACTIVE_STANDBY pair failing over with its measured outage. Needs root.
+listener (new config, reload), kills the MASTER amphora of the
+ACTIVE_STANDBY load balancer (every process SIGKILLed, its namespaces
+deleted) while a client polls the VIP every 20 ms: the standby keeps
+serving, the health manager notices the silence and replaces the dead
+amphora, which joins as BACKUP, and the LB is ONLINE again. Then it deletes
+everything and shows an ACTIVE_STANDBY pair failing over with its measured
+outage. Needs root.
 
 Each step is one method of :class:`Demo`, run in order by :meth:`Demo.run`;
 later segments slot in as further steps.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import collections
 import json
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -25,12 +31,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from controller_stub import haproxy_cli
 from controller_stub.active_standby import Prober, build_pair, outage
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import LocalFabric
 from controller_stub.controller import config as config_mod
+from controller_stub.controller import models
 from controller_stub.controller.daemon import Service
+
+HEARTBEAT_INTERVAL, HEARTBEAT_TIMEOUT = 1, 3  # seconds; the defaults are 2 and 6
 
 
 def _say(message: str) -> None:
@@ -46,7 +57,11 @@ class Demo:
         config.write_text(f"[controller]\nid = demo\nworkers = 2\npoll_seconds = 0.05\n"
                           f"[database]\nurl = sqlite:///{workdir}/controller.db\n"
                           f"[compute]\ndriver = local\nworkdir = {workdir}\n"
-                          "[api]\nbind_port = 0\n",
+                          "[api]\nbind_port = 0\n"
+                          f"[health_manager]\nenabled = true\nbind_port = 0\n"
+                          f"heartbeat_key = {secrets.token_hex(16)}\n"
+                          f"heartbeat_interval = {HEARTBEAT_INTERVAL}\n"
+                          f"heartbeat_timeout = {HEARTBEAT_TIMEOUT}\n",
                           encoding="utf-8")
         self.service = Service(config_mod.load(config))
         self.api = self.service.api
@@ -83,6 +98,20 @@ class Demo:
                 raise RuntimeError(f"{address} is not serving {expected} members")
             time.sleep(0.1)
 
+    def _until(self, condition: Any, timeout: float, what: str) -> float:
+        """Seconds until ``condition()`` holds, polled every 20 ms."""
+        start = time.monotonic()
+        while not condition():
+            if time.monotonic() - start > timeout:
+                raise RuntimeError(f"no {what} within {timeout:.0f}s")
+            time.sleep(0.02)
+        return time.monotonic() - start
+
+    def _monitored(self, amphora_ids: set[str]) -> bool:
+        with self.service.sessions() as session:
+            return set(session.scalars(select(models.AmphoraHealth.amphora_id).where(
+                models.AmphoraHealth.amphora_id.in_(amphora_ids)))) == amphora_ids
+
     def _reloads(self, lb_id: str) -> list[int]:
         return [haproxy_cli.reloads(Path(a["compute_data"]["root"]) / "lib" / lb_id /
                                     "master.sock") for a in self.api.amphorae(lb_id)]
@@ -91,6 +120,7 @@ class Demo:
 
     def step_members_and_client(self) -> None:
         _say("starting the controller, two members and a client on the fabric")
+        print(f"    fabric {self.fabric.prefix} in {self.workdir}")
         self.service.start()
         self.members = [self.fabric.create_member("member", name=f"member-{i}") for i in (1, 2)]
         self.client = self.fabric.create_client("client")
@@ -161,6 +191,50 @@ class Demo:
             print(f"    {done['provisioning_status']}; reloads {before} -> "
                   f"{self._reloads(lb['id'])}; {self._spread(lb['vip_address'])}")
 
+    def step_controller_failover(self) -> None:
+        lb = self.lbs["ACTIVE_STANDBY"]
+        vip, api = lb["vip_address"], self.api
+        amphorae = api.amphorae(lb["id"])
+        self._until(lambda: self._monitored({a["id"] for a in amphorae}), 15,
+                    "heartbeat from every amphora")
+        master = next(a for a in amphorae if a["role"] == "MASTER")
+        survivor = next(a for a in amphorae if a["id"] != master["id"])
+        _say(f"ACTIVE_STANDBY: the MASTER amphora {master['id']} dies (every process "
+             f"SIGKILLed, its namespaces deleted); a client polls the VIP every 20 ms")
+        with Prober(self.client.namespace, vip, interval=0.02, timeout=0.5) as prober:
+            prober.wait_good(time.monotonic(), timeout=15)
+            start = time.monotonic()
+            data = master["compute_data"]
+            nsutil.crash(data["haproxy_namespace"], data["namespace"])
+            self._until(lambda: api.get_load_balancer(lb["id"])["provisioning_status"]
+                        == "PENDING_UPDATE", 30, "failover")
+            print(f"    failover started {time.monotonic() - start:.1f}s after the kill "
+                  f"(stale: no heartbeat for {HEARTBEAT_TIMEOUT}s)")
+
+            def replaced() -> bool:
+                current = api.get_load_balancer(lb["id"])
+                if current["provisioning_status"] == "ERROR":
+                    raise RuntimeError(f"failover failed: {current['status_reason']}")
+                return (current["provisioning_status"] == "ACTIVE" and master["id"] not in
+                        {a["id"] for a in api.amphorae(lb["id"])})
+            self._until(replaced, 60, "replacement")
+            healed = time.monotonic() - start
+            prober.wait_good(time.monotonic())
+            failed, sent = prober.failed(start), sum(p.start >= start for p in prober.probes)
+        print(f"    data-plane outage {outage(list(prober.probes), start) * 1000:.0f} ms "
+              f"({failed} of {sent} probes failed): the standby took the VIP")
+        after = {a["id"]: a for a in api.amphorae(lb["id"])}
+        new = next(a for i, a in after.items() if i != survivor["id"])
+        print(f"    replaced {healed:.1f}s after the kill: {survivor['id']} "
+              f"{after[survivor['id']]['role']} (kept the VIP), new amphora {new['id']} "
+              f"{new['role']} {new['status']}")
+        if (after[survivor["id"]]["role"], new["role"]) != ("MASTER", "BACKUP"):
+            raise RuntimeError(f"unexpected roles after the failover: {after}")
+        status = api.get_load_balancer(lb["id"])["operating_status"]
+        print(f"    load balancer {status}; {self._spread(vip)}")
+        if status != "ONLINE":
+            raise RuntimeError(f"the load balancer is {status} after the failover")
+
     def step_delete(self) -> None:
         _say("deleting both load balancers (cascade)")
         for lb in self.lbs.values():
@@ -201,7 +275,8 @@ class Demo:
     def run(self) -> None:
         for step in (self.step_members_and_client, self.step_create,
                      self.step_traffic_and_status, self.step_member_change,
-                     self.step_listener_change, self.step_delete, self.step_failover):
+                     self.step_listener_change, self.step_controller_failover,
+                     self.step_delete, self.step_failover):
             step()
 
     def close(self) -> None:

@@ -1,17 +1,17 @@
 """The controller's health listener: UDP heartbeats in, verified messages out.
 
 One receive thread reads every bound socket (IPv4 and IPv6), verifies each
-datagram (:class:`amphora_contract.heartbeat.HeartbeatVerifier`) and puts the
-message on a bounded queue; one delivery thread hands messages to the
-callback. A full queue drops the message and counts it, so a slow consumer
-costs datagrams, never memory. Every rejection is counted by its reason
-(docs/heartbeat.md).
+datagram (:class:`amphora_contract.heartbeat.HeartbeatVerifier`) and hands the
+messages of each drained burst at once to one delivery thread, which calls
+the callback: one lock and one wake-up per burst, not per datagram. At most
+``queue_size`` messages wait or are being delivered; past that a message is
+dropped and counted, so a slow consumer costs datagrams, never memory. Every
+rejection is counted by its reason (docs/heartbeat.md).
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import selectors
 import socket
 import threading
@@ -27,6 +27,8 @@ Message = dict[str, Any]
 Callback = Callable[[Message, str], None]
 QUEUE_FULL = "queue_full"
 SO_RCVBUFFORCE = 33  # Linux (asm-generic/socket.h); the socket module does not name it
+# Datagrams read (and verified) before their messages are handed on.
+BURST = 64
 
 
 class HealthListener:
@@ -41,7 +43,11 @@ class HealthListener:
         self._callback = callback
         self._addresses = list(addresses)
         self._receive_buffer = receive_buffer
-        self._queue: queue.Queue[tuple[Message, str] | None] = queue.Queue(queue_size)
+        self._queue_size = queue_size
+        # messages handed over, and how many are handed over but not yet delivered
+        self._pending: list[tuple[Message, str]] = []
+        self._in_flight = 0
+        self._ready = threading.Condition()
         self._counts: Counter[str] = Counter()
         self._sockets: list[socket.socket] = []
         self._stop = threading.Event()
@@ -99,10 +105,8 @@ class HealthListener:
         self._wake_w.send(b"x")
         receiver, deliverer = self._threads
         receiver.join(timeout=5)
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:
-            pass  # the delivery thread sees the stop flag after its current message
+        with self._ready:
+            self._ready.notify()  # the delivery thread sees the stop flag
         deliverer.join(timeout=5)
         self._close()
 
@@ -111,6 +115,12 @@ class HealthListener:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def sockets(self) -> tuple[socket.socket, ...]:
+        """The bound sockets (for socket options such as ``SO_MEMINFO``; the
+        listener's receive thread reads them)."""
+        return tuple(self._sockets)
 
     @property
     def bound(self) -> list[tuple[str, int]]:
@@ -129,21 +139,55 @@ class HealthListener:
 
     # the two threads
 
-    def handle(self, datagram: bytes, source: str) -> None:
-        """Verify one datagram and queue its message (the receive path)."""
+    def _verified(self, datagram: bytes) -> Message | None:
         counts = self._counts
         counts["received"] += 1
         try:
-            message = self.verifier.verify(datagram)
+            return self.verifier.verify(datagram)
         except HeartbeatError as exc:
             counts[exc.reason.value] += 1
-            return
-        try:
-            self._queue.put_nowait((message, source))
-        except queue.Full:
-            counts[QUEUE_FULL] += 1
-            return
-        counts["accepted"] += 1
+            return None
+
+    def _hand_over(self, batch: list[tuple[Message, str]]) -> None:
+        """Queue what fits of ``batch``; count the rest as dropped."""
+        with self._ready:
+            room = max(self._queue_size - self._in_flight, 0)
+            if len(batch) > room:
+                self._counts[QUEUE_FULL] += len(batch) - room
+                batch = batch[:room]
+            if batch:
+                self._pending += batch
+                self._in_flight += len(batch)
+                self._counts["accepted"] += len(batch)
+                self._ready.notify()
+
+    def handle(self, datagram: bytes, source: str) -> None:
+        """Verify one datagram and queue its message (the receive path)."""
+        message = self._verified(datagram)
+        if message is not None:
+            self._hand_over([(message, source)])
+
+    def _drain(self, sock: socket.socket, limit: int) -> bool:
+        """Read and verify up to :data:`BURST` datagrams, hand their messages
+        over together; True when the socket may hold more."""
+        batch: list[tuple[Message, str]] = []
+        recvfrom, verified = sock.recvfrom, self._verified
+        for _ in range(BURST):
+            try:
+                datagram, source = recvfrom(limit)
+            except BlockingIOError:
+                break
+            except OSError:
+                LOG.exception("health socket receive failed")
+                break
+            message = verified(datagram)
+            if message is not None:
+                batch.append((message, source[0]))
+        else:
+            self._hand_over(batch)
+            return True
+        self._hand_over(batch)
+        return False
 
     def _receive_loop(self) -> None:
         limit = self.verifier.max_datagram + 1  # one more: oversized shows as oversized
@@ -156,20 +200,24 @@ class HealthListener:
                     sock = key.fileobj
                     if sock is self._wake_r:
                         continue
-                    recvfrom = sock.recvfrom  # type: ignore[union-attr]
-                    while True:  # drain: one wake-up, many datagrams
-                        try:
-                            datagram, source = recvfrom(limit)
-                        except BlockingIOError:
-                            break
-                        except OSError:
-                            LOG.exception("health socket receive failed")
-                            break
-                        self.handle(datagram, source[0])
+                    while self._drain(sock, limit):  # type: ignore[arg-type]
+                        pass  # one wake-up, many datagrams
 
     def _deliver_loop(self) -> None:
-        while (item := self._queue.get()) is not None and not self._stop.is_set():
-            try:
-                self._callback(*item)
-            except Exception:
-                LOG.exception("health callback failed for a heartbeat from %s", item[1])
+        ready = self._ready
+        while True:
+            with ready:
+                while not self._pending and not self._stop.is_set():
+                    ready.wait()
+                if self._stop.is_set():
+                    return
+                batch, self._pending = self._pending, []
+            for message, source in batch:
+                if self._stop.is_set():
+                    return
+                try:
+                    self._callback(message, source)
+                except Exception:
+                    LOG.exception("health callback failed for a heartbeat from %s", source)
+            with ready:
+                self._in_flight -= len(batch)

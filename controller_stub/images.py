@@ -38,8 +38,23 @@ OPTIONAL_PROPERTIES: dict[str, str] = {
     "kernel_version": "kernel_version",
     "os_release": "os_release",
     "ipvsadm_version": "ipvsadm_version",
+    # what ``haproxy -vv`` says (the capability check reads QUIC, PROMEX, services)
+    "haproxy_build_options": "haproxy_build_options",
+    "haproxy_services": "haproxy_services",
+    "haproxy_openssl_version": "haproxy_openssl_version",
 }
-AMPHORA_PROPERTIES = (*MANIFEST_PROPERTIES, *OPTIONAL_PROPERTIES)
+# Hints to Nova/libvirt for running the amphora well (docs/image.md says why each helps):
+# paravirtual disk and NIC, one NIC queue pair per vCPU for HAProxy's threads, and a
+# virtio RNG so TLS keys made at boot do not wait on entropy.
+PERFORMANCE_PROPERTIES: dict[str, str] = {
+    "hw_disk_bus": "virtio",
+    "hw_vif_model": "virtio",
+    "hw_vif_multiqueue_enabled": "true",
+    "hw_rng_model": "virtio",
+}
+GUEST_AGENT_PROPERTY = "hw_qemu_guest_agent"  # "yes" only when the image has the agent
+AMPHORA_PROPERTIES = (*MANIFEST_PROPERTIES, *OPTIONAL_PROPERTIES, *PERFORMANCE_PROPERTIES,
+                      GUEST_AGENT_PROPERTY)
 
 # Image file extension -> (disk_format, container_format).
 FORMATS: dict[str, tuple[str, str]] = {
@@ -105,6 +120,9 @@ def properties_from_manifest(manifest: Mapping[str, Any]) -> dict[str, str]:
         value = manifest.get(key)
         if isinstance(value, str | int) and value != "":
             props[prop] = str(value)
+    props.update(PERFORMANCE_PROPERTIES)
+    if manifest.get("qemu_guest_agent_version"):
+        props[GUEST_AGENT_PROPERTY] = "yes"
     return props
 
 
@@ -190,6 +208,10 @@ def _info(image: Any) -> ImageInfo:
     for key in AMPHORA_PROPERTIES:
         if key in raw and raw[key] is not None:
             props.setdefault(key, raw[key])
+    # openstacksdk names this one is_hw_vif_multiqueue_enabled and makes it a bool
+    multiqueue = raw.get("is_hw_vif_multiqueue_enabled")
+    if multiqueue is not None:
+        props.setdefault("hw_vif_multiqueue_enabled", str(multiqueue).lower())
     if raw.get("architecture"):
         props.setdefault("architecture", raw["architecture"])
     if raw.get("os_distro"):

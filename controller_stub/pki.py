@@ -140,7 +140,7 @@ class CertificateAuthority:
         return cert_path, key_path
 
     def _issue(self, subject_cn: str, sans: Sequence[x509.GeneralName],
-               usages: Sequence[ObjectIdentifier] | None, *, days: int, key_kind: str,
+               usages: Sequence[ObjectIdentifier] | None, *, days: float, key_kind: str,
                not_before: datetime.datetime | None = None,
                not_after: datetime.datetime | None = None,
                key: PrivateKey | None = None) -> Issued:
@@ -165,7 +165,7 @@ class CertificateAuthority:
                                             critical=False)
         return Issued(cert=builder.sign(self.key, hashes.SHA256()), key=key)
 
-    def issue_amphora(self, amphora_id: str, *, days: int = 730, key_kind: str = "ec",
+    def issue_amphora(self, amphora_id: str, *, days: float = 730, key_kind: str = "ec",
                       not_before: datetime.datetime | None = None) -> Issued:
         """Server certificate for an amphora agent: CN and DNS SAN = amphora id."""
         amphora_id = str(uuid.UUID(amphora_id))

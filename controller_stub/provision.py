@@ -12,23 +12,25 @@ import os
 from pathlib import Path
 
 from amphora_contract.agent_config import AgentSettings
-from controller_stub.pki import CertificateAuthority
+from controller_stub.pki import CertificateAuthority, Issued
 
 __all__ = ["AgentSettings", "write_amphora_files"]
 
 
 def write_amphora_files(root: str | os.PathLike[str], settings: AgentSettings,
-                        ca: CertificateAuthority, client_ca_pem: bytes) -> Path:
+                        ca: CertificateAuthority, client_ca_pem: bytes,
+                        server: Issued | None = None) -> Path:
     """Write server cert, client CA and agent config under ``root``.
 
-    ``settings``' paths are rewritten to live under ``root``; returns the
+    ``settings``' paths are rewritten to live under ``root``; ``server`` is the
+    server certificate to install (default: a new one from ``ca``); returns the
     config file path.
     """
     base = Path(root)
     certs = base / "certs"
     certs.mkdir(parents=True, exist_ok=True, mode=0o700)
-    settings.agent_server_cert = str(ca.issue_amphora(settings.amphora_id).write(
-        certs / "server.pem"))
+    server = server or ca.issue_amphora(settings.amphora_id)
+    settings.agent_server_cert = str(server.write(certs / "server.pem"))
     client_ca = certs / "client_ca.pem"
     client_ca.write_bytes(client_ca_pem)
     settings.agent_server_ca = str(client_ca)

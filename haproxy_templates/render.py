@@ -61,7 +61,11 @@ TEMPLATE_DIR = Path(__file__).parent / "templates"
 # OpenSSL session on top for TLS. HAProxy's own guidance is ~33 kB plain.
 _CONN_KB_PLAIN = 34
 _CONN_KB_TLS = 64
-_SSL_CACHE_ENTRY_BYTES = 200  # HAProxy: "about 200 bytes per entry"
+# Resident bytes per tune.ssl.cachesize entry, measured on HAProxy 2.6 (RSS of
+# 1,000,000 entries minus 1,000): the whole cache is allocated and touched at
+# start, full or empty, and an old worker keeps its own until it exits.
+_SSL_CACHE_ENTRY_BYTES = 248
+_SSL_CACHE_MAX_ENTRIES = 1_000_000
 _MAX_THREADS = 64
 _MAX_UNIX_PATH = 97  # HAProxy's limit for a UNIX socket path (sun_path minus its suffixes)
 
@@ -100,13 +104,26 @@ class RenderOptions:
     ping_script: str = "/var/lib/octavia/ping-wrapper.sh"
     default_listener_maxconn: int = 50000
     memory_fraction: float = 0.5  # of the amphora's RAM that connections may use
-    ssl_cache_fraction: float = 0.02  # of RAM for the TLS session cache (per worker pair)
+    # of RAM for the TLS session caches of the old and the new worker together
+    ssl_cache_fraction: float = 0.02
     stick_table_size: str = "10k"
+    # Idle member connections carry the first request of a new client
+    # connection once they have served one (HAProxy's "aggressive"): a
+    # new-connection-per-request load costs 40% less HAProxy CPU than with
+    # "safe" (docs/haproxy.md, "Tuning"). "safe" when members may drop idle
+    # connections without warning and clients never retry.
+    http_reuse: str = "aggressive"
     persistence_cookie: str = "SRV"
     prometheus_bind: str | None = None  # e.g. "127.0.0.1:9101": internal exporter frontend
     # the exporter on {base_path}/{lb_id}/prometheus.sock, where the agent's
     # /1.0/ext/metrics reads it (docs/agent.md, "Metrics")
     prometheus_socket: bool = False
+    # protocol glitches one HTTP/2 connection may cause before HAProxy closes it (HAProxy's
+    # manual suggests about 1000 for frontends); rendered where HTTP/2 is offered
+    h2_glitches_threshold: int = 1000
+    # fetch and staple OCSP responses for listener certificates where the image can
+    # (HAProxy 3.0+); quietly off on older images, as a fleet may mix them
+    ocsp_update: bool = False
 
 
 _AMPHORA_ID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -119,6 +136,7 @@ _FACILITIES = ("kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news"
 _TIME_RE = re.compile(r"[0-9]{1,9}(us|ms|s|m|h|d)?")
 _SIZE_RE = re.compile(r"[0-9]{1,12}[kmg]?")
 _COOKIE_RE = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+_HTTP_REUSE = ("never", "safe", "aggressive", "always")
 _BIND_RE = re.compile(r"[A-Za-z0-9.:\[\]*-]{1,64}:[0-9]{1,5}")
 
 
@@ -134,10 +152,14 @@ def check_identifiers(amphora_id: str, options: RenderOptions) -> None:
         "log_target": _LOG_TARGET_RE, "user": _ACCOUNT_RE, "group": _ACCOUNT_RE,
         "user_log_facility": _FACILITIES, "admin_log_facility": _FACILITIES,
         "hard_stop_after": _TIME_RE, "stick_table_size": _SIZE_RE,
-        "persistence_cookie": _COOKIE_RE,
+        "persistence_cookie": _COOKIE_RE, "http_reuse": _HTTP_REUSE,
     }
     if options.prometheus_bind is not None:
         patterns["prometheus_bind"] = _BIND_RE
+    threshold = options.h2_glitches_threshold
+    if isinstance(threshold, bool) or not isinstance(threshold, int) or not (
+            1 <= threshold <= 1_000_000):
+        raise ValidationError("options.h2_glitches_threshold", "must be 1..1000000")
     for name, rule in patterns.items():
         value = getattr(options, name)
         ok = isinstance(value, str) and (
@@ -172,6 +194,9 @@ class _Ctx:
     lb: LoadBalancer
     target: Target
     options: RenderOptions
+    # "listener"/"pool" when some bind/server line offers h2: the glitch caps go global
+    h2_sides: set[str] = field(default_factory=set)
+    quic: bool = False
 
     @property
     def versions(self) -> capabilities.Versions:
@@ -226,15 +251,32 @@ def _tls_settings(ctx: _Ctx, *, side: str, path: str, ciphers: str | None,
             "policy.ciphersuites")
     alpn_list: tuple[str, ...] = ()
     h2_feature = "http2_frontend" if listener else "http2_backend"
+    h3 = False
     if alpn is not None:
-        alpn_list = check_alpn(alpn, f"{path}.alpn_protocols")
-        if "h2" in alpn_list:
-            ctx.require(h2_feature, f"{path}.alpn_protocols")
+        field_path = f"{path}.alpn_protocols"
+        alpn_list = check_alpn(alpn, field_path)
+        if "h3" in alpn_list:
+            if not listener:
+                raise ValidationError(field_path, "h3 (HTTP/3 over QUIC) is for listeners; "
+                                      "members are reached over TCP")
+            ctx.require("quic_listener", field_path)
+            if max_ver != "TLSv1.3":
+                raise ValidationError(field_path, "h3 needs TLSv1.3 (QUIC is TLS 1.3 only)")
+            h3, alpn_list = True, tuple(p for p in alpn_list if p != "h3")
+        if "h2" in alpn_list and not ctx.supports(h2_feature):
+            # Offered among fallbacks (Octavia's default list), h2 is dropped and clients
+            # negotiate HTTP/1.1; a listener or pool that speaks only h2 cannot be served.
+            alpn_list = tuple(p for p in alpn_list if p != "h2")
+            if not alpn_list:
+                ctx.require(h2_feature, field_path)
     elif http:
         alpn_list = tuple(p for p in (policy.listener_alpn if listener else policy.pool_alpn)
                           if p != "h2" or ctx.supports(h2_feature))
+    if "h2" in alpn_list:
+        ctx.h2_sides.add(side)
     return {"ciphers": cipher_string, "ciphersuites": suites, "min_ver": min_ver,
-            "max_ver": max_ver, "alpn": ",".join(alpn_list) if alpn_list else None}
+            "max_ver": max_ver, "alpn": ",".join(alpn_list) if alpn_list else None,
+            "h3": h3}
 
 
 # ------------------------------------------------------------------ frontends
@@ -297,6 +339,7 @@ def _frontend(ctx: _Ctx, li: int, listener: Listener, global_maxconn: int) -> di
         "binds": [_addr(vip, listener.protocol_port) for vip in lb.vips],
         "transparent": lb.topology is Topology.ACTIVE_STANDBY,
         "tls": None,
+        "quic_binds": [],
         "allowed_cidrs": [n.compressed for n in listener.allowed_cidrs],
         "timeout_client": _ms(listener.timeouts.client_data),
         "inspect_delay": (_ms(listener.timeouts.tcp_inspect)
@@ -328,6 +371,12 @@ def _frontend(ctx: _Ctx, li: int, listener: Listener, global_maxconn: int) -> di
             "ca": ctx.cert(t.client_ca) if t.client_ca else None,
             "crl": ctx.cert(t.client_crl) if t.client_crl else None,
         }
+        if settings["h3"]:
+            ctx.quic = True
+            fe["quic_binds"] = [f"quic{vip.version}@{_addr(vip, listener.protocol_port)}"
+                                for vip in lb.vips]
+            fe["response_headers"].append(
+                ("alt-svc", f'h3=":{listener.protocol_port}"; ma=900'))
         if t.hsts_max_age is not None:
             hsts = f"max-age={t.hsts_max_age}"
             hsts += "; includeSubDomains" if t.hsts_include_subdomains else ""
@@ -462,6 +511,15 @@ def _backend(ctx: _Ctx, listener: Listener, pool: Pool, peers: str | None) -> di
 
 # ------------------------------------------------------------------- global
 
+def ssl_cache_entries(memory_kb: int, fraction: float) -> int:
+    """``tune.ssl.cachesize`` such that two caches (the old worker's and the
+    new one's, during a reload) fit in ``fraction`` of the amphora's memory.
+    No floor: a tiny amphora gets a tiny cache (0 turns it off; TLS 1.3
+    tickets still resume), never one that does not fit."""
+    per_generation = int(memory_kb * 1024 * fraction) // 2
+    return min(per_generation // _SSL_CACHE_ENTRY_BYTES, _SSL_CACHE_MAX_ENTRIES)
+
+
 def _global(ctx: _Ctx, listeners: list[Listener]) -> dict[str, Any]:
     t, opts = ctx.target, ctx.options
     wanted = sum(li.connection_limit if li.connection_limit > 0 else opts.default_listener_maxconn
@@ -485,8 +543,7 @@ def _global(ctx: _Ctx, listeners: list[Listener]) -> dict[str, Any]:
     cpus = str(first_cpu) if threads == 1 else f"{first_cpu}-{last_cpu}"
     thread_set = "1" if threads == 1 else f"1-{threads}"
 
-    cache_bytes = int(t.memory_kb * 1024 * opts.ssl_cache_fraction) // 2
-    cachesize = max(1000, min(cache_bytes // _SSL_CACHE_ENTRY_BYTES, 1_000_000))
+    cachesize = ssl_cache_entries(t.memory_kb, opts.ssl_cache_fraction)
     defaults_tls = _tls_settings(ctx, side="listener", path="policy", ciphers=None,
                                  ciphersuites=None, versions=None, alpn=None, http=False)
     server_tls = _tls_settings(ctx, side="pool", path="policy", ciphers=None,
@@ -579,6 +636,13 @@ def render(lb: LoadBalancer | Mapping[str, Any], *, amphora_id: str, target: Tar
             if name not in backends:
                 backends[name] = _backend(ctx, listener, pool,
                                           peers["name"] if peers else None)
+    glob["h2_glitches"] = {side: options.h2_glitches_threshold if side in ctx.h2_sides
+                           else None for side in ("listener", "pool")}
+    # Debian 13's HAProxy 3.0 reaches QUIC through its OpenSSL compatibility layer,
+    # which HAProxy enables only when told to (limited-quic).
+    glob["limited_quic"] = ctx.quic and not ctx.supports("quic_native_tls")
+    glob["ocsp_update"] = options.ocsp_update and ctx.supports("ocsp_update") and any(
+        li.protocol is ListenerProtocol.TERMINATED_HTTPS for li in listeners)
     if options.prometheus_bind:
         ctx.require("prometheus_exporter", "options.prometheus_bind")
     prometheus_socket = None

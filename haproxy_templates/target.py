@@ -10,12 +10,27 @@ import os
 import re
 import resource
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from haproxy_templates.capabilities import Versions
 from haproxy_templates.versions import Version
 
 _SERVICES_RE = re.compile(r"^Available services\s*:\s*(.*)$", re.MULTILINE)
+_FEATURES_RE = re.compile(r"^Feature list\s*:\s*(.*)$", re.MULTILINE)
+
+
+def build_features(vv: str) -> frozenset[str]:
+    """The enabled (``+``) flags of ``haproxy -vv``'s feature list."""
+    match = _FEATURES_RE.search(vv)
+    words = match.group(1).split() if match else []
+    return frozenset(w[1:] for w in words if w.startswith("+"))
+
+
+def services_of(vv: str) -> frozenset[str]:
+    """The built-in services ``haproxy -vv`` lists (``prometheus-exporter``)."""
+    match = _SERVICES_RE.search(vv)
+    return frozenset(match.group(1).split()) if match else frozenset()
 
 
 @dataclass(frozen=True)
@@ -34,6 +49,8 @@ class Target:
     reserve_cpu0: bool = False
     # HAProxy's built-in services (``haproxy -vv``); None when unknown.
     services: frozenset[str] | None = None
+    # ``+FLAG`` entries of ``haproxy -vv``'s feature list (QUIC, PROMEX, ...); None: unknown.
+    build: frozenset[str] | None = None
     keepalived_version: str | None = None
     haproxy: Version = field(init=False, repr=False, compare=False)
     openssl: Version = field(init=False, repr=False, compare=False)
@@ -46,19 +63,20 @@ class Target:
 
     @property
     def versions(self) -> Versions:
-        return Versions(self.haproxy, self.openssl, self.services)
+        return Versions(self.haproxy, self.openssl, self.services, self.build)
 
     @classmethod
-    def detect(cls, haproxy_cmd: str = "haproxy", openssl_cmd: str = "openssl") -> Target:
-        """Describe this machine (runs ``haproxy -vv`` and ``openssl version``)."""
-        vv = subprocess.run([haproxy_cmd, "-vv"], capture_output=True, text=True,
+    def detect(cls, haproxy_cmd: str = "haproxy", openssl_cmd: str = "openssl",
+               prefix: Sequence[str] = ()) -> Target:
+        """Describe this machine (runs ``haproxy -vv`` and ``openssl version``).
+
+        ``prefix`` runs both elsewhere, e.g. ``("chroot", root)`` for an image's root.
+        """
+        vv = subprocess.run([*prefix, haproxy_cmd, "-vv"], capture_output=True, text=True,
                             check=True, timeout=30).stdout
         haproxy_version = vv.splitlines()[0] if vv else ""
-        services_match = _SERVICES_RE.search(vv)
-        services = (frozenset(services_match.group(1).split()) if services_match
-                    else frozenset())
-        openssl = subprocess.run([openssl_cmd, "version"], capture_output=True, text=True,
-                                 check=True, timeout=30).stdout.strip()
+        openssl = subprocess.run([*prefix, openssl_cmd, "version"], capture_output=True,
+                                 text=True, check=True, timeout=30).stdout.strip()
         soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         return cls(
             haproxy_version=str(Version.parse(haproxy_version)),
@@ -66,7 +84,8 @@ class Target:
             cpu_count=os.cpu_count() or 1,
             memory_kb=_mem_total_kb(),
             fd_limit=soft if soft != resource.RLIM_INFINITY else 1024 * 1024,
-            services=services,
+            services=services_of(vv),
+            build=build_features(vv),
         )
 
 

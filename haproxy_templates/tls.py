@@ -25,7 +25,8 @@ from haproxy_templates.errors import ValidationError
 TLS_VERSIONS: tuple[str, ...] = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 HAPROXY_VERSION_NAMES = {"SSLv3": "SSLv3", "TLSv1": "TLSv1.0", "TLSv1.1": "TLSv1.1",
                          "TLSv1.2": "TLSv1.2", "TLSv1.3": "TLSv1.3"}
-ALPN_PROTOCOLS: tuple[str, ...] = ("h2", "http/1.1", "http/1.0")
+# h3 is HTTP/3 over QUIC: listeners only, on a quic bind line of its own.
+ALPN_PROTOCOLS: tuple[str, ...] = ("h3", "h2", "http/1.1", "http/1.0")
 
 _CIPHER_TOKEN_RE = re.compile(r"^[!+-]?[A-Za-z0-9_.+-]+$")
 _SPECIAL_TOKEN_RE = re.compile(r"^@(STRENGTH|SECLEVEL=[0-5])$")

@@ -320,8 +320,12 @@ class LocalFabric:
         network = Network(name, f"br-{name}"[:15], v4, v6)
         with netns.entered(self.namespace), IPRoute() as ipr:
             # No multicast snooping: without an MLD querier it can starve IPv6
-            # neighbour discovery of freshly plugged ports.
-            ipr.link("add", ifname=network.bridge, kind="bridge", br_mcast_snooping=0)
+            # neighbour discovery of freshly plugged ports. A MAC of its own:
+            # a bridge without one takes its lowest port's and changes it when
+            # that port goes (an amphora dies), leaving every other endpoint's
+            # ARP entry for the gateway wrong for seconds.
+            ipr.link("add", ifname=network.bridge, kind="bridge", br_mcast_snooping=0,
+                     address=nsutil.fixed_mac(f"{self.namespace}/{network.bridge}"))
             index = ipr.link_lookup(ifname=network.bridge)[0]
             ipr.link("set", index=index, state="up")
             addresses = [(str(network.gateway4), v4.prefixlen)]

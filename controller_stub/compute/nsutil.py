@@ -7,6 +7,7 @@ namespace is only used to hold the ``/run/netns`` names.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import signal
 import threading
@@ -90,6 +91,24 @@ def kill_all_in(name: str, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and pids_in(name):
             time.sleep(0.05)
+
+
+def crash(*names: str) -> None:
+    """What a dying VM looks like: every process in the namespaces SIGKILLed at
+    once (no clean shutdown), then the namespaces (and their links) gone."""
+    for name in names:
+        for pid in pids_in(name):
+            if pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+    for name in names:
+        delete(name)
+
+
+def fixed_mac(seed: str) -> str:
+    """A locally administered unicast MAC derived from ``seed`` (stable per name)."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    return ":".join(f"{b:02x}" for b in (0x02, *digest[:5]))
 
 
 def delete(name: str) -> None:

@@ -18,9 +18,10 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from controller_stub.controller import flavors, models
+from controller_stub.controller import flavors, models, quotas
 from controller_stub.controller.constants import (
     ACTIVE_STANDBY,
     ERROR,
@@ -37,6 +38,7 @@ from controller_stub.controller.constants import (
 from controller_stub.controller.documents import lb_doc
 from controller_stub.controller.errors import Conflict, InvalidRequest, NotFound, Unsupported
 from controller_stub.controller.imaging import ImageSource, target_of
+from controller_stub.controller.positions import renumber
 from haproxy_templates import render
 from haproxy_templates.errors import CapabilityError, ValidationError
 
@@ -107,7 +109,7 @@ def l7policy_dict(p: models.L7Policy) -> dict[str, Any]:
 
 
 def l7rule_dict(r: models.L7Rule) -> dict[str, Any]:
-    out = _as_dict(r, "type", "compare_type", "key", "value", "invert")
+    out = _as_dict(r, "type", "compare_type", "key", "value", "invert", "l7policy_id")
     out["project_id"] = r.l7policy.listener.load_balancer.project_id
     return out
 
@@ -151,9 +153,11 @@ class Controller:
     """Declare and change load balancers; the workers build them."""
 
     def __init__(self, sessions: sessionmaker[Session], images: ImageSource, *,
-                 on_change: Callable[[], None] | None = None) -> None:
+                 on_change: Callable[[], None] | None = None,
+                 quota_defaults: dict[str, int] | None = None) -> None:
         self.sessions, self.images = sessions, images
         self.on_change = on_change or (lambda: None)
+        self.quota_defaults = {**quotas.DEFAULTS, **(quota_defaults or {})}
 
     # -- the change protocol ---------------------------------------------------------
 
@@ -193,8 +197,10 @@ class Controller:
                 # its create failed and the compute it made was removed: nothing to change
                 raise Conflict(f"load balancer {lb_id} has no amphorae (its create failed: "
                                f"{lb.status_reason}); delete it and create it again")
+            enforcer = quotas.Enforcer(session, lb.project_id, self.quota_defaults)
             result = mutate(session, lb)
             self._validate(session, lb)
+            enforcer.check()
             lb = session.get(models.LoadBalancer, lb_id)
             assert lb is not None
             if lb.provisioning_status not in PENDING_STATUSES:
@@ -283,10 +289,14 @@ class Controller:
             role_zones = self._role_zones(session, resolved, vip_network_id)
         image_id, properties = self.images.select(resolved["amp_image_tag"])
         with self.sessions.begin() as session:
-            image = session.get(models.Image, image_id)
-            if image is None:
-                session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
-                                         name=image_id, properties=properties))
+            if session.get(models.Image, image_id) is None:
+                try:
+                    with session.begin_nested():
+                        session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
+                                                 name=image_id, properties=properties))
+                except IntegrityError:  # another create cached it at the same moment
+                    pass
+            enforcer = quotas.Enforcer(session, project_id, self.quota_defaults)
             lb = models.LoadBalancer(
                 name=name, description=description, project_id=project_id,
                 admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
@@ -308,6 +318,7 @@ class Controller:
                     session.flush()
                     listener.default_pool_id = pool.id
             self._validate(session, lb)
+            enforcer.check()
             session.add(models.Flow(kind="lb_create", load_balancer_id=lb.id,
                                     state=FLOW_PENDING,
                                     params={"vip_address": vip_address} if vip_address
@@ -819,8 +830,9 @@ class Controller:
                 raise InvalidRequest("l7policy: action is required") from None
             if spec_.get("redirect_pool_id"):
                 self._pool_of(session, lb, spec_["redirect_pool_id"])
+            position = spec_.pop("position", None)
             common = {k: spec_.pop(k) for k in ("name", "description", "admin_state_up",
-                                                "position", "redirect_pool_id", "id")
+                                                "redirect_pool_id", "id")
                       if k in spec_}
             policy = models.L7Policy(listener=listener, action=action,
                                      provisioning_status=PENDING_CREATE,
@@ -828,6 +840,7 @@ class Controller:
                                      options=_split(spec_, _L7POLICY_OPTIONS, "l7policy"),
                                      **common)
             session.add(policy)
+            renumber(listener, policy, position)
             for rule in rules:
                 session.add(self._new_rule(policy, dict(rule)))
             return lambda: l7policy_dict(policy)
@@ -841,6 +854,7 @@ class Controller:
             policy.provisioning_status = PENDING_DELETE
             for rule in policy.rules:
                 rule.provisioning_status = PENDING_DELETE
+            renumber(policy.listener)
         self._change(lb_id, "lb_update", mutate)
 
     def _new_rule(self, policy: models.L7Policy, spec: dict[str, Any]) -> models.L7Rule:

@@ -15,6 +15,8 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
+import resource
 import secrets
 import shutil
 from dataclasses import dataclass
@@ -22,11 +24,20 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from amphora_contract.heartbeat import derive_amphora_key
+from controller_stub.agent_launch import AgentLaunch
 from controller_stub.agent_process import AgentProcess
 from controller_stub.client import AgentClient, Timeouts
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import AGENT_PORT, FabricAgentClient, LocalFabric, Network
+from controller_stub.pki import Issued
 from controller_stub.provision import AgentSettings, write_amphora_files
+
+CERT_VALIDITY = 730 * 86400.0  # seconds an amphora's server certificate is issued for
+
+
+def cert_expiration(issued: Issued) -> str:
+    """When ``issued`` expires, as compute data records it (naive UTC, ISO 8601)."""
+    return issued.cert.not_valid_after_utc.replace(tzinfo=None).isoformat()
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class ComputeDriver(Protocol):
     def release(self, owner: str) -> None:
         """Release every address ``owner`` holds."""
 
+    def amphora_certificate(self, amphora_id: str) -> Issued:
+        """A new server certificate (and key) for the amphora's agent, from the
+        CA the controller trusts, valid for the driver's ``cert_validity``."""
+
 
 class LocalComputeDriver:
     """Amphorae as namespaces on a local fabric, shared safely by several processes.
@@ -80,8 +95,10 @@ class LocalComputeDriver:
     an owner frees it.
     """
 
-    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: str | os.PathLike[str], zones: tuple[str, ...] = (),
+                 agent: AgentLaunch | None = None) -> None:
         self.workdir = Path(workdir)
+        self.agent = agent or AgentLaunch()
         # Zones are labels on one host (an amphora's namespace records its zone);
         # empty: any zone a profile names is accepted.
         self.zones = zones
@@ -95,6 +112,10 @@ class LocalComputeDriver:
         # (address, port, master key, interval): where amphorae send heartbeats
         self.heartbeat: tuple[str, int, str, int] | None = None
         self._state_path = self.workdir / "allocations.json"
+        self.cert_validity = CERT_VALIDITY
+
+    def amphora_certificate(self, amphora_id: str) -> Issued:
+        return self.fabric.ca.issue_amphora(amphora_id, days=self.cert_validity / 86400)
 
     # -- addresses -------------------------------------------------------------
 
@@ -156,7 +177,7 @@ class LocalComputeDriver:
     # -- amphorae ----------------------------------------------------------------
 
     def _names(self, amphora_id: str) -> tuple[str, str, Path]:
-        short = amphora_id.replace("-", "")[:10]
+        short = self.instance_key(amphora_id)
         namespace = f"{self.fabric.prefix}-a{short}"
         return namespace, f"{namespace}-hap", self.workdir / f"a{short}"
 
@@ -183,24 +204,35 @@ class LocalComputeDriver:
             health = {"controllers": [f"{address}:{port}"], "heartbeat_interval": interval,
                       "heartbeat_key": derive_amphora_key(master_key, amphora_id)}
             options["heartbeat_version"] = "4"
+            if self.agent.octavia:  # version 3 only, signed with the shared key
+                health["heartbeat_key"] = master_key
+        if self.agent.octavia:
+            options = {}  # Octavia's agent reads none of ours
         settings = AgentSettings(amphora_id=amphora_id, bind_host=mgmt_ip,
                                  bind_port=AGENT_PORT, topology=topology, amphora=options,
                                  **health)
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        server = self.amphora_certificate(amphora_id)
         config_file = write_amphora_files(root, settings, self.fabric.ca,
-                                          self.fabric.ca.cert_pem)
+                                          self.fabric.ca.cert_pem, server)
         mgmt_link = f"{self.fabric.prefix}m{secrets.token_hex(3)}"
         data: dict[str, Any] = {"namespace": namespace, "haproxy_namespace": haproxy_namespace,
                                 "root": str(root), "mgmt_ip": mgmt_ip, "links": [mgmt_link],
                                 "ports": {}, "config_file": str(config_file),
-                                "compute_zone": compute_zone}
+                                "compute_zone": compute_zone,
+                                "cert_expiration": cert_expiration(server),
+                                # agents inherit this process's limit (Octavia's does not say)
+                                "fd_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[1]}
         try:
             nsutil.create(namespace)
+            if self.agent.octavia:  # it finds its HAProxy namespace made (octavia_launch)
+                nsutil.create(haproxy_namespace)
             self.fabric._veth(mgmt, namespace, "eth0", local_name=mgmt_link)
             self.fabric._configure_endpoint(namespace, "eth0", mgmt,
                                             ipaddress.IPv4Address(mgmt_ip), None,
                                             default_route=False)
-            process = AgentProcess(config_file, namespace=namespace)
+            process = AgentProcess(config_file, namespace=namespace,
+                                   launcher=self.agent.launcher(root, haproxy_namespace))
             process.start()
             with self.client(amphora_id, data, retries=0, retry_interval=0.05,
                              timeout=2.0) as client:
@@ -252,11 +284,44 @@ class LocalComputeDriver:
     def namespaces(self) -> list[str]:
         return nsutil.listed(f"{self.fabric.prefix}-a")
 
+    def instances(self) -> dict[str, str]:
+        """Amphora namespaces on this fabric: short amphora id (10 hex digits, as
+        in the names this driver gives) → namespace. Only this fabric's prefix
+        and exactly that shape: nothing else on the host is ever listed."""
+        pattern = re.compile(re.escape(self.fabric.prefix) + r"-a([0-9a-f]{10})")
+        found = {}
+        for name in self.namespaces():
+            match = pattern.fullmatch(name.removesuffix("-hap"))
+            if match:
+                found[match.group(1)] = match.group(0)
+        return found
+
+    @staticmethod
+    def instance_key(amphora_id: str) -> str:
+        """How :meth:`instances` names an amphora: the short id in its namespace name."""
+        return amphora_id.replace("-", "")[:10]
+
+    def delete_instance(self, short: str) -> None:
+        """Remove an amphora namespace no row owns (its HAProxy namespace, files
+        and addresses too); ``short`` as :meth:`instances` keys it."""
+        if not re.fullmatch(r"[0-9a-f]{10}", short):
+            raise ValueError(f"not a short amphora id: {short[:40]!r}")
+        namespace = f"{self.fabric.prefix}-a{short}"
+        self._remove(namespace, f"{namespace}-hap", self.workdir / f"a{short}", [])
+        with self._allocations() as state:
+            for used in state.values():
+                for number in [n for n, holder in used.items()
+                               if self.instance_key(holder.partition(":")[0]) == short
+                               and ":" in holder]:
+                    del used[number]
+
 
 def make_driver(name: str, options: dict[str, str]) -> ComputeDriver:
     if name == "local":
         zones = tuple(z.strip() for z in options.get("zones", "").split(",") if z.strip())
-        return LocalComputeDriver(options["workdir"], zones)
+        agent = AgentLaunch.parse(options.get("agent_venv", ""),
+                                  options.get("agent_kind", "amphora"))
+        return LocalComputeDriver(options["workdir"], zones, agent)
     if name == "openstack":
         from controller_stub.controller import openstack_compute
 

@@ -9,9 +9,13 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from controller_stub.agent_launch import AgentLaunch
+from controller_stub.controller import quotas
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
+from controller_stub.controller.housekeeping import HousekeepingSettings
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _DRIVERS = ("local", "openstack")
@@ -42,13 +46,15 @@ class ControllerConfig:
     compute_driver: str = "local"
     compute_workdir: str = "/var/lib/amphora/fabric"
     compute_zones: str = ""
+    # local driver: the agent its amphorae run (controller_stub/agent_launch.py)
+    compute_agent_venv: str = ""
+    compute_agent_kind: str = "amphora"
     certificate_directory: str = "/var/lib/amphora/certificates"
     image_source: str = "local"
     glance_cloud: str | None = None
     image_cache_seconds: float = 300.0
     budget: Budget = field(default_factory=Budget)
-    housekeeping_interval: float = 60.0
-    flow_retention: float = 3600.0
+    housekeeping: HousekeepingSettings = field(default_factory=HousekeepingSettings)
     log_level: str = "INFO"
     keep_failed_amphorae: bool = False
     # [notifications], [statistics] and [openstack]: passed to their drivers as they are
@@ -57,6 +63,8 @@ class ControllerConfig:
     openstack: dict[str, str] = field(default_factory=dict)
     health: HealthSettings = field(default_factory=HealthSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    # [quotas] default_<kind>_quota, as Octavia's; -1 is unlimited
+    quota_defaults: dict[str, int] = field(default_factory=dict)
 
 
 def _float(section: configparser.SectionProxy, key: str, default: float, low: float,
@@ -75,13 +83,38 @@ def _int(section: configparser.SectionProxy, key: str, default: int, low: int,
     return value
 
 
+class _RecordingParser(configparser.ConfigParser):
+    """Remembers every key it was asked for, so keys nobody reads (a typo, a
+    key in the wrong section) are refused instead of silently ignored."""
+
+    def __init__(self) -> None:
+        super().__init__(interpolation=None)
+        self.read_keys: set[tuple[str, str]] = set()
+
+    def get(self, section: str, option: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.read_keys.add((section, self.optionxform(option)))
+        return super().get(section, option, **kwargs)
+
+
+# Sections handed on whole (to drivers or keystonemiddleware), checked there.
+_PASSED_ON = {"notifications", "statistics", "openstack", "keystone_authtoken", "quotas"}
+
+
+def _refuse_unread(parser: _RecordingParser) -> None:
+    unread = sorted(f"[{name}] {key}" for name in parser.sections() if name not in _PASSED_ON
+                    for key in parser[name]
+                    if key not in parser.defaults() and (name, key) not in parser.read_keys)
+    if unread:
+        raise ValueError(f"unknown key(s): {', '.join(unread)}")
+
+
 def load(path: str | os.PathLike[str]) -> ControllerConfig:
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = _RecordingParser()
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
              "certificates", "notifications", "statistics", "openstack", "health_manager",
-             "api", "keystone_authtoken"}
+             "api", "keystone_authtoken", "quotas"}
     for name in sorted(known):
         if not parser.has_section(name):
             parser.add_section(name)
@@ -101,6 +134,8 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
         compute_driver=parser["compute"].get("driver", fallback=d.compute_driver),
         compute_workdir=parser["compute"].get("workdir", fallback=d.compute_workdir),
         compute_zones=parser["compute"].get("zones", fallback=d.compute_zones),
+        compute_agent_venv=parser["compute"].get("agent_venv", fallback=d.compute_agent_venv),
+        compute_agent_kind=parser["compute"].get("agent_kind", fallback=d.compute_agent_kind),
         certificate_directory=parser["certificates"].get(
             "directory", fallback=d.certificate_directory),
         image_source=parser["images"].get("source", fallback=d.image_source),
@@ -115,15 +150,13 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
                                  0.1, 600),
             boot_timeout=_float(parser["budget"], "boot_timeout", d.budget.boot_timeout,
                                 1, 3600)),
-        housekeeping_interval=_float(parser["housekeeping"], "interval",
-                                     d.housekeeping_interval, 0.1, 86400),
-        flow_retention=_float(parser["housekeeping"], "flow_retention", d.flow_retention,
-                              0, 30 * 86400),
+        housekeeping=_housekeeping(parser["housekeeping"]),
         notifications=dict(parser["notifications"]),
         statistics={"drivers": "state_store", **dict(parser["statistics"])},
         openstack=dict(parser["openstack"]),
         health=_health(parser["health_manager"]),
         api=_api(parser["api"], dict(parser["keystone_authtoken"])),
+        quota_defaults=_quotas(parser["quotas"]),
     )
     if not _ID_RE.fullmatch(cfg.controller_id):
         raise ValueError("[controller] id: 1-128 characters of A-Z a-z 0-9 . _ : -")
@@ -132,13 +165,31 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if cfg.compute_zones and not all(_ID_RE.fullmatch(z.strip())
                                      for z in cfg.compute_zones.split(",")):
         raise ValueError("[compute] zones: comma-separated names of A-Z a-z 0-9 . _ : -")
+    AgentLaunch.parse(cfg.compute_agent_venv, cfg.compute_agent_kind)  # refuses a bad one
     if cfg.image_source not in _IMAGE_SOURCES:
         raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):
         raise ValueError("[database] url: a sqlite:// or postgresql:// URL")
     if cfg.lease_seconds <= cfg.budget.agent_timeout:
         raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
+    _refuse_unread(parser)
     return cfg
+
+
+def _housekeeping(h: configparser.SectionProxy) -> HousekeepingSettings:
+    d, day = HousekeepingSettings(), 86400.0
+    settings = HousekeepingSettings(
+        interval=_float(h, "interval", d.interval, 0.1, day),
+        flow_retention=_float(h, "flow_retention", d.flow_retention, 0, 30 * day),
+        deleted_retention=_float(h, "deleted_retention", d.deleted_retention, 0, 365 * day),
+        cert_rotate_before=_float(h, "cert_rotate_before", d.cert_rotate_before, 0, 365 * day),
+        cert_validity=day * _float(h, "cert_validity_days", d.cert_validity / day, 1, 3650),
+        orphans=h.getboolean("orphan_cleanup", fallback=d.orphans),
+    )
+    if settings.cert_rotate_before >= settings.cert_validity:
+        raise ValueError("[housekeeping] cert_rotate_before must be shorter than "
+                         "cert_validity_days, or every run would rotate every certificate")
+    return settings
 
 
 def _health(h: configparser.SectionProxy) -> HealthSettings:
@@ -148,6 +199,7 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
         bind_ip=h.get("bind_ip", fallback=d.bind_ip).strip(),
         bind_port=_int(h, "bind_port", d.bind_port, 0, 65535),  # 0: any free port
         master_key=h.get("heartbeat_key", fallback=d.master_key).strip(),
+        accept_v3=h.getboolean("accept_v3_heartbeats", fallback=d.accept_v3),
         heartbeat_interval=_int(h, "heartbeat_interval", d.heartbeat_interval, 1, 3600),
         timeout=_float(h, "heartbeat_timeout", d.timeout, 0, 86400),
         check_interval=_float(h, "check_interval", d.check_interval, 0, 3600),
@@ -162,6 +214,16 @@ def _health(h: configparser.SectionProxy) -> HealthSettings:
     if settings.bind_ip and not re.fullmatch(r"[0-9a-fA-F.:]{2,45}", settings.bind_ip):
         raise ValueError("[health_manager] bind_ip: an IP address")
     return settings
+
+
+def _quotas(q: configparser.SectionProxy) -> dict[str, int]:
+    """``default_<kind>_quota`` keys (Octavia's names) to the quota columns."""
+    names = {f"default_{kind}_quota": kind for kind in quotas.KINDS}
+    unknown = sorted(set(q) - set(names))
+    if unknown:
+        raise ValueError(f"[quotas] unknown key(s) {', '.join(unknown)}")
+    return {names[key]: _int(q, key, quotas.UNLIMITED, quotas.UNLIMITED, quotas.MAX_QUOTA)
+            for key in q}
 
 
 def _api(a: configparser.SectionProxy, keystone: dict[str, str]) -> ApiSettings:

@@ -8,41 +8,24 @@ released, so it resumes on the next start or on another controller.
 from __future__ import annotations
 
 import argparse
-import datetime
 import logging
 import signal
 import sys
 import threading
 from typing import Any
 
-from sqlalchemy import delete, select
-from sqlalchemy.orm import Session, sessionmaker
-
 from controller_stub.controller import config as config_mod
-from controller_stub.controller import db, models, notifications, statistics
+from controller_stub.controller import db, notifications, statistics
 from controller_stub.controller.api import Controller
 from controller_stub.controller.certificates import LocalCertificateStore
 from controller_stub.controller.compute import make_driver
-from controller_stub.controller.constants import FLOW_DONE, FLOW_FAILED
 from controller_stub.controller.health import HealthManager, HealthSettings
+from controller_stub.controller.housekeeping import Housekeeper
 from controller_stub.controller.imaging import GlanceImages, ImageSource, LocalImage
 from controller_stub.controller.networks import NetworkRegistry
 from controller_stub.controller.worker import Workers
 
 LOG = logging.getLogger("amphora-controller")
-
-
-def purge_flows(sessions: sessionmaker[Session], older_than: float) -> int:
-    """Delete finished flows (and their steps) older than ``older_than`` seconds."""
-    cutoff = models.utcnow() - datetime.timedelta(seconds=older_than)
-    with sessions.begin() as session:
-        old = select(models.Flow.id).where(models.Flow.state.in_([FLOW_DONE, FLOW_FAILED]),
-                                           models.Flow.updated_at < cutoff)
-        ids = list(session.scalars(old))
-        if ids:
-            session.execute(delete(models.FlowStep).where(models.FlowStep.flow_id.in_(ids)))
-            session.execute(delete(models.Flow).where(models.Flow.id.in_(ids)))
-        return len(ids)
 
 
 class Service:
@@ -56,7 +39,11 @@ class Service:
         self.statistics = statistics.from_options(cfg.statistics)
         self.compute = make_driver(cfg.compute_driver, {"workdir": cfg.compute_workdir,
                                                             "zones": cfg.compute_zones,
+                                                            "agent_venv": cfg.compute_agent_venv,
+                                                            "agent_kind": cfg.compute_agent_kind,
                                                             **cfg.openstack})
+        if hasattr(self.compute, "cert_validity"):
+            self.compute.cert_validity = cfg.housekeeping.cert_validity
         self.certificates = LocalCertificateStore(cfg.certificate_directory)
         images: ImageSource
         if cfg.image_source == "glance":
@@ -71,8 +58,11 @@ class Service:
                                lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds,
                                certificates=self.certificates,
                                keep_failed_amphorae=cfg.keep_failed_amphorae)
-        self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set)
+        self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set,
+                              quota_defaults=cfg.quota_defaults)
         self.stopping = threading.Event()
+        self.housekeeper = Housekeeper(self.sessions, self.compute, cfg.housekeeping,
+                                       cfg.budget)
         self._housekeeper: threading.Thread | None = None
         self.health: HealthManager | None = None
         if cfg.health.enabled:
@@ -114,17 +104,13 @@ class Service:
                 raise ValueError("[health_manager] bind_ip: needed with this compute driver")
             namespace, address = endpoint()
         manager = HealthManager(self.sessions, settings, namespace=namespace, bind_ip=address,
-                                start_failover=self.api.start_failover)
+                                start_failover=self.api.start_failover,
+                                statistics=self.statistics)
         return manager
 
     def _housekeeping(self) -> None:
-        while not self.stopping.wait(self.cfg.housekeeping_interval):
-            try:
-                purged = purge_flows(self.sessions, self.cfg.flow_retention)
-                if purged:
-                    LOG.info("housekeeping: purged %d finished flows", purged)
-            except Exception:
-                LOG.exception("housekeeping failed")
+        while not self.stopping.wait(self.cfg.housekeeping.interval):
+            self.housekeeper.run_once()  # each part logs and survives its own failure
 
     def start(self) -> Service:
         if self.health is not None:

@@ -25,3 +25,9 @@ class Conflict(ControllerError):
     """The object (or its LB) is PENDING_* or otherwise immutable right now."""
 
     code = 409
+
+
+class QuotaExceeded(ControllerError):
+    """Creating the object would take its project over a quota (Octavia's 403)."""
+
+    code = 403

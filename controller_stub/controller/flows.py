@@ -14,6 +14,7 @@ taken over after a crash simply re-runs its current step.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import signal
@@ -67,6 +68,7 @@ STEPS: dict[str, tuple[str, ...]] = {
                  "finish"),
 }
 AMPHORA_REPLACED = "PENDING_DELETE"  # the amphora a failover flow replaces
+RUNTIME_MEMBERS = "runtime-members"  # the agent extension that changes members live
 # Test hook: "KIND:STEP" makes the process SIGKILL itself before that step,
 # "KIND:STEP:after" after the step's work but before its completion is recorded.
 KILL_AT_ENV = "AMPHORA_CONTROLLER_KILL_AT"
@@ -313,6 +315,7 @@ class FlowRunner:
                 amphora.compute_data = data
                 amphora.compute_id = data.get("compute_id", data["namespace"])
                 amphora.lb_network_ip, amphora.status = data["mgmt_ip"], AMPHORA_ALLOCATED
+                amphora.cert_expiration = _cert_expiration(data)
 
         # an amphora booted before a crash is kept
         _each(boot, [a for a in amphorae if a[1] != AMPHORA_ALLOCATED])
@@ -354,6 +357,14 @@ class FlowRunner:
             amphora.vrrp_ip, amphora.ha_ip = port.ipv4, address
             amphora.vrrp_priority = 100 if role == ROLE_BACKUP else (
                 200 if role == ROLE_MASTER else None)
+        with self._client_for(amphora_id) as client:
+            root = client.root()
+        if agent_kind(root) == "octavia":
+            # Octavia's agent runs DHCP for the port's own address unless it is the
+            # vrrp_ip, which may not be the VIP: the VIP is an address of its own
+            if address == port.ipv4:
+                address = self.compute.allocate_address(lb_id, network)[0]
+            body["vrrp_ip"] = port.ipv4
 
         def facts() -> tuple[dict[str, Any], dict[str, Any]]:
             with self._client_for(amphora_id) as client:
@@ -361,24 +372,31 @@ class FlowRunner:
 
         with ThreadPoolExecutor(max_workers=1) as side:
             # what the amphora reports does not depend on the plug: ask meanwhile
-            asked = side.submit(facts)
+            # (Octavia's agent answers one request at a time: after the plug)
+            asked = side.submit(facts) if agent_kind(root) == "amphora" else None
             with self._client_for(amphora_id) as client:
                 try:
                     client.plug_vip(address, body)
                 except AgentError as exc:
-                    # Plugged before a crash: the agent names our MAC (as Octavia's
-                    # controller, a 409 for the same port is success).
-                    if exc.status != 409 or port.mac not in str(exc):
+                    # Plugged before a crash: ours names our MAC, Octavia's only
+                    # looks for it (as Octavia's controller, a 409 for the same port
+                    # is success).
+                    if exc.status != 409 or (port.mac not in str(exc)
+                                             and agent_kind(root) != "octavia"):
                         raise
-            details, info = asked.result()
+            details, info = asked.result() if asked is not None else facts()
+        target = {"haproxy_version": info["haproxy_version"],
+                  "cpu_count": details["cpu_count"], "memory_kb": details["memory"]["total"]}
+        if "open_file_limit" in details:  # ours; Octavia's agent does not say
+            target["fd_limit"] = details["open_file_limit"]["hard"]
+        elif "fd_limit" in data:  # what the compute driver knows of it
+            target["fd_limit"] = data["fd_limit"]
         with self.sessions.begin() as session:
             amphora = session.get(models.Amphora, amphora_id)
             assert amphora is not None
-            amphora.compute_data = {**data, "target": {
-                "haproxy_version": info["haproxy_version"],
-                "cpu_count": details["cpu_count"],
-                "memory_kb": details["memory"]["total"],
-                "fd_limit": details["open_file_limit"]["hard"]}}
+            amphora.compute_data = {**data, "target": target,
+                                    "agent": agent_profile(info, root)}
+            amphora.ha_ip = address
             lb = self._load(session, lb_id)
             lb.vip_address, lb.vip_port_id = address, port.mac
 
@@ -471,9 +489,13 @@ class FlowRunner:
             peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
             port = amphora.compute_data["ports"]["vip"]
             root = amphora.compute_data.get("root")
+            # the track names the process our agent runs HAProxy as; Octavia's
+            # agent runs it as plain haproxy: no track there
+            ours = amphora.compute_data.get("agent", {}).get("kind", "amphora") == "amphora"
             track = keepalived.HaproxyTrack(
                 lb_id=lb.id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
-            ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+            ) if (has_listeners and ours
+                  and getattr(self.compute, "vrrp_track_haproxy", True)) else None
             instance = keepalived.VrrpInstance(
                 lb_id=lb.id, amphora_id=amphora.id, role=amphora.role,
                 interface=VIP_INTERFACE, virtual_router_id=_router_id(lb.id),
@@ -503,7 +525,8 @@ class FlowRunner:
         _each(push, configs)
 
     def step_apply_members(self, lb_id: str, params: dict[str, Any]) -> None:
-        """Member changes through the agent's runtime extension: no reload."""
+        """Member changes through the agent's runtime extension: no reload; an
+        agent without it (Octavia's) gets the whole config and a reload."""
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             changes: list[tuple[str, str, dict[str, Any] | None]] = []
@@ -526,7 +549,12 @@ class FlowRunner:
                     if body is not None and member.backup:
                         body["backup"] = True  # the agent applies this one with a reload
                     changes += [(backend, member.id, body) for backend in backends]
-            amphorae = list(lb.amphorae)
+            amphorae = [a for a in lb.amphorae if RUNTIME_MEMBERS in
+                        a.compute_data.get("agent", {}).get("extensions", [RUNTIME_MEMBERS])]
+            reload = [a.id for a in lb.amphorae if a not in amphorae]
+        for amphora_id in reload:
+            self._push_config(lb_id, only=amphora_id, with_vrrp=False)
+
         def apply(amphora: models.Amphora) -> None:
             with self._client(amphora) as client:
                 for backend, member_id, body in changes:
@@ -588,6 +616,7 @@ class FlowRunner:
             assert amphora is not None
             amphora.compute_data, amphora.compute_id = data, data["namespace"]
             amphora.lb_network_ip = data["mgmt_ip"]
+            amphora.cert_expiration = _cert_expiration(data)
 
     def step_plug_new(self, lb_id: str, params: dict[str, Any]) -> None:
         """The replacement's VIP port. SINGLE: the old amphora goes first (its VIP
@@ -731,6 +760,12 @@ def _each(func: Callable[[Any], Any], items: list[Any]) -> None:
         future.result()
 
 
+def _cert_expiration(compute_data: dict[str, Any]) -> datetime.datetime | None:
+    """The server certificate expiry the compute driver recorded at boot."""
+    value = compute_data.get("cert_expiration")
+    return datetime.datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
 def _router_id(lb_id: str) -> int:
     """A VRRP router id from the LB id (unicast peers keep pairs apart anyway)."""
     return 1 + int(lb_id.replace("-", "")[:8], 16) % 255
@@ -748,3 +783,19 @@ def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, AgentUnreachable):
         return f"amphora unreachable: {str(exc)[:300]}"
     return f"{type(exc).__name__}: {str(exc)[:300]}"
+
+
+def agent_profile(info: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """What the amphora's agent is and offers, from ``/1.0/info`` and ``GET /``.
+
+    ``agent_version`` is absent from Octavia's agent and from Amphora releases
+    before 0.2.0, which still list their extensions; Octavia's lists none.
+    """
+    extensions = sorted(str(e) for e in root.get("extensions", []))
+    return {"kind": agent_kind(root), "api_version": str(info.get("api_version", "")),
+            "agent_version": info.get("agent_version"), "extensions": extensions}
+
+
+def agent_kind(root: dict[str, Any]) -> str:
+    """``amphora`` (ours, any release: ``GET /`` lists extensions) or ``octavia``."""
+    return "amphora" if "extensions" in root else "octavia"

@@ -2,9 +2,14 @@
 
 The :class:`~controller_stub.health_listener.HealthListener` verifies
 datagrams and hands messages over a bounded queue (a full queue drops and
-counts). Messages are collected per amphora (the newest wins) and written
-in batches, one transaction per batch: last-seen times, operating statuses
-mapped as Octavia's ``update_db`` maps them, and listener statistics.
+counts). Messages are collected per amphora (the newest wins; the one it
+replaces is counted as superseded) and written by
+:class:`~controller_stub.controller.health_writer.StatusWriter` in batches,
+one transaction per batch: last-seen times, operating statuses mapped as
+Octavia's ``update_db`` maps them, and listener statistics, which go through
+the ``[statistics]`` drivers (:mod:`controller_stub.controller.statistics`):
+their transactional part in the batch, the rest once it has committed. The
+checker also lets the drivers forget amphorae and listeners that are gone.
 
 A checker thread finds amphorae whose last heartbeat is older than
 ``timeout`` and starts a ``failover`` flow for each, unless more than
@@ -16,39 +21,33 @@ operator resets it).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+import socket
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from amphora_contract.heartbeat import HeartbeatVerifier
 from controller_stub.controller import models
 from controller_stub.controller.constants import (
-    ACTIVE,
     AMPHORA_ALLOCATED,
-    DEGRADED,
-    ERROR,
     FLOW_PENDING,
     FLOW_RUNNING,
-    NO_MONITOR,
-    OFFLINE,
-    ONLINE,
     PENDING_DELETE,
 )
+from controller_stub.controller.health_writer import StatusWriter
+from controller_stub.controller.statistics import StatsPublisher
 from controller_stub.health_listener import HealthListener
 
 LOG = logging.getLogger(__name__)
-
-MEMBER_STATUS = {"UP": ONLINE, "DOWN": ERROR, "DRAIN": "DRAINING", "MAINT": OFFLINE,
-                 "no check": NO_MONITOR}
-POOL_STATUS = {"UP": ONLINE, "DOWN": ERROR, "MAINT": OFFLINE}
-LISTENER_STATUS = {"OPEN": ONLINE, "FULL": DEGRADED, "DOWN": ERROR, "STOP": OFFLINE}
-
+SO_MEMINFO, SK_MEMINFO_DROPS = 55, 8  # Linux; the socket module names neither
 
 @dataclass(frozen=True)
 class HealthSettings:
@@ -58,6 +57,7 @@ class HealthSettings:
     bind_ip: str = ""            # empty: the fabric's management gateway
     bind_port: int = 5555
     master_key: str = ""         # version-4 keys are derived per amphora from it
+    accept_v3: bool = False      # version 3 signed with master_key (Octavia's agent)
     heartbeat_interval: int = 2    # given to amphorae booted by this controller
     timeout: float = 0.0         # 0: 3 x heartbeat_interval
     check_interval: float = 0.0  # 0: heartbeat_interval / 2
@@ -88,115 +88,34 @@ class _FabricListener(HealthListener):
 
         nsutil.run_in(self._namespace, super()._bind)
 
-
-def _worst(statuses: list[str]) -> str:
-    if not statuses or all(s in (ONLINE, NO_MONITOR, OFFLINE, "DRAINING") for s in statuses):
-        return ONLINE
-    if all(s == ERROR for s in statuses):
-        return ERROR
-    return DEGRADED
-
-
-def store_batch(session: Session, messages: dict[str, dict[str, Any]],
-                now: datetime.datetime) -> None:
-    """One batch of messages (amphora id → newest message) in the caller's transaction.
-
-    Last-seen times and statistics, written for every heartbeat, go as
-    executemany statements; statuses through the ORM, which writes only
-    what changed."""
-    ids = list(messages)
-    health_t = models.AmphoraHealth.__table__
-    stats_t = models.ListenerStatistics.__table__
-    known = set(session.scalars(select(models.AmphoraHealth.amphora_id).where(
-        models.AmphoraHealth.amphora_id.in_(ids))))
-    if known:
-        session.execute(health_t.update().where(
-            health_t.c.amphora_id == bindparam("aid")).values(last_update=now),
-            [{"aid": i} for i in known])
-    fresh = [{"amphora_id": i, "last_update": now} for i in ids if i not in known]
-    if fresh:
-        session.execute(health_t.insert(), fresh)
-    lb_of = dict(session.execute(select(models.Amphora.id, models.Amphora.load_balancer_id)
-                                 .where(models.Amphora.id.in_(ids))).all())
-    # eager: one query per level for the whole batch, not one per LB
-    lbs = {lb.id: lb for lb in session.scalars(
-        select(models.LoadBalancer).where(
-            models.LoadBalancer.id.in_({v for v in lb_of.values() if v})).options(
-            selectinload(models.LoadBalancer.listeners),
-            selectinload(models.LoadBalancer.pools).selectinload(models.Pool.members)))}
-    have_stats = {(lid, aid) for lid, aid in session.execute(
-        select(stats_t.c.listener_id, stats_t.c.amphora_id).where(
-            stats_t.c.amphora_id.in_(ids)))}
-    updates, inserts = [], []
-    for amphora_id, message in messages.items():
-        lb = lbs.get(lb_of.get(amphora_id) or "")
-        if lb is None:
-            continue  # a heartbeat from an amphora we do not know: last-seen only
-        _apply_statuses(lb, message)
-        own = {li.id for li in lb.listeners}  # an amphora reports only its LB's listeners
-        for listener_id, listener in message["listeners"].items():
-            if listener_id not in own:
-                continue
-            stats = listener["stats"]
-            row = {"lid": listener_id, "aid": amphora_id, "rx": stats["rx"],
-                   "tx": stats["tx"], "conns": stats["conns"],
-                   "totconns": stats["totconns"], "ereq": stats["ereq"]}
-            (updates if (listener_id, amphora_id) in have_stats else inserts).append(row)
-    if updates:
-        session.execute(stats_t.update().where(
-            stats_t.c.listener_id == bindparam("lid"),
-            stats_t.c.amphora_id == bindparam("aid")).values(
-            bytes_in=stats_t.c.bytes_in + bindparam("rx"),
-            bytes_out=stats_t.c.bytes_out + bindparam("tx"),
-            active_connections=bindparam("conns"),
-            total_connections=stats_t.c.total_connections + bindparam("totconns"),
-            request_errors=stats_t.c.request_errors + bindparam("ereq")), updates)
-    if inserts:
-        session.execute(stats_t.insert(), [
-            {"listener_id": r["lid"], "amphora_id": r["aid"], "bytes_in": r["rx"],
-             "bytes_out": r["tx"], "active_connections": r["conns"],
-             "total_connections": r["totconns"], "request_errors": r["ereq"]}
-            for r in inserts])
+    def kernel_drops(self) -> int:
+        """Datagrams the kernel dropped because the receive buffer was full
+        (``SO_MEMINFO``'s drop count, summed over the sockets): load shed
+        before the listener could even count it."""
+        total = 0
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):  # closed
+                total += struct.unpack("9I", sock.getsockopt(
+                    socket.SOL_SOCKET, SO_MEMINFO, 36))[SK_MEMINFO_DROPS]
+        return total
 
 
-def _apply_statuses(lb: models.LoadBalancer, message: dict[str, Any]) -> None:
-    """Octavia's update_db: statuses of what the message names; an LB in a
-    PENDING state is being changed by a flow and is left alone."""
-    if lb.provisioning_status != ACTIVE:
-        return
-    pools_seen: dict[str, dict[str, Any]] = dict(message["pools"])
-    for listener in message["listeners"].values():
-        pools_seen.update(listener.get("pools", {}))
-    # pool keys are "<pool id>" or "<pool id>:<listener id>" (one backend per listener)
-    by_pool: dict[str, dict[str, Any]] = {}
-    for key, pool in pools_seen.items():
-        by_pool.setdefault(key.split(":")[0], pool)
-    listener_statuses = []
-    for listener in lb.listeners:
-        reported = message["listeners"].get(listener.id)
-        if listener.provisioning_status == ACTIVE and reported is not None:
-            listener.operating_status = (LISTENER_STATUS[reported["status"]]
-                                         if listener.admin_state_up else OFFLINE)
-        listener_statuses.append(listener.operating_status)
-    pool_statuses = []
-    for pool in lb.pools:
-        reported = by_pool.get(pool.id)
-        if reported is None or pool.provisioning_status != ACTIVE:
+_SUMMED = ("rx", "tx", "totconns", "ereq")  # increments since the last heartbeat
+
+
+def _carry_increments(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
+    """``newer`` with ``older``'s statistics increments added: statuses are
+    the newest, the counters lose nothing when a message is superseded."""
+    listeners = dict(newer["listeners"])
+    for listener_id, old in older["listeners"].items():
+        new = listeners.get(listener_id)
+        if new is None:
             continue
-        member_statuses = []
-        for member in pool.members:
-            status = reported["members"].get(member.id)
-            if status is not None and member.provisioning_status == ACTIVE:
-                member.operating_status = (MEMBER_STATUS[status] if member.admin_state_up
-                                           else OFFLINE)
-            member_statuses.append(member.operating_status)
-        pool_status = POOL_STATUS[reported["status"]]
-        if pool_status == ONLINE:
-            pool_status = _worst([s for s in member_statuses if s != NO_MONITOR])
-        pool.operating_status = pool_status
-        pool_statuses.append(pool_status)
-    if lb.admin_state_up:
-        lb.operating_status = _worst([*listener_statuses, *pool_statuses])
+        stats = dict(new["stats"])
+        for key in _SUMMED:
+            stats[key] += old["stats"][key]
+        listeners[listener_id] = {**new, "stats": stats}
+    return {**newer, "listeners": listeners}
 
 
 class HealthManager:
@@ -204,12 +123,16 @@ class HealthManager:
 
     def __init__(self, sessions: sessionmaker[Session], settings: HealthSettings, *,
                  namespace: str | None, bind_ip: str,
-                 start_failover: Callable[[str, str], bool]) -> None:
+                 start_failover: Callable[[str, str], bool],
+                 statistics: StatsPublisher | None = None) -> None:
+        """``statistics``: the ``[statistics]`` drivers (default: the state store)."""
         self.sessions = sessions
         self.settings = settings
         self._start_failover = start_failover
         self.listener = _FabricListener(
-            namespace, HeartbeatVerifier(master_key=settings.master_key), self._collect,
+            namespace, HeartbeatVerifier(
+                master_key=settings.master_key,
+                v3_key=settings.master_key if settings.accept_v3 else None), self._collect,
             addresses=[(bind_ip, settings.bind_port)], queue_size=settings.queue_size,
             receive_buffer=4 << 20)
         self._pending: dict[str, dict[str, Any]] = {}
@@ -218,13 +141,19 @@ class HealthManager:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self.received = 0  # messages handed over by the listener
-        self.stored = 0    # rows written (an amphora's newer message replaces one not yet written)
+        self.writer = StatusWriter(statistics=statistics)
+        self.statistics = self.writer.statistics
+        self.received = 0    # messages handed over by the listener
+        self.superseded = 0  # replaced by the same amphora's newer message before being written
+        self.stored = 0      # messages written
         self.batches = 0
+        self.failed_batches = 0
+        self.backlog_peak = 0  # most amphorae waiting for the writer at once
         self.breaker_open = False
         self.breaker_reason: str | None = None
         self._operator_override = False
         self.failovers_started = 0
+        self.breaker_trips = 0  # times the breaker opened
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -256,8 +185,13 @@ class HealthManager:
     def _collect(self, message: dict[str, Any], _source: str) -> None:
         self.received += 1
         with self._lock:
-            self._pending[message["id"]] = message
-            full = len(self._pending) >= self.settings.batch_size
+            older = self._pending.setdefault(message["id"], message)
+            if older is not message:
+                self._pending[message["id"]] = _carry_increments(older, message)
+                self.superseded += 1
+            backlog = len(self._pending)
+            full = backlog >= self.settings.batch_size
+            self.backlog_peak = max(self.backlog_peak, backlog)
         if full:
             self._wake.set()
 
@@ -283,10 +217,13 @@ class HealthManager:
             batch = dict(items[start:start + size])
             try:
                 with self.sessions.begin() as session:
-                    store_batch(session, batch, models.utcnow())
+                    stats = self.writer.write(session, batch, models.utcnow())
             except Exception:
                 LOG.exception("storing %d heartbeats failed", len(batch))
+                self.writer.forget()  # its cache may hold statuses never stored
+                self.failed_batches += 1
                 continue
+            self.statistics.publish(stats)
             self.stored += len(batch)
             self.batches += 1
         return len(items)
@@ -300,6 +237,16 @@ class HealthManager:
                 self.check()
             except Exception:
                 LOG.exception("stale amphora check failed")
+            try:
+                self.forget_deleted()
+            except Exception:
+                LOG.exception("pruning the statistics drivers failed")
+
+    def forget_deleted(self) -> int:
+        """Let the statistics drivers drop amphorae and listeners the store no
+        longer has (a failover's old amphora, a deleted LB), wherever they went."""
+        with self.sessions() as session:
+            return self.statistics.prune(session)
 
     @property
     def silent_after(self) -> float:
@@ -337,6 +284,7 @@ class HealthManager:
                    and silent >= self.settings.breaker_min_stale)
         if tripped and not self._operator_override:
             if not self.breaker_open:
+                self.breaker_trips += 1
                 LOG.error("circuit breaker open: %d of %d amphorae (%.0f%%) silent at once, "
                           "above %.0f%%: no failover until heartbeats return or an operator "
                           "resets it", silent, len(rows), 100 * share,
@@ -377,9 +325,17 @@ class HealthManager:
             address: list[Any] | None = list(self.listener.bound[0])
         except (OSError, IndexError):  # not started, or stopped
             address = None
+        listener = self.listener.counters()
+        with self._lock:
+            backlog = len(self._pending)
         return {"breaker_open": self.breaker_open, "breaker_reason": self.breaker_reason,
                 "received": self.received, "stored": self.stored, "batches": self.batches,
+                "superseded": self.superseded, "queue_full": listener["queue_full"],
+                "receive_buffer_drops": self.listener.kernel_drops(),
+                "failed_batches": self.failed_batches, "backlog": backlog,
+                "backlog_peak": self.backlog_peak,
+                "status_updates": self.writer.status_updates,
                 "failovers_started": self.failovers_started,
-                "listener": self.listener.counters(),
-                "address": address}
+                "breaker_trips": self.breaker_trips,
+                "listener": listener, "address": address}
 

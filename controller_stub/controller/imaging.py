@@ -39,6 +39,7 @@ class LocalImage:
                     "haproxy_version": target.haproxy_version,
                     "openssl_version": target.openssl_version,
                     "haproxy_services": " ".join(sorted(target.services or ())),
+                    "haproxy_build_options": " ".join(sorted(target.build or ())),
                 }
         return "local", dict(self._properties)
 
@@ -82,6 +83,8 @@ class GlanceImages:
 def target_of(properties: dict[str, str]) -> Target:
     """What the renderer needs to know about an image to check a request against it."""
     services = properties.get("haproxy_services")
+    build = properties.get("haproxy_build_options")
     return Target(haproxy_version=properties["haproxy_version"],
                   openssl_version=properties.get("openssl_version", "3.0.0"),
-                  services=frozenset(services.split()) if services is not None else None)
+                  services=frozenset(services.split()) if services is not None else None,
+                  build=frozenset(build.split()) if build is not None else None)

@@ -193,6 +193,8 @@ class Amphora(_Stamped, Base):
     vrrp_port_id: Mapped[str | None] = mapped_column(String(64))
     vrrp_priority: Mapped[int | None] = mapped_column(Integer)
     status_reason: Mapped[str | None] = mapped_column(Text)
+    # when its agent's server certificate expires (UTC); housekeeping rotates before
+    cert_expiration: Mapped[datetime.datetime | None] = mapped_column(DateTime)
     # what the compute driver needs to find this amphora again after a restart
     compute_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     load_balancer: Mapped[LoadBalancer | None] = relationship(back_populates="amphorae")
@@ -297,3 +299,17 @@ class ListenerStatistics(Base):
     active_connections: Mapped[int] = mapped_column(Integer, default=0)
     total_connections: Mapped[int] = mapped_column(BigInteger, default=0)
     request_errors: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Quota(Base):
+    """A project's limits (Octavia's quotas); NULL means the configured default."""
+
+    __tablename__ = "quota"
+    project_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    load_balancer: Mapped[int | None] = mapped_column(Integer)
+    listener: Mapped[int | None] = mapped_column(Integer)
+    pool: Mapped[int | None] = mapped_column(Integer)
+    health_monitor: Mapped[int | None] = mapped_column(Integer)
+    member: Mapped[int | None] = mapped_column(Integer)
+    l7policy: Mapped[int | None] = mapped_column(Integer)
+    l7rule: Mapped[int | None] = mapped_column(Integer)

@@ -22,14 +22,15 @@ cloud: docs/controller.md.
 from __future__ import annotations
 
 import base64
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from controller_stub.client import AgentClient, Timeouts
-from controller_stub.controller.compute import PortInfo
-from controller_stub.pki import CertificateAuthority
+from controller_stub.controller.compute import CERT_VALIDITY, PortInfo, cert_expiration
+from controller_stub.pki import CertificateAuthority, Issued
 from controller_stub.provision import AgentSettings
 
 AGENT_PORT = 9443
@@ -82,6 +83,9 @@ class OpenStackOptions:
                    api_timeout=float(options.get("api_timeout", "30")))
 
 
+_SERVER_NAME = re.compile(r"amphora-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
 def connect(cloud: str | None, api_timeout: float) -> Any:
     """An openstacksdk connection from clouds.yaml/``OS_*``, with personality allowed
     and every API request bounded by ``api_timeout`` seconds."""
@@ -103,6 +107,7 @@ class OpenStackComputeDriver:
         self.conn = conn if conn is not None else connect(options.cloud, options.api_timeout)
         self.ca = CertificateAuthority.load(options.ca_cert, options.ca_key)
         self.client_ca_pem = Path(options.ca_cert).read_bytes()
+        self.cert_validity = CERT_VALIDITY
 
     # -- helpers -------------------------------------------------------------------
 
@@ -129,13 +134,16 @@ class OpenStackComputeDriver:
                         v4[1].cidr, v4[1].gateway_ip, v6[1].cidr if v6 else None,
                         v6[1].gateway_ip if v6 else None)
 
-    def _files(self, amphora_id: str, topology: str) -> list[dict[str, str]]:
+    def amphora_certificate(self, amphora_id: str) -> Issued:
+        return self.ca.issue_amphora(amphora_id, days=self.cert_validity / 86400)
+
+    def _files(self, amphora_id: str, topology: str, server: Issued) -> list[dict[str, str]]:
         certs = f"{CONFIG_DIR}/certs"
         settings = AgentSettings(amphora_id=amphora_id, bind_host="0.0.0.0",  # noqa: S104
                                  bind_port=AGENT_PORT, topology=topology,
                                  agent_server_cert=f"{certs}/server.pem",
                                  agent_server_ca=f"{certs}/client_ca.pem")
-        server_pem = self.ca.issue_amphora(amphora_id).pem
+        server_pem = server.pem
         return [{"path": f"{CONFIG_DIR}/amphora-agent.conf",
                  "contents": _b64(settings.render().encode())},
                 {"path": f"{certs}/server.pem", "contents": _b64(server_pem)},
@@ -188,11 +196,12 @@ class OpenStackComputeDriver:
                                 "lb_id": lb_id}
         try:
             mgmt_info = self._port_info(mgmt, mgmt_network)
+            server_cert = self.amphora_certificate(amphora_id)
             attrs: dict[str, Any] = {
                 "name": name, "image_id": image_id,
                 "flavor_id": flavor.get("compute_flavor", self.options.compute_flavor),
                 "networks": [{"port": mgmt.id}], "config_drive": True,
-                "personality": self._files(amphora_id, topology),
+                "personality": self._files(amphora_id, topology, server_cert),
                 "metadata": {"amphora_id": amphora_id, "lb_id": lb_id or ""}}
             if self.options.key_name:
                 attrs["key_name"] = self.options.key_name
@@ -217,7 +226,7 @@ class OpenStackComputeDriver:
             self.delete(amphora_id, data)
             raise
         data.update(compute_id=server.id, namespace=server.id, mgmt_ip=mgmt_info.ipv4,
-                    compute_zone=compute_zone)
+                    compute_zone=compute_zone, cert_expiration=cert_expiration(server_cert))
         return data
 
     def allocate_address(self, owner: str, network: str) -> tuple[str, str | None]:
@@ -268,6 +277,26 @@ class OpenStackComputeDriver:
         port_ids |= {p.id for p in self.conn.network.ports(name=f"{name}-vip")}
         for port_id in port_ids:
             self.conn.network.delete_port(port_id, ignore_missing=True)
+
+    @staticmethod
+    def instance_key(amphora_id: str) -> str:
+        return amphora_id
+
+    def instances(self) -> dict[str, str]:
+        """Servers this driver booted (named ``amphora-<amphora id>`` with that id
+        in their metadata): amphora id → server id."""
+        found = {}
+        for server in self.conn.compute.servers():
+            match = _SERVER_NAME.fullmatch(server.name or "")
+            if match and (server.metadata or {}).get("amphora_id") == match.group(1):
+                found[match.group(1)] = server.id
+        return found
+
+    def delete_instance(self, amphora_id: str) -> None:
+        """Remove a server (and its ports) no amphora row names."""
+        if not _SERVER_NAME.fullmatch(f"amphora-{amphora_id}"):
+            raise ValueError(f"not an amphora id: {amphora_id[:40]!r}")
+        self.delete(amphora_id, {})
 
     def release(self, owner: str) -> None:
         vip = self._find_port(f"amphora-vip-{owner}")

@@ -48,6 +48,17 @@ def namespace(prefix: str = PREFIX) -> Iterator[str]:
         destroy(name)
 
 
+def link(ns_a: str, address_a: str, ns_b: str, address_b: str, ifname: str = "eth1") -> None:
+    """A veth between two namespaces, ``ifname`` on both sides, up, with an
+    address (``a.b.c.d/len``) on each end."""
+    subprocess.run(["ip", "link", "add", "veth-a", "netns", ns_a, "type", "veth", "peer",
+                    "name", "veth-b", "netns", ns_b], check=True)
+    for ns, dev, address in ((ns_a, "veth-a", address_a), (ns_b, "veth-b", address_b)):
+        subprocess.run(["ip", "-n", ns, "link", "set", dev, "name", ifname], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", ifname, "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "addr", "add", address, "dev", ifname], check=True)
+
+
 def http_get(ns: str, host: str, port: int, path: str = "/", *, timeout: float = 5.0,
              keep: http.client.HTTPConnection | None = None) -> tuple[int, bytes]:
     with netns.entered(ns):

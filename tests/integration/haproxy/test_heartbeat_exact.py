@@ -1,14 +1,20 @@
 """Heartbeat counters add up end to end: what a client counted on its side
 equals the sum of the deltas a receiver got, across reloads during the
 traffic, an agent restart and a killed heartbeat process; member states
-(DOWN, DRAIN, MAINT) as the heartbeat reports them."""
+(DOWN, DRAIN, MAINT) as the heartbeat reports them.
+
+The client runs in its own namespace, wired by a veth to the amphora's VIP
+as on the fabric: what it counts crossed a real link into the LB's
+namespace, where HAProxy listens on the VIP and the member on loopback."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -26,6 +32,7 @@ from tests.support import namespaces
 
 KEY = "exact-counters-key"
 MASTER_KEY = "exact-counters-master-key"
+VIP, CLIENT_IP = "203.0.113.10", "203.0.113.20"
 REQUEST = b"GET / HTTP/1.1\r\nHost: m\r\n\r\n"
 LAST_REQUEST = b"GET / HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n"
 
@@ -114,7 +121,7 @@ class ClientCounts:
     errors: list[str] = field(default_factory=list)
 
 
-def _traffic(ns: str, port: int, counts: ClientCounts, stop: threading.Event,
+def _traffic(ns: str, address: tuple[str, int], counts: ClientCounts, stop: threading.Event,
              worker: int) -> None:
     """Connections of 1..6 keep-alive requests each; each byte counted on this side."""
     n = worker
@@ -124,7 +131,7 @@ def _traffic(ns: str, port: int, counts: ClientCounts, stop: threading.Event,
         sent = received = 0
         try:
             with netns.entered(ns):
-                conn = socket.create_connection(("127.0.0.1", port), timeout=10)
+                conn = socket.create_connection(address, timeout=10)
             with conn:
                 for i in range(requests):
                     last = i == requests - 1
@@ -172,12 +179,27 @@ def agent(pki: Pki, lb_namespace: str, receiver: Receiver) -> Iterator[RunningAg
     shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture
+def client_namespace(lb_namespace: str) -> Iterator[str]:
+    """The client's own namespace, a veth away from the VIP in the LB's."""
+    with namespaces.namespace() as name:
+        namespaces.link(name, f"{CLIENT_IP}/24", lb_namespace, f"{VIP}/24")
+        yield name
+
+
+def _link_bytes(ns: str, ifname: str = "eth1") -> dict[str, int]:
+    out = subprocess.run(["ip", "-n", ns, "-j", "-s", "link", "show", ifname],
+                         capture_output=True, text=True, check=True).stdout
+    stats = json.loads(out)[0]["stats64"]
+    return {"tx": stats["tx"]["bytes"], "rx": stats["rx"]["bytes"]}
+
+
 def _lb(agent: RunningAgent, member_port: int, members: list[tuple[str, str]] | None = None,
-        mode: str = "tcp") -> OctaviaStyleConfig:
+        mode: str = "tcp", vip: str = "127.0.0.1") -> OctaviaStyleConfig:
     return OctaviaStyleConfig(
         amphora_id=agent.amphora_id, lb_id=str(uuid.uuid4()), listener_id=str(uuid.uuid4()),
         pool_id=str(uuid.uuid4()), base_path=str(agent.base_path),
-        bind=f"127.0.0.1:{free_port()}", mode=mode,
+        bind=f"{vip}:{free_port()}", mode=mode,
         members=members or [(str(uuid.uuid4()), f"127.0.0.11:{member_port}")])
 
 
@@ -194,13 +216,14 @@ def use_version_4(agent: RunningAgent) -> None:
 
 @pytest.mark.parametrize("version", [3, 4])
 def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_namespace: str,
-                                                   receiver: Receiver, version: int) -> None:
+                                                   client_namespace: str, receiver: Receiver,
+                                                   version: int) -> None:
     if version == 4:
         use_version_4(agent)
         _wait_for(lambda: receiver.latest.get("ver") == 4, "a version-4 heartbeat")
     member_port = free_port()
     member = namespaces.Member(lb_namespace, "127.0.0.11", member_port, "member-127.0.0.11")
-    cfg = _lb(agent, member_port)
+    cfg = _lb(agent, member_port, vip=VIP)
     port = int(cfg.bind.rpartition(":")[2])
     master = str(agent.base_path / cfg.lb_id / "master.sock")
     counts, stop = ClientCounts(), threading.Event()
@@ -209,9 +232,8 @@ def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_names
         with agent.client() as client:
             client.upload_haproxy(agent.amphora_id, cfg.lb_id, cfg.render())
             client.lb_action(cfg.lb_id, "start")
-            clients = [threading.Thread(target=_traffic, args=(lb_namespace, port, counts,
-                                                               stop, i), daemon=True)
-                       for i in range(3)]
+            clients = [threading.Thread(target=_traffic, args=(
+                client_namespace, (VIP, port), counts, stop, i), daemon=True) for i in range(3)]
             for thread in clients:
                 thread.start()
             _wait_for(lambda: counts.connections > 20, "traffic")
@@ -245,6 +267,9 @@ def test_deltas_add_up_across_reloads_and_restarts(agent: RunningAgent, lb_names
                 thread.join(15)
             assert not counts.errors, counts.errors[:3]
             assert counts.connections > 100 and carried > 0, (counts, carried)
+            # the requests and replies crossed the veth: it carried at least their bytes
+            carried_bytes = _link_bytes(client_namespace)
+            assert carried_bytes["tx"] > counts.sent and carried_bytes["rx"] > counts.received
 
             def adds_up() -> bool:
                 with receiver.lock:

@@ -218,3 +218,28 @@ def test_cli_errors_are_one_line(make_image: MakeImage) -> None:
     assert missing.returncode == 1
     assert "no image file /nonexistent.qcow2" in missing.stderr
 
+
+
+def test_upload_records_build_options_and_performance_hints(
+        glance: GlanceServer, glance_conn: Any, make_image: MakeImage) -> None:
+    from controller_stub.controller.imaging import target_of
+    from haproxy_templates import supports
+
+    trixie = make_image("trixie", haproxy_version="3.0.11-1+deb13u4",
+                        openssl_version="3.5.9-1~deb13u1",
+                        haproxy_build_options="LUA OPENSSL PROMEX QUIC QUIC_OPENSSL_COMPAT",
+                        haproxy_services="prometheus-exporter",
+                        qemu_guest_agent_version="1:10.0.2+ds-2")
+    bookworm = make_image("bookworm", haproxy_build_options="LUA OPENSSL PROMEX")
+    infos = [images.upload_image(glance_conn, image, tags=[unique_tag()])
+             for image in (trixie, bookworm)]
+    raws = [requests.get(f"{glance.url}/v2/images/{i.id}", timeout=10).json() for i in infos]
+    for raw in raws:
+        assert (raw["hw_disk_bus"], raw["hw_vif_model"], raw["hw_rng_model"]) == (
+            "virtio", "virtio", "virtio")
+        assert raw["hw_vif_multiqueue_enabled"] == "true"
+    assert raws[0]["hw_qemu_guest_agent"] == "yes" and "hw_qemu_guest_agent" not in raws[1]
+    assert raws[0]["haproxy_build_options"] == "LUA OPENSSL PROMEX QUIC QUIC_OPENSSL_COMPAT"
+    # what the controller reads back decides what the image may serve
+    quic = [supports(target_of(info.properties).versions, "quic_listener") for info in infos]
+    assert quic == [True, False]

@@ -3,6 +3,7 @@ integration tier covers the same app under gunicorn)."""
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import os
 import uuid
@@ -26,12 +27,19 @@ def _files_under(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*")} if root.exists() else set()
 
 
+def _project_version() -> str:
+    parser = configparser.ConfigParser()
+    parser.read(Path(__file__).resolve().parents[3] / "setup.cfg")
+    return parser["metadata"]["version"]
+
+
 def test_root_info_details(client: FlaskClient, agent_config: AgentConfig) -> None:
     root = client.get("/")
     assert root.status_code == 200 and root.json["api_version"] == "1.0"
     info = client.get("/1.0/info").json
     assert set(info) >= {"hostname", "haproxy_version", "api_version", "keepalived_version",
                          "ipvsadm_version"}
+    assert info["agent_version"] == _project_version()
     details = client.get("/1.0/details").json
     assert details["amphora_id"] == agent_config.amphora_id
     assert details["haproxy_count"] == 0 and details["listeners"] == []

@@ -9,6 +9,8 @@ import json
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amphora_contract import heartbeat
 from amphora_contract.heartbeat import HeartbeatError, HeartbeatVerifier, RejectReason
@@ -59,21 +61,124 @@ def test_key_derivation_is_hkdf_sha256_of_the_id() -> None:
     assert heartbeat.derive_amphora_key(MASTER, "other") != expected
 
 
+def sections(rest: bytes) -> list[bytes]:
+    """The length-prefixed sections between the header and the MAC."""
+    out, at = [], 16
+    while at < len(rest) - 32:
+        length = int.from_bytes(rest[at:at + 2], "big")
+        out.append(rest[at + 2:at + 2 + length])
+        at += 2 + length
+    assert at == len(rest) - 32
+    return out
+
+
 def test_v4_layout_is_as_documented() -> None:
     datagram = v4(7, ts=1234.5)
-    assert datagram[:4] == b"AHB4"
+    assert datagram[:4] == b"AHC4"
     assert datagram[4] == len(AMP)
     assert datagram[5:5 + len(AMP)] == AMP.encode()
     rest = datagram[5 + len(AMP):]
     assert int.from_bytes(rest[:8], "big") == 1234500
     assert int.from_bytes(rest[8:16], "big") == 7
-    listeners_len = int.from_bytes(rest[16:20], "big")
     sent = body(7, 4)
-    assert json.loads(zlib.decompress(rest[20:20 + listeners_len])) == {
-        "listeners": sent["listeners"]}
-    assert json.loads(zlib.decompress(rest[20 + listeners_len:-32])) == {"pools": sent["pools"]}
+    assert [json.loads(zlib.decompress(s)) for s in sections(rest)] == [
+        sent["listeners"], sent["pools"]]
     key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
     assert rest[-32:] == hmac.new(key, datagram[:-32], hashlib.sha256).digest()
+
+
+def many_pools(listeners: int, pools: int) -> dict:
+    return {f"p{n}:l{i}": {"status": "UP", "members": {f"m{n}-{i}": "UP"}}
+            for i in range(listeners) for n in range(pools)}
+
+
+def test_v4_pools_travel_a_listener_group_to_a_section() -> None:
+    message = heartbeat.message(AMP, 1, {}, many_pools(3, 20), version=4)
+    datagram = heartbeat.wrap_v4(message, heartbeat.derive_amphora_key(MASTER, AMP))
+    groups = [json.loads(zlib.decompress(s)) for s in sections(datagram[5 + len(AMP):])[1:]]
+    assert [len(group) for group in groups] == [16, 4] * 3
+    assert all(len({key.rpartition(":")[2] for key in group}) == 1 for group in groups)
+    assert verifier(now=__import__("time").time()).verify(datagram)["pools"] == message["pools"]
+
+
+def test_v4_a_changed_section_is_parsed_again_the_others_reused() -> None:
+    check = verifier()
+    key = heartbeat.derive_amphora_key(MASTER, AMP)
+    message = heartbeat.message(AMP, 1, {}, many_pools(4, 3), version=4)
+    first = check.verify(heartbeat.wrap_v4(message, key, timestamp=1000.0))["pools"]
+    assert check.verify(heartbeat.wrap_v4({**message, "seq": 2}, key, timestamp=1000.0))[
+        "pools"] is first
+    message = {**message, "seq": 3, "pools": {**message["pools"], "p1:l2": {
+        "status": "DOWN", "members": {"m1-2": "DOWN"}}}}
+    assert check.verify(heartbeat.wrap_v4(message, key, timestamp=1000.0))["pools"] == (
+        message["pools"])
+    message["seq"] = 4
+    message["pools"]["p1:l3"] = {"status": "UP", "members": {"m1-3": "SORT OF"}}
+    bad = heartbeat.wrap_v4(message, key, timestamp=1000.0)
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+
+
+def raw_v4(sections: list[bytes], seq: int = 1) -> bytes:
+    signed = b"AHC4" + bytes([len(AMP)]) + AMP.encode() + (1000000).to_bytes(8, "big") + \
+        seq.to_bytes(8, "big") + b"".join(len(s).to_bytes(2, "big") + s for s in sections)
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    return signed + hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def test_v4_a_pool_in_two_sections_is_rejected() -> None:
+    pool = zlib.compress(json.dumps(body()["pools"]).encode())
+    listeners = zlib.compress(json.dumps(body()["listeners"]).encode())
+    assert verifier().verify(raw_v4([listeners, pool]))["pools"] == body()["pools"]
+    assert reason(lambda: verifier().verify(raw_v4([listeners, pool, pool]))) is (
+        RejectReason.BAD_SCHEMA)
+
+
+def test_v4_decompression_is_bounded_across_sections() -> None:
+    listeners = zlib.compress(json.dumps(body()["listeners"]).encode())
+    # each alone within the bound, valid (an empty group), two of them past it
+    half = zlib.compress(b" " * (heartbeat.MAX_DECOMPRESSED * 3 // 5) + b"{}", 9)
+    assert verifier().verify(raw_v4([listeners, half]))["pools"] == {}
+    assert reason(lambda: verifier().verify(raw_v4([listeners, half, half]))) is (
+        RejectReason.DECOMPRESSED_TOO_LARGE)
+
+
+def two_section_v4(message: dict, ts: float = 1000.0) -> bytes:
+    """The two-section version-4 layout, as a 0.1.0 agent sends it."""
+    listeners = zlib.compress(json.dumps({"listeners": message["listeners"]}).encode(), 9)
+    pools = zlib.compress(json.dumps({"pools": message["pools"]}).encode(), 9)
+    signed = b"AHB4" + bytes([len(AMP)]) + AMP.encode() + int(ts * 1000).to_bytes(8, "big") + \
+        message["seq"].to_bytes(8, "big") + len(listeners).to_bytes(4, "big") + listeners + pools
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    return signed + hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def test_v4_two_section_layout_of_older_agents_is_accepted() -> None:
+    check = verifier()
+    first = check.verify(two_section_v4(body(1, 4)))
+    assert first == body(1, 4)
+    assert check.verify(two_section_v4(body(2, 4)))["pools"] is first["pools"]
+    assert reason(lambda: check.verify(two_section_v4(body(2, 4)))) is RejectReason.REPLAYED
+    # the sectioned layout from the same amphora: its own cache, same result
+    assert check.verify(v4(3)) == body(3, 4)
+    assert check.verify(two_section_v4(body(4, 4))) == body(4, 4)
+    unnamed = body(5, 4)
+    unnamed["pools"] = {"pools": unnamed["pools"]}  # a pool named "pools" is not a pool
+    assert reason(lambda: check.verify(v4_of(unnamed))) is RejectReason.BAD_SCHEMA
+
+
+def v4_of(message: dict) -> bytes:
+    return heartbeat.wrap_v4(message, heartbeat.derive_amphora_key(MASTER, AMP), timestamp=1000.0)
+
+
+def test_v4_two_section_layout_sections_are_named() -> None:
+    message = body(1, 4)
+    listeners = zlib.compress(json.dumps(message["listeners"]).encode())  # no {"listeners": }
+    pools = zlib.compress(json.dumps({"pools": message["pools"]}).encode())
+    signed = b"AHB4" + bytes([len(AMP)]) + AMP.encode() + (1000000).to_bytes(8, "big") + \
+        (1).to_bytes(8, "big") + len(listeners).to_bytes(4, "big") + listeners + pools
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    datagram = signed + hmac.new(key, signed, hashlib.sha256).digest()
+    assert reason(lambda: verifier().verify(datagram)) is RejectReason.BAD_SCHEMA
 
 
 def test_v3_and_v4_both_accepted() -> None:
@@ -176,6 +281,10 @@ def test_v4_listeners_are_checked() -> None:
 
 
 @pytest.mark.parametrize(("datagram", "expected"), [
+    (b"AHC4" + b"\x05", RejectReason.TRUNCATED),
+    (b"AHC4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
+    (b"AHC4\x01a" + bytes(16) + b"\xff\xff" + bytes(40), RejectReason.TRUNCATED),
+    (b"AHC4\x01a" + bytes(16) + b"\x00\x00" + bytes(40), RejectReason.TRUNCATED),
     (b"AHB4" + b"\x05", RejectReason.TRUNCATED),
     (b"AHB4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
     (b"AHB4\x01a" + bytes(16) + b"\xff\xff\xff\xff" + bytes(40), RejectReason.TRUNCATED),
@@ -262,3 +371,99 @@ def test_v4_a_restarted_sender_counting_from_zero_waits_out_max_age() -> None:
     assert reason(lambda: check.verify(v4(0, ts=1010.0))) is RejectReason.REPLAYED
     now[0] = 1031.0
     assert check.verify(v4(1, ts=1031.0))["seq"] == 1
+
+
+def outcome(call) -> object:
+    try:
+        return call()
+    except HeartbeatError as exc:
+        return exc.reason
+
+
+def v3_text(seq: int, pools: str, *, listeners: str | None = None, order: str = "ilpsv") -> bytes:
+    """A version-3 payload written by hand: the keys in ``order`` (id,
+    listeners, pools, seq, ver), the pools text as given."""
+    listeners = listeners or json.dumps(body()["listeners"])
+    parts = {"i": f'"id": "{AMP}"', "l": f'"listeners": {listeners}', "p": f'"pools": {pools}',
+             "s": f'"seq": {seq}', "v": '"ver": 3'}
+    return ("{" + ", ".join(parts[k] for k in order) + "}").encode()
+
+
+POOLS_TEXT = json.dumps(body()["pools"])
+TRICKY_V3 = [
+    v3_text(2, POOLS_TEXT, order="pilsv"),
+    v3_text(2, POOLS_TEXT, order="ilspv"),
+    v3_text(2, POOLS_TEXT).replace(b'"pools": ', b'"pools" :\n  '),
+    v3_text(2, "{}").replace(b'"ver": 3', b'"ver": 3, "pools": ' + POOLS_TEXT.encode()),
+    v3_text(2, POOLS_TEXT).replace(b'"ver": 3', b'"ver": 3, "pools": {}'),
+    v3_text(2, POOLS_TEXT, listeners=json.dumps({LISTENER: {**body()["listeners"][LISTENER],
+                                                            "pools": body()["pools"]}})),
+    v3_text(2, json.dumps(json.dumps({"pools": body()["pools"]}))),
+    v3_text(2, POOLS_TEXT, order="ilpvs").replace(b'"seq": 2', b'"seq": "}"'),
+    v3_text(2, POOLS_TEXT)[:-1] + b', "x": "}"}',
+    v3_text(2, POOLS_TEXT)[:-1] + b'"}',
+    v3_text(2, POOLS_TEXT + "}"),
+    v3_text(2, POOLS_TEXT[:-1]),
+    v3_text(2, POOLS_TEXT.replace('"UP"}}', '"DOWN"}}')),
+    v3_text(2, POOLS_TEXT.replace('"UP"}}', '"SORT OF"}}')),
+]
+
+
+@pytest.mark.parametrize("raw", TRICKY_V3)
+def test_v3_reuse_of_unchanged_pools_parses_as_a_full_parse(raw: bytes) -> None:
+    """With the amphora's pools text remembered, every payload (other key
+    orders, duplicate keys, the text inside a string, broken JSON) verifies
+    or fails exactly as a stateless full parse does."""
+    check = verifier()
+    check.verify(signed_v3(v3_text(1, POOLS_TEXT)))
+    expected = outcome(lambda: heartbeat.unwrap_v3(signed_v3(raw), b"v3key"))
+    assert outcome(lambda: check.verify(signed_v3(raw))) == expected
+    assert outcome(lambda: check.verify(signed_v3(raw))) == expected  # and once remembered
+
+
+def test_v3_unchanged_pools_are_reused_changed_ones_parsed() -> None:
+    check = verifier()
+    first = check.verify(signed_v3(v3_text(1, POOLS_TEXT)))
+    second = check.verify(signed_v3(v3_text(2, POOLS_TEXT)))
+    assert second["seq"] == 2 and second["pools"] is first["pools"]
+    changed = check.verify(signed_v3(v3_text(3, POOLS_TEXT.replace('"UP"}}', '"DRAIN"}}'))))
+    assert changed["pools"][f"{POOL}:{LISTENER}"]["members"] == {MEMBER: "DRAIN"}
+    bad = signed_v3(v3_text(4, POOLS_TEXT.replace('"UP"}}', '"SORT OF"}}')))
+    assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
+    assert check.verify(signed_v3(v3_text(5, POOLS_TEXT)))["seq"] == 5
+
+
+def test_v3_as_a_stock_agent_writes_it_reuses_unchanged_pools() -> None:
+    """Octavia's build_stats_message key order (id, seq, listeners, pools,
+    ver) and encode_obj (json.dumps, zlib level 9)."""
+    def stock(seq: int, tx: int) -> dict:
+        sent = body(seq)
+        sent["listeners"][LISTENER]["stats"]["tx"] = tx
+        return {"id": AMP, "seq": seq, "listeners": sent["listeners"], "pools": sent["pools"],
+                "ver": 3}
+
+    check = verifier()
+    first = check.verify(signed_v3(json.dumps(stock(1, 100)).encode()))
+    second = check.verify(signed_v3(json.dumps(stock(2, 250)).encode()))
+    assert second == stock(2, 250)
+    assert second["pools"] is first["pools"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3),
+                          st.sampled_from(['"', "}", "{", ":", ",", "\\", " ", "[", "1", "a",
+                                           '"pools"', '"pools":', POOLS_TEXT])),
+                min_size=1, max_size=4))
+def test_v3_reuse_matches_a_full_parse_after_any_edit(edits: list) -> None:
+    """Random edits of a stock-ordered payload (cuts, insertions of JSON
+    punctuation, of the pools key and of the remembered pools text): the
+    verifier that remembers the pools text answers as a full parse does."""
+    text = v3_text(2, POOLS_TEXT, order="ilpvs").decode()
+    for at, cut, insert in edits:
+        at %= len(text) + 1
+        text = text[:at] + insert + text[at + cut:]
+    check = verifier()
+    check.verify(signed_v3(v3_text(1, POOLS_TEXT, order="ilpvs")))
+    datagram = signed_v3(text.encode())
+    expected = outcome(lambda: heartbeat.unwrap_v3(datagram, b"v3key"))
+    assert outcome(lambda: check.verify(datagram)) == expected

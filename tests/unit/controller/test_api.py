@@ -46,7 +46,8 @@ def test_migrations_create_every_table_and_rerun_cleanly(tmp_path: Path) -> None
     assert set(models.Base.metadata.tables) <= tables
     assert "alembic_version" in tables
     with engine.connect() as conn:
-        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == "0002"
+        version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    assert version == "0004"
 
 
 def test_lb_is_immutable_while_pending(controller: Controller) -> None:
@@ -97,6 +98,27 @@ def test_request_the_image_cannot_serve_is_refused_before_any_work(
     assert "domain_name" in message and "2.2" in message and "img-20" in message
     for model in (models.LoadBalancer, models.Listener, models.Amphora, models.Flow):
         assert _count(sessions, model) == 0
+
+
+def test_http2_listener_is_refused_by_a_bookworm_image_and_served_by_trixie(
+        sessions: sessionmaker[Session]) -> None:
+    h2 = {"protocol": "TERMINATED_HTTPS", "protocol_port": 443,
+          "default_tls_container_ref": "server.pem", "alpn_protocols": ["h2"],
+          "default_pool": LISTENER["default_pool"]}
+    bookworm = Controller(sessions, StaticImage("img-bookworm", {
+        "haproxy_version": "2.6.12-1+deb12u4", "openssl_version": "3.0.17-1~deb12u2"}))
+    with pytest.raises(Unsupported) as caught:
+        bookworm.create_load_balancer(listeners=[h2])
+    message = str(caught.value)
+    assert "img-bookworm" in message and "listeners[0].alpn_protocols" in message
+    assert "HTTP/2 towards clients" in message
+    assert "needs HAProxy >= 3.0, target has 2.6.12" in message
+    assert _count(sessions, models.LoadBalancer) == 0
+    trixie = Controller(sessions, StaticImage("img-trixie", {
+        "haproxy_version": "3.0.11-1+deb13u4", "openssl_version": "3.5.9-1"}))
+    lb = trixie.create_load_balancer(listeners=[h2])
+    listener = trixie.get_listener(lb["listeners"][0]["id"])
+    assert listener["protocol"] == "TERMINATED_HTTPS" and listener["alpn_protocols"] == ["h2"]
 
 
 def test_flavor_sets_topology_and_rejects_unknown_keys(controller: Controller,

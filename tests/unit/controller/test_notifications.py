@@ -1,20 +1,18 @@
-"""Notification and statistics drivers: webhook delivery (signed, retried, never
-blocking), events from committed status changes only, Prometheus output."""
+"""Notification drivers: webhook delivery (signed, retried, never blocking),
+events from committed status changes only."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import delete, select, update
 
-from controller_stub.controller import db, models, notifications, statistics
+from controller_stub.controller import db, models, notifications
 from tests.support.webhook import WebhookReceiver
 
 SECRET = b"s3cret-for-tests"
@@ -167,33 +165,3 @@ def test_webhook_options_are_required() -> None:
                                     "webhook_url": "http://127.0.0.1:1/"})
     with pytest.raises(ValueError, match="unknown notification driver"):
         notifications.from_options({"drivers": "smtp"})
-
-
-def test_prometheus_exports_listener_stats_in_parseable_text() -> None:
-    publisher = statistics.from_options({"drivers": "state_store, prometheus",
-                                         "prometheus_port": "0"})
-    stored: list[statistics.ListenerStats] = []
-    publisher.drivers[0].writer = stored.extend  # type: ignore[attr-defined]
-    prom = publisher.drivers[1]
-    try:
-        batch = [statistics.ListenerStats("amp1", "li1", 3, 100, 2000, 1, 42),
-                 statistics.ListenerStats("amp2", "li1", 0, 5, 6, 0, 7)]
-        publisher.update(batch)
-        publisher.update([statistics.ListenerStats("amp1", "li1", 4, 150, 2500, 1, 43)])
-        url = f"http://127.0.0.1:{prom.port}/metrics"  # type: ignore[attr-defined]
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-    finally:
-        publisher.close()
-    samples = {(s.name, s.labels["amphora_id"]): s.value
-               for family in text_string_to_metric_families(text)
-               for s in family.samples if family.name.startswith("amphora_listener")}
-    assert samples[("amphora_listener_active_connections", "amp1")] == 4
-    assert samples[("amphora_listener_bytes_out_total", "amp1")] == 2500
-    assert samples[("amphora_listener_total_connections_total", "amp2")] == 7
-    assert len(stored) == 3
-
-
-def test_prometheus_binds_only_loopback() -> None:
-    with pytest.raises(ValueError, match="loopback"):
-        statistics.from_options({"drivers": "prometheus", "prometheus_host": "0.0.0.0"})

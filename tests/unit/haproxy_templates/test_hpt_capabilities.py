@@ -11,7 +11,9 @@ from hpt_render import assert_valid, render_checked
 from haproxy_templates import (
     FEATURES,
     CapabilityError,
+    RenderOptions,
     Target,
+    ValidationError,
     Version,
     Versions,
     capability_map,
@@ -34,8 +36,12 @@ def test_versions_parse(text: str, expected: Version) -> None:
 
 def test_table_versions() -> None:
     since = {name: f.haproxy.short for name, f in FEATURES.items() if f.haproxy}
-    assert since["http2_frontend"] == "1.8"
-    assert since["http2_backend"] == "1.9"
+    assert since["http2_frontend"] == "3.0"
+    assert since["http2_backend"] == "3.0"
+    assert since["ocsp_update"] == "3.0"
+    assert since["quic_listener"] == "2.8"
+    assert (since["quic_native_tls"], str(FEATURES["quic_native_tls"].openssl)) == (
+        "3.2", "3.5.0")
     assert since["tls13_ciphersuites"] == "1.9"
     assert since["prometheus_exporter"] == "2.0"
     assert since["http_check_send"] == "2.2"
@@ -67,11 +73,62 @@ def test_prometheus_listener_needs_2_0() -> None:
     assert "1.9.16" in info.value.message
 
 
-def test_explicit_h2_towards_members_needs_1_9() -> None:
+def lines(text: str, prefix: str) -> list[str]:
+    return [ln.strip() for ln in text.splitlines() if ln.strip().startswith(prefix)]
+
+
+def test_h2_only_pool_needs_3_0_and_h2_among_fallbacks_is_dropped() -> None:
+    doc = case("reencrypt")
+    text = render(doc, amphora_id=AMP_A, target=Target("2.6.12"))
+    assert 'alpn "h2' not in text and "glitches-threshold" not in text
+    doc["pools"][0]["alpn_protocols"] = ["h2"]
     with pytest.raises(CapabilityError) as info:
-        render(case("reencrypt"), amphora_id=AMP_A, target=Target("1.8.30"))
+        render(doc, amphora_id=AMP_A, target=Target("2.6.12-1+deb12u4"))
     assert info.value.field == "pools[0].alpn_protocols"
-    assert "HAProxy >= 1.9" in str(info.value)
+    assert "HTTP/2 towards members" in info.value.message
+    assert "HAProxy >= 3.0" in info.value.message and "2.6.12" in info.value.message
+
+
+def test_http2_listener_needs_3_0_and_gets_glitch_cap() -> None:
+    doc = case("tls_termination")
+    doc["listeners"][0]["alpn_protocols"] = ["h2"]
+    with pytest.raises(CapabilityError) as info:
+        render(doc, amphora_id=AMP_A, target=Target("2.6.12-1+deb12u4"))
+    assert info.value.field == "listeners[0].alpn_protocols"
+    assert "HTTP/2 towards clients" in info.value.message and "3.0" in info.value.message
+    text = render(doc, amphora_id=AMP_A, target=Target("3.0.11-1+deb13u4", "3.5.9"))
+    assert 'alpn "h2"' in text and "tune.h2.fe.glitches-threshold 1000" in text
+    assert "tune.h2.be.glitches-threshold" not in text
+
+
+def test_h3_needs_a_quic_build() -> None:
+    doc = case("tls_termination")
+    doc["listeners"][0]["alpn_protocols"] = ["h3", "h2", "http/1.1"]
+    with pytest.raises(CapabilityError) as info:
+        render(doc, amphora_id=AMP_A, target=Target("3.0.11", "3.5.9", build=frozenset()))
+    assert "QUIC" in info.value.message and info.value.field == "listeners[0].alpn_protocols"
+    compat = Target("3.0.11", "3.5.9", build=frozenset({"QUIC", "QUIC_OPENSSL_COMPAT"}))
+    text = render(doc, amphora_id=AMP_A, target=compat)
+    assert "limited-quic" in lines(text, "limited-quic")[0]
+    assert lines(text, "bind quic4@203.0.113.10:443 ssl ")[0].endswith(" alpn h3")
+    native = render(doc, amphora_id=AMP_A,
+                    target=Target("3.2.26", "3.6.5", build=frozenset({"QUIC"})))
+    assert "limited-quic" not in native and "bind quic4@" in native
+    pool_h3 = case("reencrypt")
+    pool_h3["pools"][0]["alpn_protocols"] = ["h3"]
+    with pytest.raises(ValidationError, match="for listeners") as refused:
+        render(pool_h3, amphora_id=AMP_A, target=compat)
+    assert refused.value.field == "pools[0].alpn_protocols"
+
+
+def test_ocsp_update_only_where_the_image_has_it() -> None:
+    options = RenderOptions(ocsp_update=True)
+    old = render(case("tls_termination"), amphora_id=AMP_A, target=Target("2.6.12"),
+                 options=options)
+    new = render(case("tls_termination"), amphora_id=AMP_A, target=Target("3.0.11"),
+                 options=options)
+    assert "ocsp-update" not in old and lines(new, "ocsp-update.mode ") == [
+        "ocsp-update.mode on"]
 
 
 def test_explicit_tls13_needs_openssl_111() -> None:

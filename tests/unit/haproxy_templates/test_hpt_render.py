@@ -68,7 +68,7 @@ def test_global_sizing_from_target() -> None:
     assert value(text, "maxconn") == "5000"
     assert value(text, "nbthread") == "4"
     assert value(text, "cpu-map") == "auto:1/1-4 0-3"
-    assert value(text, "tune.ssl.cachesize") == str(1024 * 1024 * 1024 // 50 // 2 // 200)
+    assert value(text, "tune.ssl.cachesize") == str(1024 * 1024 * 1024 // 50 // 2 // 248)
     fd_bound = Target("2.6.12", memory_kb=64 * 1024 * 1024, fd_limit=4096)
     text = render(case("http"), amphora_id=AMP_A, target=fd_bound)
     assert int(value(text, "maxconn")) <= (4096 - 100) // 2
@@ -80,6 +80,43 @@ def test_global_sizing_from_target() -> None:
     tuned = Target("2.6.12", cpu_count=8, reserve_cpu0=True)
     text = render(case("http"), amphora_id=AMP_A, target=tuned)
     assert value(text, "nbthread") == "7" and value(text, "cpu-map") == "auto:1/1-7 1-7"
+
+
+# Resident bytes of one tune.ssl.cachesize entry on HAProxy 2.6 (measured:
+# 1,000,000 entries take 241,800 kB more than 1,000) and of one connection.
+CACHE_ENTRY_BYTES = 248
+TLS_CONNECTION_KB = 64
+
+
+@pytest.mark.parametrize("memory_mib", [48, 256])
+def test_tls_cache_of_two_generations_fits_a_small_amphora(memory_mib: int) -> None:
+    """During a reload the old worker keeps its whole session cache and its
+    connections while the new one allocates its own: both must fit."""
+    memory_kb = memory_mib * 1024
+    small = Target("2.6.12", memory_kb=memory_kb, fd_limit=1_000_000)
+    doc = case("tls_termination")
+    doc["listeners"][0]["connection_limit"] = -1  # as much as memory allows
+    text = render(doc, amphora_id=AMP_A, target=small)
+    cachesize, maxconn = int(value(text, "tune.ssl.cachesize")), int(value(text, "maxconn"))
+    two_caches_kb = 2 * cachesize * CACHE_ENTRY_BYTES / 1024
+    assert 0 < two_caches_kb <= memory_kb * 0.02
+    assert two_caches_kb + 2 * maxconn * TLS_CONNECTION_KB <= memory_kb * 0.52
+    default = render(doc, amphora_id=AMP_A, target=Target("2.6.12"))  # 1 GiB
+    assert cachesize < int(value(default, "tune.ssl.cachesize"))
+
+
+def test_http_backends_reuse_proven_member_connections() -> None:
+    text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(text, "http-reuse ") == ["http-reuse aggressive"]
+    assert not lines(render(case("tcp"), amphora_id=AMP_A, target=GOLDEN_TARGET),
+                     "http-reuse ")
+    safe = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+                  options=RenderOptions(http_reuse="safe"))
+    assert lines(safe, "http-reuse ") == ["http-reuse safe"]
+    with pytest.raises(ValidationError) as info:
+        render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+               options=RenderOptions(http_reuse="always\n    http-reuse never"))
+    assert info.value.field == "options.http_reuse"
 
 
 def test_global_management_lines() -> None:

@@ -32,7 +32,8 @@ def test_help_lists_the_options() -> None:
     (("--image-size", "big"), "--image-size must be a whole number"),
     (("--name", "../x"), "--name may only use"),
     (("--time-sync", "ntpd"), "--time-sync must be"),
-    (("--haproxy-source", "deb http://example.invalid x main"), "needs --haproxy-key"),
+    (("--haproxy-apt-source", "deb http://example.invalid x main"), "needs --haproxy-key"),
+    (("--haproxy-source", "--haproxy-source-suite", "Sid;rm"), "must be a Debian suite name"),
     (("--output-dir",), "--output-dir needs a value"),
     (("--bogus",), "unknown option: --bogus"),
 ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +57,8 @@ def run(root: Path, tmp_path: Path, info: dict[str, object] | None = BUILD_INFO,
         info_path.write_text(json.dumps(info))
     return subprocess.run(
         [sys.executable, str(SCRIPT), "--root", str(root), "--build-info", str(info_path),
-         "--agent-python", agent_python], capture_output=True, text=True, timeout=60)
+         "--agent-python", agent_python, "--haproxy", shutil.which("haproxy") or "haproxy"],
+        capture_output=True, text=True, timeout=60)
 
 
 def test_manifest_records_versions_from_the_image(tmp_path: Path) -> None:
@@ -85,6 +87,10 @@ def test_manifest_records_versions_from_the_image(tmp_path: Path) -> None:
                             text=True).stdout.strip()
     assert manifest["dpkg_architecture"] == native
     assert manifest["architecture"] == {"amd64": "x86_64", "arm64": "aarch64"}.get(native, native)
+    # build facts come from the binary's own -vv (here the host's Debian 12 HAProxy)
+    assert {"OPENSSL", "PROMEX"} <= set(manifest["haproxy_build_options"].split())
+    assert manifest["haproxy_services"] == "prometheus-exporter"
+    assert manifest["haproxy_openssl_version"].startswith("3.0.")
     # the same JSON is printed for the build log
     assert json.loads(done.stdout.split("\n", 1)[1]) == manifest
 

@@ -15,12 +15,17 @@ serves every blueprint under both ``/v2`` and ``/v2.0``.
 from __future__ import annotations
 
 from controller_stub.controller.rest.resources import (
+    amphorae,
+    catalog,
     healthmonitors,
+    l7policies,
     listeners,
     loadbalancers,
     members,
     networks,
     pools,
+    quotas,
 )
 
-MODULES = (loadbalancers, listeners, pools, members, healthmonitors, networks)
+MODULES = (loadbalancers, listeners, pools, members, healthmonitors, networks, l7policies,
+           catalog, quotas, amphorae)

@@ -1,0 +1,118 @@
+"""The Debian 13 image (``--release trixie``): HAProxy 3.0 with QUIC, OpenSSL 3.5.
+
+Builds it (or reuses ``AMPHORA_TEST_IMAGE_TRIXIE``), boots it under qemu TCG
+to a ready agent that reports its HAProxy, and gives it an HTTP/2 listener the
+controller's capability check allows for it: the agent validates the config
+with the image's own HAProxy and starts it. Slow (a second build):
+``make test-image`` only. The ``--haproxy-source`` image has no test here: the
+Debian mirror this project's machines reach serves binary packages only, so
+``apt-get source`` cannot fetch the source it builds (docs/image.md).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller_stub.client import AgentClient, Timeouts
+from controller_stub.compute.qemu import (
+    BOOT_TIMEOUT,
+    AmphoraVM,
+    BuiltImage,
+    build_image,
+    existing_image,
+    make_config_drive,
+)
+from controller_stub.controller.imaging import target_of
+from controller_stub.images import properties_from_manifest
+from haproxy_templates import render
+from tests.integration.image.haproxy_roots import LB_ID, tls_lb
+
+pytestmark = [pytest.mark.image, pytest.mark.image_variant, pytest.mark.timeout(5400)]
+
+VARIANTS = {
+    # name: (reuse variable, image-create.sh options, HAProxy branch, native QUIC)
+    "trixie": ("AMPHORA_TEST_IMAGE_TRIXIE", ("--release", "trixie"), "3.0", False),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(VARIANTS))
+def variant(request: pytest.FixtureRequest,
+            tmp_path_factory: pytest.TempPathFactory) -> tuple[str, BuiltImage]:
+    name = request.param
+    reuse, options, _branch, _native = VARIANTS[name]
+    if os.environ.get(reuse):
+        return name, existing_image(Path(os.environ[reuse]))
+    image = build_image(tmp_path_factory.mktemp(f"image-{name}"), name=f"amphora-{name}",
+                        extra_args=options)
+    print(f"\n{name} build: {image.build_seconds:.0f}s, {image.size_bytes / 2**20:.0f} MiB")
+    return name, image
+
+
+@pytest.fixture(scope="module")
+def booted(variant: tuple[str, BuiltImage],
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
+    name, built = variant
+    iso, identity = make_config_drive(tmp_path_factory.mktemp(f"drive-{name}"))
+    vm = AmphoraVM(built.path, iso, tmp_path_factory.mktemp(f"vm-{name}"))
+    vm.start()
+    try:
+        _client, info, seconds = vm.wait_for_agent(identity, timeout=BOOT_TIMEOUT)
+    except BaseException:
+        vm.stop()
+        raise
+    print(f"\n{name} boot to agent ready: {seconds:.0f}s")
+    try:
+        yield name, built, identity, vm, info
+    finally:
+        vm.stop()
+
+
+def test_manifest_records_the_newer_haproxy_and_its_build(
+        variant: tuple[str, BuiltImage]) -> None:
+    name, built = variant
+    _reuse, _options, branch, native = VARIANTS[name]
+    manifest = built.manifest
+    assert (manifest["os_release"], manifest["os_version"]) == ("trixie", "13")
+    assert manifest["haproxy_version"].startswith(branch + ".")
+    assert manifest["openssl_version"].startswith("3.")
+    assert int(manifest["openssl_version"].split(".")[1]) >= 5
+    options = manifest["haproxy_build_options"].split()
+    assert {"OPENSSL", "PROMEX", "QUIC"} <= set(options)
+    assert ("QUIC_OPENSSL_COMPAT" in options) is not native
+    assert manifest["haproxy_services"] == "prometheus-exporter"
+
+
+@pytest.mark.boot
+def test_agent_reports_the_haproxy_and_serves_an_http2_listener(booted: tuple) -> None:
+    name, built, identity, vm, info = booted
+    assert info["haproxy_version"] == built.manifest["haproxy_version"]
+    # haproxy -c and the start run under TCG emulation: give them minutes, not seconds
+    client = AgentClient("127.0.0.1", identity.amphora_id, ca_file=str(identity.ca_file),
+                         client_cert=str(identity.client_cert), port=vm.port, retries=0,
+                         timeouts=Timeouts(connect=10.0, read=300.0))
+    # exactly what the controller does before it boots this image: check the request
+    target = target_of(properties_from_manifest(built.manifest))
+    config = render(tls_lb(["h2"]), amphora_id=identity.amphora_id, target=target)
+    assert "tune.h2.fe.glitches-threshold" in config and 'alpn "h2"' in config
+    pem = _server_pem(Path(built.path).parent)
+    client.upload_cert(LB_ID, "default.pem", pem)
+    client.upload_haproxy(identity.amphora_id, LB_ID, config)  # validated by its haproxy -c
+    client.lb_action(LB_ID, "start")
+    listeners = {entry["uuid"]: entry for entry in client.listeners()}
+    listener_id = tls_lb(["h2"])["listeners"][0]["id"]
+    assert listeners[listener_id]["status"] == "ACTIVE", (name, listeners)
+    assert listeners[listener_id]["type"] == "TERMINATED_HTTPS"
+
+
+def _server_pem(workdir: Path) -> bytes:
+    key, cert = workdir / "h2-key.pem", workdir / "h2-cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj",
+                    "/CN=www.example.com", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return cert.read_bytes() + key.read_bytes()
