@@ -15,7 +15,7 @@ APT_PACKAGES += sudo debootstrap qemu-system-x86 qemu-utils shellcheck kpartx fd
 	dosfstools e2fsprogs squashfs-tools rsync git genisoimage file util-linux
 
 .PHONY: test test-unit test-integration test-image lint deps apt venv demo bench clean \
-	.venv-dib .venv-glance .venv-octavia
+	.venv-dib .venv-glance .venv-octavia .venv-keystone .venv-osc
 
 # Every tier, the default image's build and qemu boot included (docs/image.md); the
 # newer-HAProxy image variants (a build each) run in test-image only.
@@ -35,7 +35,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-logo
 
-deps: apt venv .venv-dib .venv-glance .venv-octavia
+deps: apt venv .venv-dib .venv-glance .venv-octavia .venv-keystone .venv-osc
 
 # The image tests alone: the default build + qemu boot (about 4 minutes here; `make test`
 # runs it too), the capability check per release, and the trixie and --haproxy-source
@@ -61,6 +61,24 @@ $(STAMPS)/venv-glance:
 	.venv-glance/bin/pip install -q 'glance==33.0.0' 'gunicorn>=22'
 	@touch $@
 
+# A real Keystone for the API's keystone auth test (tests/integration/api/keystone_fixture.py).
+.venv-keystone: $(STAMPS)/venv-keystone
+$(STAMPS)/venv-keystone:
+	@mkdir -p $(STAMPS)
+	test -x .venv-keystone/bin/python || $(PYTHON) -m venv .venv-keystone
+	.venv-keystone/bin/pip install -q --upgrade pip
+	.venv-keystone/bin/pip install -q 'keystone==30.0.0'
+	@touch $@
+
+# The `openstack loadbalancer` command line the API tests drive.
+.venv-osc: $(STAMPS)/venv-osc
+$(STAMPS)/venv-osc:
+	@mkdir -p $(STAMPS)
+	test -x .venv-osc/bin/python || $(PYTHON) -m venv .venv-osc
+	.venv-osc/bin/pip install -q --upgrade pip
+	.venv-osc/bin/pip install -q 'python-openstackclient>=7' 'python-octaviaclient>=3.8'
+	@touch $@
+
 apt: $(STAMPS)/apt
 $(STAMPS)/apt: Makefile
 	@mkdir -p $(STAMPS)
@@ -76,7 +94,7 @@ $(STAMPS)/venv: setup.cfg pyproject.toml
 	@mkdir -p $(STAMPS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,image]'
+	$(BIN)/pip install -q -e '.[test,image,keystone]'
 	@touch $@
 
 demo: apt venv

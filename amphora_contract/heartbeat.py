@@ -55,12 +55,14 @@ DIGEST_LEN = 32
 MAX_DATAGRAM = 65507
 MAX_DECOMPRESSED = 1 << 20
 V4_MAGIC = b"AHC4"
-# The first version-4 layout (two sections); refused by name.
-V4_OLD_MAGIC = b"AHB4"
+# The two-section version-4 layout that 0.1.0 agents send; still accepted.
+V4_TWO_SECTION_MAGIC = b"AHB4"
 # magic, id length; then the id; then timestamp (ms) and sequence number; then
 # sections, each a length and a zlib stream (docs/heartbeat.md)
 _V4_HEAD = struct.Struct("!4sB")
 _V4_TS_SEQ = struct.Struct("!QQ")
+# the two-section layout: timestamp, sequence number, listeners section length
+_V4_TS_SEQ_LEN = struct.Struct("!QQI")
 _V4_SECTION = struct.Struct("!H")
 V4_MIN_LEN = _V4_HEAD.size + 1 + _V4_TS_SEQ.size + _V4_SECTION.size + 1 + DIGEST_LEN
 # The sender groups the pools of one listener in a section, at most this many
@@ -412,22 +414,22 @@ class _V3Splice:
 
 @dataclass(frozen=True)
 class V4Header:
-    """The signed header of a version-4 datagram, and where its sections start."""
+    """The signed header of a version-4 datagram, and where its sections
+    start; ``pools_at`` where the pools section starts in the two-section
+    layout (None: the sectioned one)."""
 
     amphora_id: str
     timestamp_ms: int
     seq: int
     sections_at: int
+    pools_at: int | None = None
 
 
 def peek_v4(envelope: bytes) -> V4Header | None:
     """The header of a version-4 datagram (not yet verified); None for
     anything else (version 3)."""
     magic = envelope[:4]
-    if magic == V4_OLD_MAGIC:
-        raise HeartbeatError(RejectReason.BAD_HEADER, "the two-section version-4 layout "
-                                                      "is no longer accepted")
-    if magic != V4_MAGIC:
+    if magic != V4_MAGIC and magic != V4_TWO_SECTION_MAGIC:
         return None
     if len(envelope) < V4_MIN_LEN:
         raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
@@ -435,15 +437,28 @@ def peek_v4(envelope: bytes) -> V4Header | None:
     raw_id = envelope[_V4_HEAD.size:start]
     if not _AMPHORA_ID.fullmatch(raw_id):
         raise HeartbeatError(RejectReason.BAD_HEADER, "amphora id is not valid")
+    amphora_id = raw_id.decode("ascii")
+    if magic == V4_TWO_SECTION_MAGIC:
+        if len(envelope) < start + _V4_TS_SEQ_LEN.size + 2 + DIGEST_LEN:
+            raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
+        ts_ms, seq, listeners_len = _V4_TS_SEQ_LEN.unpack_from(envelope, start)
+        listeners_at = start + _V4_TS_SEQ_LEN.size
+        pools_at = listeners_at + listeners_len
+        if listeners_len < 1 or pools_at >= len(envelope) - DIGEST_LEN:
+            raise HeartbeatError(RejectReason.TRUNCATED, "sections overrun the datagram")
+        return V4Header(amphora_id, ts_ms, seq, listeners_at, pools_at)
     sections_at = start + _V4_TS_SEQ.size
     if len(envelope) < sections_at + _V4_SECTION.size + 1 + DIGEST_LEN:
         raise HeartbeatError(RejectReason.TRUNCATED, "datagram too short")
     ts_ms, seq = _V4_TS_SEQ.unpack_from(envelope, start)
-    return V4Header(raw_id.decode("ascii"), ts_ms, seq, sections_at)
+    return V4Header(amphora_id, ts_ms, seq, sections_at)
 
 
 def v4_sections(envelope: bytes, header: V4Header) -> list[bytes]:
     """The zlib sections of a version-4 datagram: listeners first, then pools."""
+    if header.pools_at is not None:
+        return [envelope[header.sections_at:header.pools_at],
+                envelope[header.pools_at:-DIGEST_LEN]]
     sections: list[bytes] = []
     at, end = header.sections_at, len(envelope) - DIGEST_LEN
     while at < end:
@@ -460,10 +475,21 @@ def v4_sections(envelope: bytes, header: V4Header) -> list[bytes]:
     return sections
 
 
+def _unnamed(section: Any, name: str, two_section: bool) -> Any:
+    """A section's content: in the two-section layout each section is an
+    object whose only key is ``name``."""
+    if not two_section:
+        return section
+    if type(section) is not dict or section.keys() != {name}:
+        raise _bad(f"the {name} section is not {{{name!r}: ...}}")
+    return section[name]
+
+
 @dataclass
 class _V4Pools:
     """One amphora's last verified pools sections, their parses and the merged pools."""
 
+    two_section: bool
     sections: list[bytes]
     parsed: list[dict[str, Any]]
     pools: dict[str, Any]
@@ -531,10 +557,12 @@ class HeartbeatVerifier:
         now_ms = int(self._clock() * 1000)
         if abs(now_ms - header.timestamp_ms) > self._max_age_ms:
             raise HeartbeatError(RejectReason.STALE, "timestamp outside the window")
+        two_section = header.pools_at is not None
         raw = _inflate_raw(sections[0])
-        listeners = _parse(raw)
+        listeners = _unnamed(_parse(raw), "listeners", two_section)
         _check_listeners(listeners)
-        pools = self._pools(header.amphora_id, sections[1:], MAX_DECOMPRESSED - len(raw))
+        pools = self._pools(header.amphora_id, sections[1:], MAX_DECOMPRESSED - len(raw),
+                            two_section)
         self._accept_seq(header)
         return {"id": header.amphora_id, "seq": header.seq, "ver": VERSION_4,
                 "listeners": listeners, "pools": pools}
@@ -553,12 +581,15 @@ class HeartbeatVerifier:
                 self._v3.remember(body, text)
         return body
 
-    def _pools(self, amphora_id: str, sections: list[bytes], budget: int) -> dict[str, Any]:
+    def _pools(self, amphora_id: str, sections: list[bytes], budget: int,
+               two_section: bool) -> dict[str, Any]:
         """The pools sections, each parsed and checked again only when its
         bytes differ from the section in the same place of this amphora's
         last verified datagram (the cache holds authentic amphorae only: it
         is filled after the MAC checks)."""
         cached = self._v4_pools.get(amphora_id)
+        if cached is not None and cached.two_section != two_section:
+            cached = None  # the same bytes mean another thing in the other layout
         if cached is not None and cached.sections == sections:
             return cached.pools
         parsed: list[dict[str, Any]] = []
@@ -571,7 +602,7 @@ class HeartbeatVerifier:
                 raise HeartbeatError(RejectReason.DECOMPRESSED_TOO_LARGE, "payload too large")
             raw = _inflate_raw(section, budget)
             budget -= len(raw)
-            group = _parse(raw)
+            group = _unnamed(_parse(raw), "pools", two_section)
             _check_new_pools(group, cached.parsed[index] if cached is not None
                              and index < len(cached.parsed) else None)
             parsed.append(group)
@@ -580,7 +611,7 @@ class HeartbeatVerifier:
             pools.update(group)
         if len(pools) != sum(map(len, parsed)):
             raise _bad("a pool is in two sections")
-        self._v4_pools[amphora_id] = _V4Pools(sections, parsed, pools)
+        self._v4_pools[amphora_id] = _V4Pools(two_section, sections, parsed, pools)
         return pools
 
     def _accept_seq(self, header: V4Header) -> None:

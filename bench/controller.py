@@ -18,6 +18,13 @@ of simulated amphorae (each with an LB, listener, pool and two members in
 the store), one per amphora per second; baseline: verifying alone. The
 first fleet is also measured with both statistics drivers (``state_store,
 prometheus``): the exporter's running totals cost the writer next to nothing.
+
+REST API (part ``api``): requests per second of ``GET /v2/lbaas/loadbalancers``
+listing 100 load balancers (baseline: the same list through the Python
+``Controller``), member batch updates (``PUT …/members``, 10 members) per
+second (baseline: ``Controller.batch_update_members``), both over a store
+without workers; and the time from ``POST …/members`` to the first request
+that member answers through the VIP (baseline: ``Controller.create_member``).
 """
 
 from __future__ import annotations
@@ -55,18 +62,20 @@ RUNS = int(os.environ.get("BENCH_CONTROLLER_RUNS", "3"))
 STORES = os.environ.get("BENCH_CONTROLLER_STORES", "sqlite,postgresql").split(",")
 TOPOLOGIES = os.environ.get("BENCH_CONTROLLER_TOPOLOGIES", "SINGLE,ACTIVE_STANDBY").split(",")
 TARGET_S = 3.0
-PARTS = os.environ.get("BENCH_CONTROLLER_PARTS", "create,failover,heartbeats").split(",")
+PARTS = os.environ.get("BENCH_CONTROLLER_PARTS", "create,failover,heartbeats,api").split(",")
 FLEETS = [int(n) for n in os.environ.get("BENCH_CONTROLLER_FLEETS", "2000,4000").split(",")]
 FAILOVER_TARGET_S = 10.0
 HB_KEY = "bench-master-key-0123456789"
 
 
-def _served(namespace: str, address: str) -> bool:
+def _served(namespace: str, address: str, member: str | None = None) -> bool:
+    """One request through ``address`` is answered (by ``member``, if named)."""
     def get() -> bool:
         conn = http.client.HTTPConnection(address, 80, timeout=0.5)
         try:
             conn.request("GET", "/")
-            return "member" in json.loads(conn.getresponse().read())
+            name = json.loads(conn.getresponse().read()).get("member")
+            return name is not None and member in (None, name)
         finally:
             conn.close()
     try:
@@ -302,6 +311,135 @@ def _measure(service: Service, fabric: LocalFabric, member: str, client: str,
     return served, active, deleted, steps
 
 
+def _rate(call: Any, seconds: float = 2.0) -> float:
+    """Calls per second of ``call`` over about ``seconds``."""
+    count, start = 0, time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        call()
+        count += 1
+    return count / elapsed
+
+
+def _http(port: int) -> Any:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    def call(method: str, path: str, body: Any = None) -> Any:
+        conn.request(method, path, body=None if body is None else json.dumps(body),
+                     headers={"Content-Type": "application/json"})
+        response = conn.getresponse()
+        data = response.read()
+        if response.status >= 300:
+            raise RuntimeError(f"{method} {path}: {response.status} {data[:200]!r}")
+        return json.loads(data) if data else None
+    return call
+
+
+def _measure_api_rates(workdir: Path) -> None:
+    """List and batch rates over a store without workers (no data plane)."""
+    from sqlalchemy import update
+
+    from controller_stub.compute.local import DEFAULT_NETWORKS
+    from controller_stub.controller.api import Controller
+    from controller_stub.controller.imaging import StaticImage
+    from controller_stub.controller.networks import NetworkRegistry
+    from controller_stub.controller.rest import auth, create_app
+    from controller_stub.controller.rest.server import ApiServer
+
+    sessions = db.open_store(f"sqlite:///{workdir}/api-bench.db")
+    controller = Controller(sessions, StaticImage("img", {"haproxy_version": "2.6.12",
+                                                          "openssl_version": "3.0.11"}))
+    for n in range(100):
+        controller.create_load_balancer(name=f"lb{n}", project_id="bench")
+    app = create_app(controller, NetworkRegistry(DEFAULT_NETWORKS))
+    app.wsgi_app = auth.noauth(app.wsgi_app, "bench")  # type: ignore[method-assign]
+    server = ApiServer(app, "127.0.0.1", 0).start()
+    try:
+        call = _http(server.address[1])
+        assert len(call("GET", "/v2/lbaas/loadbalancers")["loadbalancers"]) == 100
+        api_rate = _rate(lambda: call("GET", "/v2/lbaas/loadbalancers"))
+        base_rate = _rate(lambda: controller.list_objects("loadbalancer"))
+        emit("controller_api_list_100_lbs", requests_per_s=round(api_rate, 1),
+             baseline_python_per_s=round(base_rate, 1),
+             ratio_to_baseline=round(api_rate / base_rate, 3))
+        lb = controller.list_objects("loadbalancer")[0]
+
+        def settle() -> None:
+            with sessions.begin() as session:
+                for model in (models.LoadBalancer, models.Pool, models.Member):
+                    session.execute(update(model).values(provisioning_status="ACTIVE"))
+                    session.execute(update(models.Flow).values(state="DONE"))
+        settle()
+        pool = controller.create_pool(lb["id"], protocol="HTTP", lb_algorithm="ROUND_ROBIN")
+        settle()
+        weights = iter(range(1, 1_000_000))
+
+        def members() -> list[dict[str, Any]]:
+            weight = next(weights) % 200 + 1
+            return [{"address": f"198.51.100.{10 + n}", "protocol_port": 80,
+                     "weight": weight} for n in range(10)]
+
+        def via_api() -> None:
+            call("PUT", f"/v2/lbaas/pools/{pool['id']}/members", {"members": members()})
+            settle()
+
+        def via_python() -> None:
+            controller.batch_update_members(pool["id"], members())
+            settle()
+        api_rate = _rate(via_api)
+        base_rate = _rate(via_python)
+        emit("controller_api_member_batch_update", members=10,
+             updates_per_s=round(api_rate, 1), baseline_python_per_s=round(base_rate, 1),
+             ratio_to_baseline=round(api_rate / base_rate, 3))
+    finally:
+        server.stop()
+        sessions.kw["bind"].dispose()
+
+
+def _measure_member_to_traffic(workdir: Path, first: str, second: str, client: str) -> None:
+    """POST a member → the first request it answers through the VIP."""
+    service = _service(workdir, f"sqlite:///{workdir}/api-traffic.db", "api").start()
+    try:
+        call = _http(service.api_address[1])
+        subnet = next(s.id for s in service.networks.subnets.values()
+                      if s.network_name == "vip" and s.ip_version == 4)
+        lb = call("POST", "/v2/lbaas/loadbalancers", {"loadbalancer": {
+            "vip_subnet_id": subnet, "listeners": [{
+                "protocol": "HTTP", "protocol_port": 80, "default_pool": {
+                    "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                    "members": [{"address": first, "protocol_port": 80}]}}]}})["loadbalancer"]
+        vip = service.api.wait(lb["id"], timeout=120)["vip_address"]
+        pool_id = lb["pools"][0]["id"]
+
+        def first_answer(start: float) -> float:
+            while not _served(client, vip, "m2"):
+                if time.monotonic() - start > 60:
+                    raise TimeoutError("the new member never answered")
+            return time.monotonic() - start
+
+        api_s, base_s = [], []
+        for _ in range(RUNS):
+            start = time.monotonic()
+            member = call("POST", f"/v2/lbaas/pools/{pool_id}/members", {"member": {
+                "address": second, "protocol_port": 80}})["member"]
+            api_s.append(first_answer(start))
+            service.api.wait(lb["id"])
+            call("DELETE", f"/v2/lbaas/pools/{pool_id}/members/{member['id']}")
+            service.api.wait(lb["id"])
+            start = time.monotonic()
+            member = service.api.create_member(pool_id, address=second, protocol_port=80)
+            base_s.append(first_answer(start))
+            service.api.wait(lb["id"])
+            service.api.delete_member(member["id"])
+            service.api.wait(lb["id"])
+        emit("controller_api_member_add_to_traffic", runs=RUNS, **summary_ms(api_s),
+             baseline_python_median_ms=summary_ms(base_s)["median_ms"],
+             ratio_to_baseline=round(statistics.median(api_s) / statistics.median(base_s), 2))
+        service.api.delete_load_balancer(lb["id"], cascade=True)
+        service.api.wait_deleted(lb["id"])
+    finally:
+        service.stop()
+
+
 def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bc-", dir="/tmp"))
     fabric = LocalFabric(workdir)
@@ -367,6 +505,12 @@ def main() -> int:
                          runs=RUNS, **summary_ms(outages))
             finally:
                 service.stop()
+        if "api" in PARTS:
+            log("controller: REST API")
+            _measure_api_rates(workdir)
+            second = fabric.create_member("member", name="m2")
+            _measure_member_to_traffic(workdir, str(member.ipv4), str(second.ipv4),
+                                       client.namespace)
         if "heartbeats" in PARTS:
             emit("controller_heartbeat_verify_baseline",
                  per_s=round(_verify_baseline()))

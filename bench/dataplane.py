@@ -54,6 +54,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import string
@@ -80,7 +81,6 @@ from haproxy_templates import RenderOptions, Target, render
 ROOT = Path(__file__).resolve().parents[1]
 OCTAVIA_PYTHON = ROOT / ".venv-octavia" / "bin" / "python"
 HAND_TUNED = Path(__file__).with_name("hand_tuned.cfg")
-CONFIGS = ("ours", "octavia", "hand_tuned")
 CASES = ("http_keep_alive", "http_new_connection", "tls13_keep_alive", "tls_full_handshake",
          "tls_resumption", "http2")
 SECONDS = 2
@@ -266,14 +266,14 @@ class Lab:
         crt_list = f"{self.cert_dir}/{self.lb_id}/lb.pem\n".encode()
         client.upload_cert(self.lb_id, f"{self.tls_listener}.pem", crt_list)
 
-    def ours(self, nbthread: int) -> str:
+    def ours(self, nbthread: int, **options: Any) -> str:
         # 1 thread: a 2-vCPU amphora leaving CPU 0 to the system; 2: both vCPUs
         target = Target(haproxy_version=self.info["haproxy_version"], cpu_count=2,
                         reserve_cpu0=nbthread == 1, memory_kb=self.memory_kb,
                         fd_limit=self.details["open_file_limit"]["hard"])
         return render(self.document(), amphora_id=self.bench.amphora.id, target=target,
                       options=RenderOptions(base_path=self.base_path, cert_dir=self.cert_dir,
-                                            log_target=self.log_target))
+                                            log_target=self.log_target, **options))
 
     def octavia(self, nbthread: int) -> str:
         args = {"lb": self.document(), "amphora_id": self.bench.amphora.id,
@@ -498,9 +498,13 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
     return {
         "ours": lab.ours,
         "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
-        "http_reuse_always": edit("    load-server-state-from-file global\n",
-                                  "    load-server-state-from-file global\n"
-                                  "    http-reuse always\n"),
+        "connection_logging_off": lambda n: lab.ours(n, connection_logging=False),
+        "http_reuse_always": edit("    http-reuse aggressive\n", "    http-reuse always\n"),
+        "http_reuse_safe": edit("    http-reuse aggressive\n", "    http-reuse safe\n"),
+        "no_idle_close_on_response": edit("    option idle-close-on-response\n", ""),
+        "fewer_timeouts": lambda n: re.sub(
+            r"    timeout (http-request|queue|tunnel|client-fin|server-fin) .*\n", "",
+            lab.ours(n)),
         "splice_auto": edit("    load-server-state-from-file global\n",
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
@@ -514,7 +518,7 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
                         help="the modelled amphora's RAM")
     parser.add_argument("--no-reload-memory", action="store_true",
@@ -524,6 +528,7 @@ def main() -> int:
     parser.add_argument("--ecdsa", action="store_true",
                         help="the LB's certificate is ECDSA P-256 instead of RSA 2048")
     parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--only", default="", help="with --variants: these variants and ours")
     parser.add_argument("--threads", default="1,2", help="HAProxy thread counts to run")
     args = parser.parse_args()
     cases = tuple(c for c in args.cases.split(",") if c)
@@ -546,8 +551,9 @@ def main() -> int:
             if not cases:
                 pass
             elif args.variants:
-                compare(lab, args.rounds, variants(lab), cases, "dataplane_variant", ("ours",),
-                        threads)
+                chosen = {name: build for name, build in variants(lab).items()
+                          if not args.only or name == "ours" or name in args.only.split(",")}
+                compare(lab, args.rounds, chosen, cases, "dataplane_variant", ("ours",), threads)
             else:
                 compare(lab, args.rounds, builders, cases, "dataplane",
                         ("octavia", "hand_tuned"), threads)
@@ -557,6 +563,7 @@ def main() -> int:
         finally:
             sink.kill()
             sink.wait()
+            shutil.rmtree(workdir, ignore_errors=True)
             subprocess.run(["kill", member_pid.read_text().strip()], check=False)
     log("dataplane bench done")
     return 0

@@ -45,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def describe(exc: BaseException) -> str:
     """One line: an API error's faultstring and HTTP status, else the exception's text."""
+    if type(exc).__name__ in ("DiscoveryFailure", "ConnectFailure", "ConnectTimeout"):
+        return f"cannot reach the API ({' '.join(str(exc).split())})"
     status = getattr(exc, "status_code", None)
     if status is not None:
         detail = getattr(exc, "details", None) or getattr(exc, "message", None) or str(exc)

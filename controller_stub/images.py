@@ -208,6 +208,10 @@ def _info(image: Any) -> ImageInfo:
     for key in AMPHORA_PROPERTIES:
         if key in raw and raw[key] is not None:
             props.setdefault(key, raw[key])
+    # openstacksdk names this one is_hw_vif_multiqueue_enabled and makes it a bool
+    multiqueue = raw.get("is_hw_vif_multiqueue_enabled")
+    if multiqueue is not None:
+        props.setdefault("hw_vif_multiqueue_enabled", str(multiqueue).lower())
     if raw.get("architecture"):
         props.setdefault("architecture", raw["architecture"])
     if raw.get("os_distro"):

@@ -4,11 +4,12 @@ Started as ``unshare --mount -- PYTHON octavia_launch.py [--state DIR --netns NA
 --interfaces DIR] AGENT ARGS…`` (stdlib only: it runs under Octavia's virtualenv). In its
 private mount namespace it gives the agent what an amphora image would:
 
-- a private /var/log (the agent insists on /var/log/amphora-agent.log);
+- a private /var/log (the agent insists on /var/log/amphora-agent.log): DIR/log
+  with ``--state``, else a new temporary directory;
 - with ``--state``: copy-on-write overlays of /etc, /var/lib,
-  /usr/lib/systemd/system and /usr/local/bin whose changes land in DIR (its
-  interface files, HAProxy's default user-group file, its systemd units, the
-  image's ``lvs-masquerade.sh``), ``systemctl`` from
+  /usr/lib/systemd/system, /usr/local/bin and /run whose changes land in DIR
+  (its interface files, HAProxy's default user-group file, its systemd units,
+  the image's ``lvs-masquerade.sh``, keepalived's pid files), ``systemctl`` from
   :mod:`octavia_systemctl` first on PATH (no systemd runs here), and
   Octavia's fixed HAProxy namespace ``amphora-haproxy`` bound to the network
   namespace NAME, so the host sees it, and the processes in it, under NAME.
@@ -23,7 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-OVERLAID = ("/etc", "/var/lib", "/usr/lib/systemd/system", "/usr/local/bin")
+# /run too: keepalived keeps its children's pid files there under fixed names
+OVERLAID = ("/etc", "/var/lib", "/usr/lib/systemd/system", "/usr/local/bin", "/run")
 OCTAVIA_NAMESPACE = "amphora-haproxy"
 USER_GROUP = "/var/lib/octavia/haproxy-default-user-group.conf"
 # An Octavia image has this helper: its VIP interface files run it on up and
@@ -98,7 +100,12 @@ def main() -> None:
     parser.add_argument("--interfaces", type=Path)
     args, agent = parser.parse_known_args()
     _mount("--make-rprivate", "/")
-    _mount("--bind", tempfile.mkdtemp(prefix="octavia-agent-log-"), "/var/log")
+    if args.state is not None:  # kept (and removed) with the amphora's files
+        logs = args.state / "log"
+        logs.mkdir(mode=0o700, parents=True, exist_ok=True)
+    else:
+        logs = Path(tempfile.mkdtemp(prefix="octavia-agent-log-"))
+    _mount("--bind", str(logs), "/var/log")
     if args.state is not None:
         _amphora(args.state, args.netns, args.interfaces)
     os.execv(agent[0], agent)  # noqa: S606 (an argument list: the agent becomes us)

@@ -1,12 +1,13 @@
 """``systemctl`` for Octavia's amphora agent where no systemd runs.
 
 Octavia's agent installs a unit per load balancer (``haproxy-<lb>.service``)
-and drives it with ``systemctl start|stop|reload|restart``. This runs those
-units' own ``ExecStartPre``/``ExecStart``/``ExecReload`` lines from
+and one for keepalived (``octavia-keepalived.service``) and drives them with
+``systemctl start|stop|reload|restart``. This runs those units' own
+``ExecStartPre``/``ExecStart``/``ExecReload`` lines from
 /usr/lib/systemd/system (with their ``Environment`` and ``$MAINPID``) and
-keeps each main PID under ``--state``; ``enable``, ``disable`` and
-``daemon-reload`` have nothing to do here. Stdlib only: it runs under
-Octavia's virtualenv (see :mod:`octavia_launch`).
+keeps each main PID (a ``Type=forking`` unit's from its ``PIDFile``) under
+``--state``; ``enable``, ``disable`` and ``daemon-reload`` have nothing to do
+here. Stdlib only: it runs under Octavia's virtualenv (see :mod:`octavia_launch`).
 """
 
 from __future__ import annotations
@@ -91,6 +92,17 @@ class Service:
             proc = subprocess.Popen(_argv(line, self.env), env=self.env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     preexec_fn=self._limits)
+        if self.unit.get("Type", [""])[-1] == "forking":  # its PIDFile names the daemon
+            if proc.wait(30) != 0:
+                tail = log_file.read_text(errors="replace")[-1500:]
+                sys.exit(f"{self.name}.service failed to start:\n{tail}")
+            daemon = Path(self.unit["PIDFile"][-1])
+            deadline = time.monotonic() + 15
+            while not daemon.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            self.pid_file.write_text(daemon.read_text(encoding="utf-8").strip(),
+                                     encoding="utf-8")
+            return
         self.pid_file.write_text(str(proc.pid), encoding="utf-8")
         pid_file = self.env.get("PIDFILE")
         deadline = time.monotonic() + 15

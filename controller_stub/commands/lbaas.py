@@ -14,6 +14,7 @@ import argparse
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from controller_stub.commands import endpoint, output
 
@@ -21,42 +22,44 @@ from controller_stub.commands import endpoint, output
 @dataclass(frozen=True)
 class Kind:
     command: str
-    sdk: str          # the proxy's singular (create_<sdk>, get_<sdk>, ...)
-    plural: str       # the proxy's list method
+    path: str         # the collection's path; {parent} for members and rules
+    root: str         # the key of one object in bodies
+    collection: str   # the key of a list
     columns: tuple[str, ...]
     help: str
-    parent: str | None = None   # the sdk name of the parent the proxy needs
+    parent: str | None = None   # what the parent positional argument names
     waits: bool = True          # has a provisioning_status to follow
 
 
 _STATUS = ("provisioning_status", "operating_status")
 KINDS = (
-    Kind("lb", "load_balancer", "load_balancers",
+    Kind("lb", "/lbaas/loadbalancers", "loadbalancer", "loadbalancers",
          ("id", "name", "vip_address", *_STATUS, "provider"), "load balancers"),
-    Kind("listener", "listener", "listeners",
+    Kind("listener", "/lbaas/listeners", "listener", "listeners",
          ("id", "name", "protocol", "protocol_port", *_STATUS), "listeners"),
-    Kind("pool", "pool", "pools", ("id", "name", "protocol", "lb_algorithm", *_STATUS),
-         "pools"),
-    Kind("member", "member", "members",
+    Kind("pool", "/lbaas/pools", "pool", "pools",
+         ("id", "name", "protocol", "lb_algorithm", *_STATUS), "pools"),
+    Kind("member", "/lbaas/pools/{parent}/members", "member", "members",
          ("id", "name", "address", "protocol_port", "weight", *_STATUS), "a pool's members",
          parent="pool"),
-    Kind("healthmonitor", "health_monitor", "health_monitors",
+    Kind("healthmonitor", "/lbaas/healthmonitors", "healthmonitor", "healthmonitors",
          ("id", "name", "type", "delay", "timeout", "max_retries", *_STATUS),
          "health monitors"),
-    Kind("l7policy", "l7_policy", "l7_policies",
+    Kind("l7policy", "/lbaas/l7policies", "l7policy", "l7policies",
          ("id", "name", "action", "position", "listener_id", *_STATUS), "L7 policies"),
-    Kind("l7rule", "l7_rule", "l7_rules",
+    Kind("l7rule", "/lbaas/l7policies/{parent}/rules", "rule", "rules",
          ("id", "type", "compare_type", "key", "value", "invert", *_STATUS),
-         "an L7 policy's rules", parent="l7_policy"),
-    Kind("flavor", "flavor", "flavors",
+         "an L7 policy's rules", parent="L7 policy"),
+    Kind("flavor", "/lbaas/flavors", "flavor", "flavors",
          ("id", "name", "enabled", "flavor_profile_id", "description"), "flavors",
          waits=False),
-    Kind("flavorprofile", "flavor_profile", "flavor_profiles",
+    Kind("flavorprofile", "/lbaas/flavorprofiles", "flavorprofile", "flavorprofiles",
          ("id", "name", "provider_name", "flavor_data"), "flavor profiles", waits=False),
-    Kind("az", "availability_zone", "availability_zones",
+    Kind("az", "/lbaas/availabilityzones", "availability_zone", "availability_zones",
          ("name", "enabled", "availability_zone_profile_id", "description"),
          "availability zones", waits=False),
-    Kind("azprofile", "availability_zone_profile", "availability_zone_profiles",
+    Kind("azprofile", "/lbaas/availabilityzoneprofiles", "availability_zone_profile",
+         "availability_zone_profiles",
          ("id", "name", "provider_name", "availability_zone_data"),
          "availability zone profiles", waits=False),
 )
@@ -79,109 +82,112 @@ def pairs(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def _dict(resource: Any) -> dict[str, Any]:
-    data = resource.to_dict(headers=False, computed=False, original_names=True)
-    data.pop("location", None)
-    return data
-
-
-def _rows(resources: Any) -> list[dict[str, Any]]:
-    return [_dict(r) for r in resources]
-
-
 def _http_get(conn: Any, path: str) -> Any:
-    response = conn.load_balancer.get(path, raise_exc=False)
+    return _http_send(conn, "get", path)
+
+
+def _http_send(conn: Any, method: str, path: str, body: Any = None) -> Any:
+    """One request through the SDK's load_balancer proxy (its endpoint and auth), with
+    Octavia's own bodies: the SDK's resource classes would drop fields they lack."""
+    kwargs = {"json": body} if body is not None else {}
+    response = getattr(conn.load_balancer, method)(path, raise_exc=False, **kwargs)
     if response.status_code >= 400:
         from openstack import exceptions
         exceptions.raise_from_response(response)
-    return response.json()
+    return response.json() if response.content else None
+
+
+def _listing(conn: Any, path: str, collection: str,
+             filters: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Every page of a list: the filters, plus the marker of each ``next`` link."""
+    params = {k: json.dumps(v) if isinstance(v, bool) else v
+              for k, v in (filters or {}).items()}
+    rows: list[dict[str, Any]] = []
+    while True:
+        body = _http_get(conn, f"{path}?{urlencode(params)}" if params else path)
+        rows += body[collection]
+        following = next((link["href"] for link in body.get(f"{collection}_links", [])
+                          if link["rel"] == "next"), None)
+        marker = parse_qs(urlsplit(following).query).get("marker") if following else None
+        if not marker or not body[collection]:
+            return rows
+        params["marker"] = marker[0]
 
 
 # -- generic resource actions --------------------------------------------------------------
 
-def _proxy(args: argparse.Namespace) -> Any:
-    return endpoint.connect(args).load_balancer
+def _path(args: argparse.Namespace) -> str:
+    kind: Kind = args.kind
+    return kind.path.format(parent=quote(args.parent, safe="")) if kind.parent else kind.path
 
 
-def _parent(args: argparse.Namespace) -> tuple[Any, ...]:
-    return (args.parent,) if args.kind.parent else ()
+def _one(args: argparse.Namespace, object_id: str) -> str:
+    return f"{_path(args)}/{quote(object_id, safe='')}"
 
 
 def _list(args: argparse.Namespace) -> int:
     kind: Kind = args.kind
-    filters = pairs(args.filters)
-    rows = _rows(getattr(_proxy(args), kind.plural)(*_parent(args), **filters))
+    rows = _listing(endpoint.connect(args), _path(args), kind.collection, pairs(args.filters))
     output.table(rows, kind.columns, as_json=args.json)
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    kind: Kind = args.kind
-    proxy = _proxy(args)
-    obj = getattr(proxy, f"get_{kind.sdk}")(args.id, *_parent(args))
-    output.record(_dict(obj), as_json=args.json)
+    obj = _http_get(endpoint.connect(args), _one(args, args.id))[args.kind.root]
+    output.record(obj, as_json=args.json)
     return 0
 
 
-def _poller(args: argparse.Namespace, proxy: Any, object_id: str) -> Any:
-    from openstack import exceptions
-    kind: Kind = args.kind
-
-    def poll() -> dict[str, Any] | None:
-        try:
-            return _dict(getattr(proxy, f"get_{kind.sdk}")(object_id, *_parent(args)))
-        except exceptions.NotFoundException:
-            return None
-    return poll
-
-
-def _settle(args: argparse.Namespace, proxy: Any, obj: dict[str, Any],
+def _settle(args: argparse.Namespace, conn: Any, obj: dict[str, Any],
             deleting: bool = False) -> dict[str, Any] | None:
+    from openstack import exceptions
     kind: Kind = args.kind
     if not (args.wait and kind.waits):
         return obj
     object_id = obj.get("id") or obj.get("name") or ""
-    return output.follow(f"{kind.command} {object_id}", _poller(args, proxy, object_id),
-                         timeout=args.timeout, deleting=deleting)
+
+    def poll() -> dict[str, Any] | None:
+        try:
+            return _http_get(conn, _one(args, object_id))[kind.root]
+        except exceptions.NotFoundException:
+            return None
+    return output.follow(f"{kind.command} {object_id}", poll, timeout=args.timeout,
+                         deleting=deleting, initial=obj.get("provisioning_status"))
 
 
 def _create(args: argparse.Namespace) -> int:
     kind: Kind = args.kind
-    proxy = _proxy(args)
-    attrs = pairs(args.attrs)
-    obj = _dict(getattr(proxy, f"create_{kind.sdk}")(*_parent(args), **attrs))
-    obj = _settle(args, proxy, obj) or obj
+    conn = endpoint.connect(args)
+    obj = _http_send(conn, "post", _path(args), {kind.root: pairs(args.attrs)})[kind.root]
+    obj = _settle(args, conn, obj) or obj
     output.record(obj, as_json=args.json)
     return 0
 
 
 def _set(args: argparse.Namespace) -> int:
     kind: Kind = args.kind
-    proxy = _proxy(args)
+    conn = endpoint.connect(args)
     attrs = pairs(args.attrs)
     if not attrs:
         raise ValueError("nothing to change: give KEY=VALUE pairs")
-    obj = _dict(getattr(proxy, f"update_{kind.sdk}")(args.id, *_parent(args), **attrs))
-    obj = _settle(args, proxy, obj) or obj
+    obj = _http_send(conn, "put", _one(args, args.id), {kind.root: attrs})[kind.root]
+    obj = _settle(args, conn, obj) or obj
     output.record(obj, as_json=args.json)
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    kind: Kind = args.kind
-    proxy = _proxy(args)
-    extra = {"cascade": True} if getattr(args, "cascade", False) else {}
-    getattr(proxy, f"delete_{kind.sdk}")(args.id, *_parent(args), ignore_missing=False,
-                                         **extra)
-    _settle(args, proxy, {"id": args.id}, deleting=True)
+    conn = endpoint.connect(args)
+    cascade = "?cascade=true" if getattr(args, "cascade", False) else ""
+    _http_send(conn, "delete", _one(args, args.id) + cascade)
+    _settle(args, conn, {"id": args.id}, deleting=True)
     return 0
 
 
 # -- extras --------------------------------------------------------------------------------
 
 def _lb_status(args: argparse.Namespace) -> int:
-    conn = endpoint.connect(args)
-    body = _http_get(conn, f"/lbaas/loadbalancers/{args.id}/status")
+    body = _http_get(endpoint.connect(args), f"{_one(args, args.id)}/status")
     if args.json:
         output.emit_json(body)
     else:
@@ -194,18 +200,15 @@ _STATS = ("active_connections", "bytes_in", "bytes_out", "request_errors",
 
 
 def _stats(args: argparse.Namespace) -> int:
-    proxy = _proxy(args)
-    getter = (proxy.get_load_balancer_statistics if args.kind.command == "lb"
-              else proxy.get_listener_statistics)
-    stats = _dict(getter(args.id))
+    stats = _http_get(endpoint.connect(args), f"{_one(args, args.id)}/stats")["stats"]
     output.record({k: stats.get(k) for k in _STATS}, as_json=args.json)
     return 0
 
 
 def _lb_failover(args: argparse.Namespace) -> int:
-    proxy = _proxy(args)
-    proxy.failover_load_balancer(args.id)
-    obj = _settle(args, proxy, {"id": args.id})
+    conn = endpoint.connect(args)
+    _http_send(conn, "put", f"{_one(args, args.id)}/failover")
+    obj = _settle(args, conn, {"id": args.id})
     if args.wait and obj is not None:
         output.record(obj, as_json=args.json)
     return 0
@@ -217,18 +220,16 @@ _AMPHORA_COLUMNS = ("id", "loadbalancer_id", "status", "role", "lb_network_ip", 
 
 def _amphora(args: argparse.Namespace) -> int:
     conn = endpoint.connect(args)
-    proxy = conn.load_balancer
+    one = f"/octavia/amphorae/{quote(getattr(args, 'id', '') or '', safe='')}"
     if args.action == "list":
-        filters = pairs(args.filters)
-        output.table(_rows(proxy.amphorae(**filters)), _AMPHORA_COLUMNS, as_json=args.json)
+        rows = _listing(conn, "/octavia/amphorae", "amphorae", pairs(args.filters))
+        output.table(rows, _AMPHORA_COLUMNS, as_json=args.json)
     elif args.action == "show":
-        output.record(_dict(proxy.get_amphora(args.id)), as_json=args.json)
-    elif args.action == "failover":
-        proxy.failover_amphora(args.id)
-    elif args.action == "configure":
-        proxy.configure_amphora(args.id)
+        output.record(_http_get(conn, one)["amphora"], as_json=args.json)
+    elif args.action in ("failover", "configure"):
+        _http_send(conn, "put", f"{one}/{'config' if args.action == 'configure' else 'failover'}")
     else:
-        rows = _http_get(conn, f"/octavia/amphorae/{args.id}/stats")["amphora_stats"]
+        rows = _http_get(conn, f"{one}/stats")["amphora_stats"]
         output.table(rows, ("listener_id", *_STATS), as_json=args.json)
     return 0
 
@@ -237,35 +238,36 @@ _QUOTA_COLUMNS = ("project_id", "loadbalancer", "listener", "pool", "member",
                   "healthmonitor", "l7policy", "l7rule")
 
 
-def _quota_dict(obj: Any) -> dict[str, Any]:
-    data = _dict(obj)
-    return {k: v for k, v in data.items() if k in _QUOTA_COLUMNS}
+def _quota_row(quota: dict[str, Any]) -> dict[str, Any]:
+    return {k: quota.get(k) for k in _QUOTA_COLUMNS if k in quota}
 
 
 def _quota(args: argparse.Namespace) -> int:
+    """Raw requests through the proxy: the SDK's Quota knows neither l7policy nor l7rule."""
     conn = endpoint.connect(args)
-    proxy = conn.load_balancer
     if args.action == "list":
-        output.table([_quota_dict(q) for q in proxy.quotas()], _QUOTA_COLUMNS,
-                     as_json=args.json)
+        rows = [_quota_row(q) for q in _http_get(conn, "/lbaas/quotas")["quotas"]]
+        output.table(rows, _QUOTA_COLUMNS, as_json=args.json)
     elif args.action == "defaults":
-        output.record(_http_get(conn, "/lbaas/quotas/defaults")["quota"], as_json=args.json)
-    elif args.action == "show":
-        output.record(_quota_dict(proxy.get_quota(args.project)), as_json=args.json)
-    elif args.action == "set":
-        attrs = pairs(args.attrs)
-        output.record(_quota_dict(proxy.update_quota(args.project, **attrs)),
+        output.record(_quota_row(_http_get(conn, "/lbaas/quotas/defaults")["quota"]),
                       as_json=args.json)
+    elif args.action == "show":
+        output.record(_quota_row(_http_get(conn, f"/lbaas/quotas/{args.project}")["quota"]),
+                      as_json=args.json)
+    elif args.action == "set":
+        body = _http_send(conn, "put", f"/lbaas/quotas/{args.project}",
+                          {"quota": pairs(args.attrs)})
+        output.record(_quota_row(body["quota"]), as_json=args.json)
     else:
-        proxy.delete_quota(args.project, ignore_missing=False)
+        _http_send(conn, "delete", f"/lbaas/quotas/{args.project}")
     return 0
 
 
 def _provider(args: argparse.Namespace) -> int:
     conn = endpoint.connect(args)
     if args.action == "list":
-        output.table(_rows(conn.load_balancer.providers()), ("name", "description"),
-                     as_json=args.json)
+        output.table(_http_get(conn, "/lbaas/providers")["providers"],
+                     ("name", "description"), as_json=args.json)
         return 0
     flavor = _http_get(conn, f"/lbaas/providers/{args.name}/flavor_capabilities")
     zone = _http_get(conn, f"/lbaas/providers/{args.name}/availability_zone_capabilities")
@@ -278,8 +280,8 @@ def _provider(args: argparse.Namespace) -> int:
 
 def _network(args: argparse.Namespace) -> int:
     conn = endpoint.connect(args)
-    networks = _http_get(conn, "/fabric/networks")["networks"]
-    subnets = _http_get(conn, "/fabric/subnets")["subnets"]
+    networks = _http_get(conn, "/networks")["networks"]
+    subnets = _http_get(conn, "/subnets")["subnets"]
     if args.json:
         output.emit_json({"networks": networks, "subnets": subnets})
         return 0
@@ -308,7 +310,7 @@ def _register_kind(subparsers: Any, kind: Kind) -> None:
     parser = subparsers.add_parser(kind.command, help=kind.help,
                                    description=f"{kind.help.capitalize()} in the API.")
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    parent = [("parent", f"the {kind.parent.replace('_', '')}'s id")] if kind.parent else []
+    parent = [("parent", f"the {kind.parent}'s id")] if kind.parent else []
     key = "name" if kind.command == "az" else "id"
 
     def add(name: str, handler: Any, helptext: str, parents: list[Any],

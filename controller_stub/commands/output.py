@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -20,7 +21,11 @@ _COLOURS = {"ACTIVE": "green", "ONLINE": "green", "ERROR": "red", "OFFLINE": "ye
 
 
 def console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    """Rich's console; into a pipe, wide enough that ids are never cut (rich would use 80
+    columns), unless ``$COLUMNS`` says otherwise."""
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, soft_wrap=True, width=200 if wide else None)
 
 
 def _cell(value: Any) -> str:
@@ -90,11 +95,15 @@ def status_tree(statuses: dict[str, Any]) -> None:
 
 
 def follow(what: str, poll: Callable[[], dict[str, Any] | None], *, timeout: float,
-           interval: float = 0.5, deleting: bool = False) -> dict[str, Any] | None:
+           interval: float = 0.5, deleting: bool = False,
+           initial: str | None = None) -> dict[str, Any] | None:
     """Poll until ``provisioning_status`` leaves PENDING_* (or the object is gone when
-    ``deleting``), showing each status it moves through; ERROR and timeouts raise."""
+    ``deleting``), showing each status it moves through, from ``initial`` (the change's
+    answer) on; ERROR and timeouts raise."""
     err = console(stderr=True)
-    last: str | None = None
+    last: str | None = initial
+    if initial:
+        err.print(f"{what}: {initial}")
     deadline = time.monotonic() + timeout
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                   console=err, transient=True) as progress:
@@ -119,12 +128,3 @@ def follow(what: str, poll: Callable[[], dict[str, Any] | None], *, timeout: flo
                 raise TimeoutError(f"{what} still {status} after {timeout:.0f} s")
             time.sleep(interval)
 
-
-def pick(rows: Iterable[Any]) -> list[dict[str, Any]]:
-    """SDK resources (or dicts) as plain dicts without the SDK's extra keys."""
-    out = []
-    for row in rows:
-        data = row.to_dict(computed=False) if hasattr(row, "to_dict") else dict(row)
-        data.pop("location", None)
-        out.append(data)
-    return out

@@ -18,7 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from controller_stub.controller import flavors, models, quotas
 from controller_stub.controller.constants import (
@@ -264,7 +265,8 @@ class Controller:
     # -- load balancers ----------------------------------------------------------------
 
     def create_load_balancer(self, *, vip_network_id: str = "vip",
-                             vip_subnet_id: str | None = None, name: str | None = None,
+                             vip_subnet_id: str | None = None, vip_address: str | None = None,
+                             name: str | None = None,
                              description: str | None = None, flavor_id: str | None = None,
                              availability_zone: str | None = None, project_id: str | None = None,
                              admin_state_up: bool = True,
@@ -287,16 +289,19 @@ class Controller:
             role_zones = self._role_zones(session, resolved, vip_network_id)
         image_id, properties = self.images.select(resolved["amp_image_tag"])
         with self.sessions.begin() as session:
-            image = session.get(models.Image, image_id)
-            if image is None:
-                session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
-                                         name=image_id, properties=properties))
+            if session.get(models.Image, image_id) is None:
+                try:
+                    with session.begin_nested():
+                        session.add(models.Image(id=image_id, tag=resolved["amp_image_tag"],
+                                                 name=image_id, properties=properties))
+                except IntegrityError:  # another create cached it at the same moment
+                    pass
             enforcer = quotas.Enforcer(session, project_id, self.quota_defaults)
             lb = models.LoadBalancer(
                 name=name, description=description, project_id=project_id,
                 admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
                 vip_network_id=vip_network_id, vip_subnet_id=vip_subnet_id,
-                flavor_id=flavor_id,
+                vip_address=vip_address, flavor_id=flavor_id,
                 availability_zone=availability_zone, image_id=image_id,
                 flavor_data={**resolved, "zone": zone_data,
                              **({"role_zones": role_zones} if role_zones else {})},
@@ -315,7 +320,9 @@ class Controller:
             self._validate(session, lb)
             enforcer.check()
             session.add(models.Flow(kind="lb_create", load_balancer_id=lb.id,
-                                    state=FLOW_PENDING))
+                                    state=FLOW_PENDING,
+                                    params={"vip_address": vip_address} if vip_address
+                                    else {}))
             session.flush()
             answer = lb_dict(session.get(models.LoadBalancer, lb.id))  # type: ignore[arg-type]
         self.on_change()
@@ -430,7 +437,8 @@ class Controller:
     def list_objects(self, kind: str, **where: Any) -> list[dict[str, Any]]:
         """Every object of a kind in :data:`LISTABLE` (columns in ``where`` equal)."""
         model, as_dict = LISTABLE[kind]
-        query = select(model).filter_by(**where)
+        # the relationships the answers read, in one query each rather than one per row
+        query = select(model).filter_by(**where).options(selectinload("*"))
         with self.sessions() as session:
             return [as_dict(row) for row in session.scalars(query)]
 
@@ -702,7 +710,8 @@ class Controller:
         def mutate(session: Session, lb: models.LoadBalancer) -> Any:
             member = self._get(session, models.Member, member_id)
             changes_ = dict(changes)
-            for key in ("name", "admin_state_up", "weight", "backup"):
+            for key in ("name", "admin_state_up", "weight", "backup", "monitor_address",
+                        "monitor_port"):
                 if key in changes_:
                     setattr(member, key, changes_.pop(key))
             _split(changes_, (), "member")

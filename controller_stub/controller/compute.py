@@ -177,7 +177,7 @@ class LocalComputeDriver:
     # -- amphorae ----------------------------------------------------------------
 
     def _names(self, amphora_id: str) -> tuple[str, str, Path]:
-        short = self.short_id(amphora_id)
+        short = self.instance_key(amphora_id)
         namespace = f"{self.fabric.prefix}-a{short}"
         return namespace, f"{namespace}-hap", self.workdir / f"a{short}"
 
@@ -297,12 +297,13 @@ class LocalComputeDriver:
         return found
 
     @staticmethod
-    def short_id(amphora_id: str) -> str:
+    def instance_key(amphora_id: str) -> str:
+        """How :meth:`instances` names an amphora: the short id in its namespace name."""
         return amphora_id.replace("-", "")[:10]
 
     def delete_instance(self, short: str) -> None:
         """Remove an amphora namespace no row owns (its HAProxy namespace, files
-        and addresses too); ``short`` as :meth:`instances` lists it."""
+        and addresses too); ``short`` as :meth:`instances` keys it."""
         if not re.fullmatch(r"[0-9a-f]{10}", short):
             raise ValueError(f"not a short amphora id: {short[:40]!r}")
         namespace = f"{self.fabric.prefix}-a{short}"
@@ -310,7 +311,7 @@ class LocalComputeDriver:
         with self._allocations() as state:
             for used in state.values():
                 for number in [n for n, holder in used.items()
-                               if self.short_id(holder.partition(":")[0]) == short
+                               if self.instance_key(holder.partition(":")[0]) == short
                                and ":" in holder]:
                     del used[number]
 

@@ -9,7 +9,9 @@ import re
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from controller_stub.agent_launch import AgentLaunch
 from controller_stub.controller import quotas
 from controller_stub.controller.flows import Budget
 from controller_stub.controller.health import HealthSettings
@@ -81,8 +83,33 @@ def _int(section: configparser.SectionProxy, key: str, default: int, low: int,
     return value
 
 
+class _RecordingParser(configparser.ConfigParser):
+    """Remembers every key it was asked for, so keys nobody reads (a typo, a
+    key in the wrong section) are refused instead of silently ignored."""
+
+    def __init__(self) -> None:
+        super().__init__(interpolation=None)
+        self.read_keys: set[tuple[str, str]] = set()
+
+    def get(self, section: str, option: str, **kwargs: Any) -> Any:  # type: ignore[override]
+        self.read_keys.add((section, self.optionxform(option)))
+        return super().get(section, option, **kwargs)
+
+
+# Sections handed on whole (to drivers or keystonemiddleware), checked there.
+_PASSED_ON = {"notifications", "statistics", "openstack", "keystone_authtoken", "quotas"}
+
+
+def _refuse_unread(parser: _RecordingParser) -> None:
+    unread = sorted(f"[{name}] {key}" for name in parser.sections() if name not in _PASSED_ON
+                    for key in parser[name]
+                    if key not in parser.defaults() and (name, key) not in parser.read_keys)
+    if unread:
+        raise ValueError(f"unknown key(s): {', '.join(unread)}")
+
+
 def load(path: str | os.PathLike[str]) -> ControllerConfig:
-    parser = configparser.ConfigParser(interpolation=None)
+    parser = _RecordingParser()
     if not parser.read(Path(path)):
         raise FileNotFoundError(f"cannot read config file {path}")
     known = {"controller", "database", "compute", "images", "budget", "housekeeping",
@@ -138,12 +165,14 @@ def load(path: str | os.PathLike[str]) -> ControllerConfig:
     if cfg.compute_zones and not all(_ID_RE.fullmatch(z.strip())
                                      for z in cfg.compute_zones.split(",")):
         raise ValueError("[compute] zones: comma-separated names of A-Z a-z 0-9 . _ : -")
+    AgentLaunch.parse(cfg.compute_agent_venv, cfg.compute_agent_kind)  # refuses a bad one
     if cfg.image_source not in _IMAGE_SOURCES:
         raise ValueError(f"[images] source: one of {', '.join(_IMAGE_SOURCES)}")
     if not re.fullmatch(r"(sqlite|postgresql)(\+\w+)?://.*", cfg.database_url):
         raise ValueError("[database] url: a sqlite:// or postgresql:// URL")
     if cfg.lease_seconds <= cfg.budget.agent_timeout:
         raise ValueError("[controller] lease_seconds must exceed [budget] agent_timeout")
+    _refuse_unread(parser)
     return cfg
 
 

@@ -324,12 +324,18 @@ class FlowRunner:
         with self.sessions() as session:
             lb = self._load(session, lb_id)
             network, topology = lb.vip_network_id or "vip", lb.topology
+            requested = params.get("vip_address")  # the client's, if it asked for one
             amphorae = [(a.id, dict(a.compute_data), a.role) for a in lb.amphorae]
+        hold = getattr(self.compute, "hold_address", None)
+        if requested and hold is not None:
+            hold(f"{lb_id}:vip", network, requested)
         # ACTIVE_STANDBY: the VIP is an address of its own that keepalived moves;
-        # SINGLE: the amphora's port address is the VIP.
-        shared_vip = (self.compute.allocate_address(lb_id, network)[0]
-                      if topology == ACTIVE_STANDBY else None)
-        _each(lambda item: self._plug(lb_id, item, network, shared_vip), amphorae)
+        # SINGLE: the amphora's port address is the VIP unless one was requested.
+        if topology == ACTIVE_STANDBY:
+            shared_vip = requested or self.compute.allocate_address(lb_id, network)[0]
+            _each(lambda item: self._plug(lb_id, item, network, shared_vip), amphorae)
+        else:
+            _each(lambda item: self._plug(lb_id, item, network, None, requested), amphorae)
 
     def _plug(self, lb_id: str, item: tuple[str, dict[str, Any], str], network: str,
               shared_vip: str | None, single_vip: str | None = None) -> None:
@@ -483,9 +489,13 @@ class FlowRunner:
             peers = tuple(a.vrrp_ip for a in amphorae if a.id != amphora.id)
             port = amphora.compute_data["ports"]["vip"]
             root = amphora.compute_data.get("root")
+            # the track names the process our agent runs HAProxy as; Octavia's
+            # agent runs it as plain haproxy: no track there
+            ours = amphora.compute_data.get("agent", {}).get("kind", "amphora") == "amphora"
             track = keepalived.HaproxyTrack(
                 lb_id=lb.id, base_path=f"{root}/lib" if root else "/var/lib/octavia",
-            ) if has_listeners and getattr(self.compute, "vrrp_track_haproxy", True) else None
+            ) if (has_listeners and ours
+                  and getattr(self.compute, "vrrp_track_haproxy", True)) else None
             instance = keepalived.VrrpInstance(
                 lb_id=lb.id, amphora_id=amphora.id, role=amphora.role,
                 interface=VIP_INTERFACE, virtual_router_id=_router_id(lb.id),

@@ -179,7 +179,8 @@ def clean_orphans(sessions: sessionmaker[Session], compute: ComputeDriver, *,
                   budget: Budget, report: Report | None = None) -> Report:
     """Remove amphorae no load balancer owns: rows without an LB (or whose LB is
     ``DELETED``) with their compute, then, if the driver lists its instances
-    (``instances()``/``delete_instance()``), instances no amphora row names.
+    (``instances()`` keyed by ``instance_key(amphora_id)``, ``delete_instance(key)``),
+    instances no amphora row names.
     Instances are listed before rows are read, so an amphora booting meanwhile
     (its row is committed before its instance exists) is never taken."""
     report = report or Report()
@@ -215,7 +216,7 @@ def clean_orphans(sessions: sessionmaker[Session], compute: ComputeDriver, *,
         report.orphans.append(amphora_id)
         LOG.warning("removed orphaned amphora %s (no load balancer)", amphora_id)
     if instances:
-        known = {compute.short_id(row[0]) for row in rows}  # type: ignore[attr-defined]
+        known = {compute.instance_key(row[0]) for row in rows}  # type: ignore[attr-defined]
         for short, name in sorted(instances.items()):
             if short in known or time.monotonic() >= deadline:
                 continue

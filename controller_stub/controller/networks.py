@@ -20,6 +20,7 @@ from controller_stub.controller.errors import InvalidRequest
 
 _NAMESPACE = uuid.UUID("6b0f6a52-3c1e-5d53-9a0e-8f2a7a6c1d40")
 _HIDDEN = ("mgmt",)
+_VIP_REQUIRED = "VIP must contain one of: vip_port_id, vip_network_id, vip_subnet_id."
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ class NetworkRegistry:
         address; a network alone picks its subnet of the address's family."""
         if not self.local:
             if network_id is None and subnet_id is None:
-                raise InvalidRequest("vip_subnet_id or vip_network_id is required")
+                raise InvalidRequest(_VIP_REQUIRED)
             return network_id or "vip", subnet_id or ""
         subnet = None
         if subnet_id is not None:
@@ -108,10 +109,16 @@ class NetworkRegistry:
                 if subnet is None:
                     raise InvalidRequest(f"Network {network_id} has no IPv{version} subnet.")
         if subnet is None:
-            raise InvalidRequest("vip_subnet_id or vip_network_id is required")
-        if address is not None and ipaddress.ip_address(address) not in ipaddress.ip_network(
-                subnet.cidr):
-            raise InvalidRequest(f"IP address {address} is not in subnet {subnet.id}.")
+            raise InvalidRequest(_VIP_REQUIRED)
+        if subnet.ip_version != 4:
+            raise InvalidRequest(f"Subnet {subnet.id}: IPv6 VIPs are not supported.")
+        if address is not None:
+            ip, net = ipaddress.ip_address(address), ipaddress.ip_network(subnet.cidr)
+            if ip not in net or ip in (net.network_address, net.broadcast_address,
+                                       ipaddress.ip_address(subnet.gateway_ip)):
+                raise InvalidRequest(f"IP address {address} is not a host address of subnet "
+                                     f"{subnet.id}.")
+
         return subnet.network_name, subnet.id
 
     def check_subnet(self, subnet_id: str | None) -> None:

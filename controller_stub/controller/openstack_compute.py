@@ -22,6 +22,7 @@ cloud: docs/controller.md.
 from __future__ import annotations
 
 import base64
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +81,9 @@ class OpenStackOptions:
                    poll_interval=float(options.get("poll_interval", "2")),
                    delete_timeout=float(options.get("delete_timeout", "60")),
                    api_timeout=float(options.get("api_timeout", "30")))
+
+
+_SERVER_NAME = re.compile(r"amphora-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
 def connect(cloud: str | None, api_timeout: float) -> Any:
@@ -273,6 +277,26 @@ class OpenStackComputeDriver:
         port_ids |= {p.id for p in self.conn.network.ports(name=f"{name}-vip")}
         for port_id in port_ids:
             self.conn.network.delete_port(port_id, ignore_missing=True)
+
+    @staticmethod
+    def instance_key(amphora_id: str) -> str:
+        return amphora_id
+
+    def instances(self) -> dict[str, str]:
+        """Servers this driver booted (named ``amphora-<amphora id>`` with that id
+        in their metadata): amphora id → server id."""
+        found = {}
+        for server in self.conn.compute.servers():
+            match = _SERVER_NAME.fullmatch(server.name or "")
+            if match and (server.metadata or {}).get("amphora_id") == match.group(1):
+                found[match.group(1)] = server.id
+        return found
+
+    def delete_instance(self, amphora_id: str) -> None:
+        """Remove a server (and its ports) no amphora row names."""
+        if not _SERVER_NAME.fullmatch(f"amphora-{amphora_id}"):
+            raise ValueError(f"not an amphora id: {amphora_id[:40]!r}")
+        self.delete(amphora_id, {})
 
     def release(self, owner: str) -> None:
         vip = self._find_port(f"amphora-vip-{owner}")

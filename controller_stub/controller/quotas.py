@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from controller_stub.controller import models
@@ -129,6 +130,22 @@ def usage(session: Session, project_id: str) -> dict[str, int]:
     }
 
 
+def lock(session: Session, project_id: str) -> None:
+    """Hold the project's quota row until the transaction ends (created, with the
+    defaults, if missing), so concurrent changes of one project count one at a time
+    on PostgreSQL too (SQLite's BEGIN IMMEDIATE already serialises writers)."""
+    query = select(models.Quota).where(models.Quota.project_id == project_id) \
+        .with_for_update()
+    if session.scalars(query).first() is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(models.Quota(project_id=project_id))
+    except IntegrityError:  # another transaction created it first: wait for its lock
+        pass
+    session.scalars(query).first()
+
+
 class Enforcer:
     """Counts a project's objects around one change; ``check`` raises when the
     change added objects of a kind past its limit."""
@@ -138,6 +155,8 @@ class Enforcer:
         self.session, self.project_id = session, project_id
         self.limits = limits(session, project_id, defaults) if project_id else {}
         self.active = any(v != UNLIMITED for v in self.limits.values())
+        if self.active and project_id:
+            lock(session, project_id)
         self.before = usage(session, project_id) if self.active and project_id else {}
 
     def check(self) -> None:

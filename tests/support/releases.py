@@ -68,7 +68,7 @@ def resolve(tag: str, recorded: str) -> str:
     if _git("cat-file", "-e", f"{recorded}^{{commit}}").returncode != 0:
         raise ReleaseMissing(
             f"release {tag} (commit {recorded}) is not in this clone's history: "
-            f"fetch it (git fetch --tags, or a clone with full history)")
+            f"fetch it (git fetch --tags; git fetch --unshallow in a shallow clone)")
     return recorded
 
 

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from controller_stub.controller.api import Controller
@@ -46,6 +47,11 @@ def create_app(controller: Controller, networks: NetworkRegistry | None = None) 
     def version_document() -> Response:
         return Response(json.dumps(versions(request.host_url)), mimetype="application/json")
 
+    @app.get("/v2")
+    @app.get("/v2.0")
+    def version_root() -> Response:
+        return Response(json.dumps("v2"), mimetype="application/json")
+
     @app.get("/v2/openapi.json")
     def openapi_document() -> Response:
         return Response(json.dumps(openapi.document()), mimetype="application/json")
@@ -58,6 +64,13 @@ def create_app(controller: Controller, networks: NetworkRegistry | None = None) 
     def engine_error(exc: ControllerError) -> Response:
         text = str(exc)
         return fault(exc.code, f"Validation failure: {text}" if exc.code == 400 else text)
+
+    @app.errorhandler(IntegrityError)
+    def integrity_error(exc: IntegrityError) -> Response:
+        # a concurrent request created the same object first (the checks before
+        # the change saw none): Octavia's duplicate-entry conflict
+        LOG.info("%s %s: %s", request.method, request.path, exc.orig)
+        return fault(409, "Already an entity with that specified id.")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:

@@ -27,6 +27,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 _PROJECT_RE = re.compile(r"[A-Za-z0-9_.:-]{1,36}")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_.~+/=-]{16,512}")
 STRATEGIES = ("noauth", "static", "keystone")
+NOAUTH_PATHS = ("/",)
 
 
 def _reject(start_response: Callable[..., Any], code: int, text: str) -> list[bytes]:
@@ -106,13 +107,23 @@ def keystone(app: WsgiApp, options: dict[str, str]) -> WsgiApp:
     return auth_token.AuthProtocol(confirmed, {**options, "delay_auth_decision": "false"})
 
 
+def skipping(app: WsgiApp, authenticated: WsgiApp) -> WsgiApp:
+    """Octavia's SkippingAuthProtocol: the version document (``GET /``, what
+    clients discover the API with before they send a token) needs no token."""
+    def middleware(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") in NOAUTH_PATHS:
+            return app(environ, start_response)
+        return authenticated(environ, start_response)
+    return middleware
+
+
 def wrap(app: WsgiApp, strategy: str, *, default_project: str | None = None,
          tokens: dict[str, RequestContext] | None = None,
          keystone_options: dict[str, str] | None = None) -> WsgiApp:
     if strategy == "noauth":
         return noauth(app, default_project)
     if strategy == "static":
-        return static(app, tokens or {})
+        return skipping(app, static(app, tokens or {}))
     if strategy == "keystone":
-        return keystone(app, keystone_options or {})
+        return skipping(app, keystone(app, keystone_options or {}))
     raise ValueError(f"[api] auth_strategy: one of {', '.join(STRATEGIES)}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from controller_stub.controller.rest.schema import OPERATIONS
+from controller_stub.controller.rest.schema import OPERATIONS, Link
 
 _REF = "#/components/schemas/{model}"
 
@@ -67,8 +67,7 @@ def document(root: str = "/v2") -> dict[str, Any]:
                         "properties": {"faultcode": {"enum": ["Client", "Server"]},
                                        "faultstring": {"type": "string"},
                                        "debuginfo": {"type": ["string", "null"]}}}
-    schemas["Link"] = {"type": "object", "properties": {"href": {"type": "string"},
-                                                        "rel": {"type": "string"}}}
+    schemas["Link"] = Link.model_json_schema()
     return {"openapi": "3.1.0",
             "info": {"title": "Amphora controller: Octavia load-balancer API v2",
                      "version": "2.30"},

@@ -44,10 +44,6 @@ class Body(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    def given(self) -> dict[str, Any]:
-        """The fields the client sent plus the defaults Octavia applies."""
-        return self.model_dump(exclude_unset=False)
-
     def sent(self) -> dict[str, Any]:
         """Only the fields the client sent (an update)."""
         return self.model_dump(exclude_unset=True)
@@ -60,15 +56,19 @@ class Out(BaseModel):
 
 
 class Link(BaseModel):
+    """One of a list's ``<collection>_links``."""
+
     href: str
     rel: str
 
 
 def _faultstring(root: str, exc: ValidationError) -> str:
-    err = exc.errors(include_url=False)[0]
+    errors = exc.errors(include_url=False)
+    # an unknown attribute is reported before anything else, as Octavia's WSME does
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = ".".join(str(p) for p in (root, *err["loc"]) if p != "")
     if err["type"] == "extra_forbidden":
-        unknown = [str(e["loc"][-1]) for e in exc.errors() if e["type"] == "extra_forbidden"]
+        unknown = [str(e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"]
         parent = ".".join(str(p) for p in (root, *err["loc"][:-1]) if p != "")
         word = "attributes" if len(unknown) > 1 else "attribute"
         return f"Unknown {word} for argument {parent}: {', '.join(unknown)}"

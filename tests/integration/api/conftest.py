@@ -32,6 +32,10 @@ class Stack:
         subnets = requests.get(f"{self.endpoint}/v2.0/subnets", timeout=10).json()
         return next(s["id"] for s in subnets["subnets"] if s["name"] == f"{network}-ipv{version}")
 
+    def network(self, name: str) -> str:
+        networks = requests.get(f"{self.endpoint}/v2.0/networks?name={name}", timeout=10)
+        return networks.json()["networks"][0]["id"]
+
     def sdk(self, **auth: Any) -> openstack.connection.Connection:
         """openstacksdk against the API; no auth unless ``auth`` names a token."""
         if auth:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from cryptography.fernet import Fernet
 
 VENV = Path(__file__).resolve().parents[3] / ".venv-keystone" / "bin"
 PASSWORD = "keystone-admin-" + os.urandom(6).hex()
@@ -48,6 +49,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _key_repository(path: Path) -> None:
+    """Key files 0 (staged) and 1 (primary), as ``keystone-manage fernet_setup``
+    writes them (written here: each keystone-manage run costs seconds)."""
+    path.mkdir(mode=0o700)
+    for name in ("0", "1"):
+        fd = os.open(path / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.write(fd, Fernet.generate_key())
+        os.close(fd)
+
+
 def _manage(config: Path, *args: str) -> None:
     subprocess.run([str(VENV / "keystone-manage"), "--config-file", str(config), *args],
                    check=True, capture_output=True, timeout=300)
@@ -62,11 +73,11 @@ def keystone(workdir: Path) -> Iterator[Keystone]:
         f"[database]\nconnection = sqlite:///{workdir}/keystone.db\n"
         f"[token]\nprovider = fernet\n"
         f"[fernet_tokens]\nkey_repository = {workdir}/fernet-keys\n"
-        f"[fernet_receipts]\nkey_repository = {workdir}/fernet-receipts\n"
+        f"[fernet_receipts]\nkey_repository = {workdir}/receipt-keys\n"
         f"[credential]\nkey_repository = {workdir}/credential-keys\n", encoding="utf-8")
+    for repository in ("fernet-keys", "receipt-keys", "credential-keys"):
+        _key_repository(workdir / repository)
     _manage(config, "db_sync")
-    for what in ("fernet_setup", "credential_setup"):
-        _manage(config, what, "--keystone-user", "root", "--keystone-group", "root")
     _manage(config, "bootstrap", "--bootstrap-password", PASSWORD,
             "--bootstrap-admin-url", url, "--bootstrap-public-url", url,
             "--bootstrap-internal-url", url, "--bootstrap-region-id", "RegionOne")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.integration.api.conftest import Stack
 
@@ -28,12 +29,12 @@ def _active(conn: Any, lb_id: str) -> Any:
 
 def test_sdk_builds_an_lb_that_serves(stack: Stack) -> None:
     conn = stack.sdk()
-    lb = conn.load_balancer.create_load_balancer(name="web",
-                                                 vip_subnet_id=stack.subnet("vip"))
+    lb = conn.load_balancer.create_load_balancer(name="web", vip_address="203.0.113.77",
+                                                 vip_network_id=stack.network("vip"))
     assert lb.provisioning_status == "PENDING_CREATE"
     assert lb.project_id == "demo"
     lb = _active(conn, lb.id)
-    assert lb.vip_address and lb.vip_subnet_id == stack.subnet("vip")
+    assert (lb.vip_address, lb.vip_subnet_id) == ("203.0.113.77", stack.subnet("vip"))
     listener = conn.load_balancer.create_listener(loadbalancer_id=lb.id, protocol="HTTP",
                                                   protocol_port=80, name="http")
     _active(conn, lb.id)
@@ -90,6 +91,13 @@ def test_sdk_builds_an_lb_that_serves(stack: Stack) -> None:
     conn.load_balancer.failover_load_balancer(lb.id)
     _active(conn, lb.id)
     assert stack.site.served_by(lb.vip_address, {"m1"}) == {"m1"}
+    # Octavia's batch update (no openstacksdk call for it): m2 replaces m1
+    batch = requests.put(f"{stack.endpoint}/v2/lbaas/pools/{pool.id}/members", timeout=30,
+                         json={"members": [{"address": str(m2.ipv4), "protocol_port": 80}]})
+    assert batch.status_code == 202
+    _active(conn, lb.id)
+    assert stack.site.served_by(lb.vip_address, {"m2"}) == {"m2"}
+    assert [m.address for m in conn.load_balancer.members(pool)] == [str(m2.ipv4)]
     conn.load_balancer.delete_load_balancer(lb.id, cascade=True)
     conn.load_balancer.wait_for_delete(conn.load_balancer.get_load_balancer(lb.id),
                                        interval=0.2, wait=60)
@@ -99,45 +107,43 @@ def test_sdk_builds_an_lb_that_serves(stack: Stack) -> None:
 OPENSTACK = Path(__file__).resolve().parents[3] / ".venv-osc" / "bin" / "openstack"
 
 
-def _cli(stack: Stack, *args: str) -> Any:
-    """One ``openstack`` command against the API (no auth, as a devstack
-    noauth endpoint); JSON output parsed when the command has any."""
+def _cli(stack: Stack, *commands: str) -> list[Any]:
+    """``openstack loadbalancer`` commands run by one ``openstack`` process (its
+    interactive shell, fed on stdin: each start costs seconds), no auth as a
+    noauth endpoint; the JSON documents they print, in order."""
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"),
            "OS_AUTH_TYPE": "none", "OS_ENDPOINT": stack.endpoint}
-    done = subprocess.run([str(OPENSTACK), *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout) if "json" in args or args[1:3] == ("status", "show") \
-        else done.stdout
-
-
-def _parallel(stack: Stack, *commands: tuple[str, ...]) -> list[Any]:
-    """Read-only commands at once: each ``openstack`` start costs seconds."""
-    with ThreadPoolExecutor(len(commands)) as pool:
-        return list(pool.map(lambda args: _cli(stack, *args), commands))
+    done = subprocess.run([str(OPENSTACK)], input="\n".join(commands) + "\n",
+                          capture_output=True, text=True, env=env, timeout=300, check=False)
+    # the shell's exit status is that of its end of input, not of the commands:
+    # a failed command says so on stderr (and its JSON is missing below)
+    assert not done.stderr.strip(), done.stderr
+    decoder, text, docs, at = json.JSONDecoder(), done.stdout, [], 0
+    while (found := re.search(r"^[\[{]", text[at:], re.MULTILINE)) is not None:
+        doc, at = decoder.raw_decode(text, at + found.start())
+        docs.append(doc)
+    return docs
 
 
 def test_openstack_cli(stack: Stack) -> None:
     m1, m2 = stack.site.members
-    lb = _cli(stack, "loadbalancer", "create", "--name", "cli", "--vip-subnet-id",
-              stack.subnet("vip"), "--wait", "-f", "json")
-    listener = _cli(stack, "loadbalancer", "listener", "create", "--name", "web",
-                    "--protocol", "HTTP", "--protocol-port", "80", "--wait", "-f", "json",
-                    lb["id"])
-    pool = _cli(stack, "loadbalancer", "pool", "create", "--name", "pool", "--protocol",
-                "HTTP", "--lb-algorithm", "ROUND_ROBIN", "--listener", listener["id"],
-                "--wait", "-f", "json")
-    m1_id = _cli(stack, "loadbalancer", "member", "create", "--name", "m1", "--address",
-                 str(m1.ipv4), "--protocol-port", "80", "--subnet-id", stack.subnet("member"),
-                 "--wait", "-f", "json", pool["id"])["id"]
-    _cli(stack, "loadbalancer", "member", "create", "--name", "m2", "--address", str(m2.ipv4),
-         "--protocol-port", "80", "--wait", pool["id"])
-    shown, listed, members, listeners, pools = _parallel(
-        stack, ("loadbalancer", "show", "-f", "json", lb["id"]),
-        ("loadbalancer", "list", "--name", "cli", "-f", "json"),
-        ("loadbalancer", "member", "list", "-f", "json", pool["id"]),
-        ("loadbalancer", "listener", "list", "-f", "json", "--loadbalancer", lb["id"]),
-        ("loadbalancer", "pool", "list", "-f", "json", "--loadbalancer", lb["id"]))
+    member_subnet = stack.subnet("member")
+    (lb, listener, pool, _, _, shown, listed, members, listeners, pools) = _cli(
+        stack,
+        f"loadbalancer create --name cli --vip-subnet-id {stack.subnet('vip')} --wait -f json",
+        "loadbalancer listener create --name web --protocol HTTP --protocol-port 80 --wait "
+        "-f json cli",
+        "loadbalancer pool create --name pool --protocol HTTP --lb-algorithm ROUND_ROBIN "
+        "--listener web --wait -f json",
+        f"loadbalancer member create --name m1 --address {m1.ipv4} --protocol-port 80 "
+        f"--subnet-id {member_subnet} --wait -f json pool",
+        f"loadbalancer member create --name m2 --address {m2.ipv4} --protocol-port 80 "
+        "--wait -f json pool",
+        "loadbalancer show -f json cli",
+        "loadbalancer list --name cli -f json",
+        "loadbalancer member list -f json pool",
+        "loadbalancer listener list --loadbalancer cli -f json",
+        "loadbalancer pool list --loadbalancer cli -f json")
     assert shown["provisioning_status"] == "ACTIVE"
     assert [x["id"] for x in listed] == [lb["id"]]
     assert sorted(m["name"] for m in members) == ["m1", "m2"]
@@ -146,19 +152,19 @@ def test_openstack_cli(stack: Stack) -> None:
     vip = shown["vip_address"]
     assert stack.site.served_by(vip, {"m1", "m2"}) == {"m1", "m2"}
 
-    _cli(stack, "loadbalancer", "set", "--description", "from the cli", "--wait", lb["id"])
-    _cli(stack, "loadbalancer", "listener", "set", "--name", "web2", "--wait", listener["id"])
-    _cli(stack, "loadbalancer", "pool", "set", "--description", "p", "--wait", pool["id"])
-    _cli(stack, "loadbalancer", "member", "set", "--weight", "0", "--wait", pool["id"], m1_id)
-    assert stack.site.served_by(vip, {"m2"}) == {"m2"}
-    shown, member, listener_shown, pool_shown, status, listener_stats = _parallel(
-        stack, ("loadbalancer", "show", "-f", "json", lb["id"]),
-        ("loadbalancer", "member", "show", "-f", "json", pool["id"], m1_id),
-        ("loadbalancer", "listener", "show", "-f", "json", listener["id"]),
-        ("loadbalancer", "pool", "show", "-f", "json", pool["id"]),
-        ("loadbalancer", "status", "show", lb["id"]),
-        ("loadbalancer", "listener", "stats", "show", "-f", "json", listener["id"]))
-    assert shown["description"] == "from the cli"
+    shown, member, listener_shown, pool_shown, status, listener_stats = _cli(
+        stack,
+        "loadbalancer set --description from-the-cli --wait cli",
+        "loadbalancer listener set --name web2 --wait web",
+        "loadbalancer pool set --description p --wait pool",
+        "loadbalancer member set --weight 0 --wait pool m1",
+        "loadbalancer show -f json cli",
+        "loadbalancer member show -f json pool m1",
+        "loadbalancer listener show -f json web2",
+        "loadbalancer pool show -f json pool",
+        "loadbalancer status show cli",
+        "loadbalancer listener stats show -f json web2")
+    assert shown["description"] == "from-the-cli"
     assert member["weight"] == 0
     assert listener_shown["name"] == "web2"
     assert pool_shown["description"] == "p"
@@ -167,15 +173,19 @@ def test_openstack_cli(stack: Stack) -> None:
     assert {m["address"] for m in tree["listeners"][0]["pools"][0]["members"]} == {
         str(m1.ipv4), str(m2.ipv4)}
     assert listener_stats["request_errors"] == 0
-    # the counters arrive with the amphora's heartbeats
+    assert stack.site.served_by(vip, {"m2"}) == {"m2"}
+    # the counters arrive with the amphorae's heartbeats (every second here)
+    url = f"{stack.endpoint}/v2/lbaas/loadbalancers/{lb['id']}/stats"
     deadline = time.monotonic() + 30
-    while (stats := _cli(stack, "loadbalancer", "stats", "show", "-f", "json", lb["id"]))[
-            "total_connections"] < 12 and time.monotonic() < deadline:
-        time.sleep(0.5)
+    while requests.get(url, timeout=10).json()["stats"]["total_connections"] < 12:
+        assert time.monotonic() < deadline, "no statistics arrived"
+        time.sleep(0.2)
+    (stats,) = _cli(stack, "loadbalancer stats show -f json cli")
     assert stats["total_connections"] >= 12
 
-    _cli(stack, "loadbalancer", "member", "delete", "--wait", pool["id"], m1_id)
-    _cli(stack, "loadbalancer", "pool", "delete", "--wait", pool["id"])
-    _cli(stack, "loadbalancer", "listener", "delete", "--wait", listener["id"])
-    _cli(stack, "loadbalancer", "delete", "--wait", lb["id"])
-    assert _cli(stack, "loadbalancer", "list", "-f", "json") == []
+    (remaining,) = _cli(stack, "loadbalancer member delete --wait pool m1",
+                        "loadbalancer pool delete --wait pool",
+                        "loadbalancer listener delete --wait web2",
+                        "loadbalancer delete --wait cli",
+                        "loadbalancer list -f json")
+    assert remaining == []

@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from controller_stub.compute import nsutil
 from controller_stub.compute.local import AGENT_PORT
+from controller_stub.controller import config as config_mod
 from controller_stub.controller import db, models
 from controller_stub.controller.daemon import Service
 from controller_stub.controller.pgcluster import ThrowawayPostgres
-from tests.integration.controller.conftest import Site
+from tests.integration.controller.conftest import Site, wait_for
 from tests.unit.controller.test_housekeeping import check_purge
 
 HOUR = 3600.0
@@ -50,9 +51,19 @@ def _expiry(service: Service, amphora_id: str) -> datetime.datetime | None:
         return amphora.cert_expiration
 
 
+def _service(site: Site, tmp_path: Path, housekeeping: str) -> Service:
+    """A service whose ``[housekeeping]`` section is ``housekeeping``."""
+    path = site.config(f"sqlite:///{tmp_path}/state.db")
+    text = path.read_text(encoding="utf-8")
+    assert "[housekeeping]\ninterval = 3600\n" in text
+    path.write_text(text.replace("[housekeeping]\ninterval = 3600\n",
+                                 f"[housekeeping]\n{housekeeping}"), encoding="utf-8")
+    return Service(config_mod.load(path))
+
+
 def test_rotation_orphans_and_purge_on_the_fabric(site: Site, tmp_path: Path) -> None:
-    extra = ("cert_rotate_before = 86400\nflow_retention = 0\ndeleted_retention = 3600\n")
-    with site.service(f"sqlite:///{tmp_path}/state.db", extra=extra) as service:
+    with _service(site, tmp_path, "interval = 3600\ncert_rotate_before = 86400\n"
+                  "flow_retention = 0\ndeleted_retention = 3600\n") as service:
         api, compute = service.api, service.compute
         compute.cert_validity = 2 * HOUR  # type: ignore[attr-defined]
         lb = api.wait(api.create_load_balancer(name="web", listeners=[{
@@ -118,3 +129,20 @@ def test_rotation_orphans_and_purge_on_the_fabric(site: Site, tmp_path: Path) ->
 def test_purge_on_postgresql(postgres: ThrowawayPostgres) -> None:
     """The purge's deletes in an order PostgreSQL's foreign keys accept."""
     check_purge(db.open_store(postgres.create_database("purge")))
+
+
+def test_the_daemon_runs_housekeeping_every_interval(site: Site, tmp_path: Path) -> None:
+    with _service(site, tmp_path, "interval = 0.2\ndeleted_retention = 0\n") as service:
+        assert service.cfg.housekeeping.interval == 0.2
+        with service.sessions.begin() as session:
+            gone = models.LoadBalancer(topology="SINGLE", provisioning_status="DELETED",
+                                       operating_status="OFFLINE")
+            session.add(gone)
+            session.flush()
+            gone_id = gone.id
+
+        def purged() -> bool:
+            with service.sessions() as session:
+                return session.get(models.LoadBalancer, gone_id) is None
+
+        wait_for(purged, 10, "the DELETED row purged by the daemon's housekeeping")

@@ -158,5 +158,11 @@ def test_built_image_is_accepted_by_glance(built: BuiltImage, glance: GlanceServ
     assert uploaded["size"] == built.size_bytes
     for prop, key in images.MANIFEST_PROPERTIES.items():
         assert uploaded["properties"][prop] == str(built.manifest[key]), prop
+    # what the image's own haproxy -vv said, and the hints for running it well
+    assert uploaded["properties"]["haproxy_build_options"] == \
+        built.manifest["haproxy_build_options"]
+    assert "PROMEX" in uploaded["properties"]["haproxy_build_options"].split()
+    for prop, value in images.PERFORMANCE_PROPERTIES.items():
+        assert uploaded["properties"][prop] == value, prop
     conn = images.connect(endpoint=glance.url)
     assert images.select_image(conn, tag).id == uploaded["id"]

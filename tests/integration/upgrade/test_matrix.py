@@ -91,13 +91,23 @@ def _kill(amphora: dict[str, Any]) -> None:
         nsutil.delete(namespace)
 
 
-@pytest.mark.parametrize("row", ["current", "previous_release", "octavia"])
-def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str) -> None:
+def _replaced(service: Service, lb_id: str, dead: str, count: int) -> bool:
+    ids = [a["id"] for a in service.api.amphorae(lb_id)]
+    return (dead not in ids and len(ids) == count
+            and service.api.get_load_balancer(lb_id)["provisioning_status"] == "ACTIVE")
+
+
+@pytest.mark.parametrize(("row", "topology"), [
+    ("current", "SINGLE"), ("previous_release", "SINGLE"),
+    ("previous_release", "ACTIVE_STANDBY"), ("octavia", "SINGLE"), ("octavia", "ACTIVE_STANDBY")])
+def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str, topology: str) -> None:
     compute, agent = _agent(row)
     m1, m2 = site.members
     with _service(site, tmp_path, compute) as service:
         api = service.api
-        lb = api.wait(api.create_load_balancer(name="web", listeners=[{
+        profile = api.create_flavor_profile(topology, {"loadbalancer_topology": topology})
+        flavor = api.create_flavor(topology, profile["id"])
+        lb = api.wait(api.create_load_balancer(name="web", flavor_id=flavor["id"], listeners=[{
             "protocol": "HTTP", "protocol_port": 80, "name": "http",
             "default_pool": {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
                              "members": [{"address": str(m1.ipv4), "protocol_port": 80}]}}],
@@ -105,15 +115,18 @@ def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str) -> None:
         assert (lb["provisioning_status"], lb["operating_status"]) == ("ACTIVE", "ONLINE"), lb
         vip = lb["vip_address"]
         assert site.served_by(vip, {"m1"}) == {"m1"}
-        [amphora] = api.amphorae(lb["id"])
-        assert _info(service, amphora).get("agent_version") == agent["agent_version"]
-        assert amphora["compute_data"]["agent"] == agent
+        amphorae = api.amphorae(lb["id"])
+        assert len(amphorae) == (1 if topology == "SINGLE" else 2)
+        for amphora in amphorae:
+            assert _info(service, amphora).get("agent_version") == agent["agent_version"]
+            assert amphora["compute_data"]["agent"] == agent
 
         listener = api.status_tree(lb["id"])["statuses"]["loadbalancer"]["listeners"][0]
         api.update_listener(listener["id"], connection_limit=1234)
         assert api.wait(lb["id"])["provisioning_status"] == "ACTIVE"
-        config = Path(amphora["compute_data"]["root"]) / "lib" / lb["id"] / "haproxy.cfg"
-        assert "maxconn 1234" in config.read_text()
+        for amphora in amphorae:
+            root = Path(amphora["compute_data"]["root"])
+            assert "maxconn 1234" in (root / "lib" / lb["id"] / "haproxy.cfg").read_text()
 
         pool = listener["pools"][0]
         api.create_member(pool["id"], address=str(m2.ipv4), protocol_port=80)
@@ -123,23 +136,25 @@ def test_lifecycle_against_agent(site: Site, tmp_path: Path, row: str) -> None:
         assert api.wait(lb["id"])["provisioning_status"] == "ACTIVE"
         assert site.served_by(vip, {"m2"}) == {"m2"}
 
-        # failover: the health manager hears the agent, misses it once dead, replaces it
-        wait_for(lambda: _heard(service, [amphora["id"]]), 20, "the agent's heartbeats")
-        _kill(amphora)
-        wait_for(lambda: [a["id"] for a in api.amphorae(lb["id"])] not in ([], [amphora["id"]])
-                 and api.get_load_balancer(lb["id"])["provisioning_status"] == "ACTIVE",
-                 90, "the dead amphora replaced")
+        # failover: the health manager hears the agents, misses the dead one, replaces it
+        ids = [a["id"] for a in amphorae]
+        wait_for(lambda: _heard(service, ids), 20, "the agents' heartbeats")
+        victim = next(a for a in amphorae if a["role"] in ("MASTER", "STANDALONE"))
+        _kill(victim)
+        wait_for(lambda: _replaced(service, lb["id"], victim["id"], len(amphorae)), 90,
+                 "the dead amphora replaced")
         assert service.health is not None and service.health.failovers_started >= 1
-        [replacement] = api.amphorae(lb["id"])
-        assert replacement["id"] != amphora["id"]
+        after = api.amphorae(lb["id"])
+        [replacement] = [a for a in after if a["id"] not in ids]
         assert _info(service, replacement).get("agent_version") == agent["agent_version"]
         assert replacement["compute_data"]["agent"] == agent
         assert site.served_by(vip, {"m2"}) == {"m2"}
-        wait_for(lambda: _heard(service, [replacement["id"]]), 20,
+        wait_for(lambda: _heard(service, [a["id"] for a in after]), 20,
                  "heartbeats from the replacement")
         assert pending_objects(service.sessions) == []
 
         api.delete_load_balancer(lb["id"], cascade=True)
         api.wait_deleted(lb["id"])
-        assert not nsutil.listed(replacement["compute_data"]["namespace"])
-        assert not Path(replacement["compute_data"]["root"]).exists()
+        for amphora in after:
+            assert not nsutil.listed(amphora["compute_data"]["namespace"])
+            assert not Path(amphora["compute_data"]["root"]).exists()

@@ -9,6 +9,8 @@ import json
 import zlib
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amphora_contract import heartbeat
 from amphora_contract.heartbeat import HeartbeatError, HeartbeatVerifier, RejectReason
@@ -140,9 +142,43 @@ def test_v4_decompression_is_bounded_across_sections() -> None:
         RejectReason.DECOMPRESSED_TOO_LARGE)
 
 
-def test_v4_first_layout_is_refused_by_name() -> None:
-    old = b"AHB4" + v4(1)[4:]
-    assert reason(lambda: verifier().verify(old)) is RejectReason.BAD_HEADER
+def two_section_v4(message: dict, ts: float = 1000.0) -> bytes:
+    """The two-section version-4 layout, as a 0.1.0 agent sends it."""
+    listeners = zlib.compress(json.dumps({"listeners": message["listeners"]}).encode(), 9)
+    pools = zlib.compress(json.dumps({"pools": message["pools"]}).encode(), 9)
+    signed = b"AHB4" + bytes([len(AMP)]) + AMP.encode() + int(ts * 1000).to_bytes(8, "big") + \
+        message["seq"].to_bytes(8, "big") + len(listeners).to_bytes(4, "big") + listeners + pools
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    return signed + hmac.new(key, signed, hashlib.sha256).digest()
+
+
+def test_v4_two_section_layout_of_older_agents_is_accepted() -> None:
+    check = verifier()
+    first = check.verify(two_section_v4(body(1, 4)))
+    assert first == body(1, 4)
+    assert check.verify(two_section_v4(body(2, 4)))["pools"] is first["pools"]
+    assert reason(lambda: check.verify(two_section_v4(body(2, 4)))) is RejectReason.REPLAYED
+    # the sectioned layout from the same amphora: its own cache, same result
+    assert check.verify(v4(3)) == body(3, 4)
+    assert check.verify(two_section_v4(body(4, 4))) == body(4, 4)
+    unnamed = body(5, 4)
+    unnamed["pools"] = {"pools": unnamed["pools"]}  # a pool named "pools" is not a pool
+    assert reason(lambda: check.verify(v4_of(unnamed))) is RejectReason.BAD_SCHEMA
+
+
+def v4_of(message: dict) -> bytes:
+    return heartbeat.wrap_v4(message, heartbeat.derive_amphora_key(MASTER, AMP), timestamp=1000.0)
+
+
+def test_v4_two_section_layout_sections_are_named() -> None:
+    message = body(1, 4)
+    listeners = zlib.compress(json.dumps(message["listeners"]).encode())  # no {"listeners": }
+    pools = zlib.compress(json.dumps({"pools": message["pools"]}).encode())
+    signed = b"AHB4" + bytes([len(AMP)]) + AMP.encode() + (1000000).to_bytes(8, "big") + \
+        (1).to_bytes(8, "big") + len(listeners).to_bytes(4, "big") + listeners + pools
+    key = bytes.fromhex(heartbeat.derive_amphora_key(MASTER, AMP))
+    datagram = signed + hmac.new(key, signed, hashlib.sha256).digest()
+    assert reason(lambda: verifier().verify(datagram)) is RejectReason.BAD_SCHEMA
 
 
 def test_v3_and_v4_both_accepted() -> None:
@@ -249,6 +285,9 @@ def test_v4_listeners_are_checked() -> None:
     (b"AHC4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
     (b"AHC4\x01a" + bytes(16) + b"\xff\xff" + bytes(40), RejectReason.TRUNCATED),
     (b"AHC4\x01a" + bytes(16) + b"\x00\x00" + bytes(40), RejectReason.TRUNCATED),
+    (b"AHB4" + b"\x05", RejectReason.TRUNCATED),
+    (b"AHB4\x03a\nb" + bytes(60), RejectReason.BAD_HEADER),
+    (b"AHB4\x01a" + bytes(16) + b"\xff\xff\xff\xff" + bytes(40), RejectReason.TRUNCATED),
     (b"x" * 10, RejectReason.TRUNCATED),
     (b"x" * 100, RejectReason.BAD_SIGNATURE),
     (signed_v3(b"{not json"), RejectReason.NOT_JSON),
@@ -392,3 +431,39 @@ def test_v3_unchanged_pools_are_reused_changed_ones_parsed() -> None:
     bad = signed_v3(v3_text(4, POOLS_TEXT.replace('"UP"}}', '"SORT OF"}}')))
     assert reason(lambda: check.verify(bad)) is RejectReason.BAD_SCHEMA
     assert check.verify(signed_v3(v3_text(5, POOLS_TEXT)))["seq"] == 5
+
+
+def test_v3_as_a_stock_agent_writes_it_reuses_unchanged_pools() -> None:
+    """Octavia's build_stats_message key order (id, seq, listeners, pools,
+    ver) and encode_obj (json.dumps, zlib level 9)."""
+    def stock(seq: int, tx: int) -> dict:
+        sent = body(seq)
+        sent["listeners"][LISTENER]["stats"]["tx"] = tx
+        return {"id": AMP, "seq": seq, "listeners": sent["listeners"], "pools": sent["pools"],
+                "ver": 3}
+
+    check = verifier()
+    first = check.verify(signed_v3(json.dumps(stock(1, 100)).encode()))
+    second = check.verify(signed_v3(json.dumps(stock(2, 250)).encode()))
+    assert second == stock(2, 250)
+    assert second["pools"] is first["pools"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 3),
+                          st.sampled_from(['"', "}", "{", ":", ",", "\\", " ", "[", "1", "a",
+                                           '"pools"', '"pools":', POOLS_TEXT])),
+                min_size=1, max_size=4))
+def test_v3_reuse_matches_a_full_parse_after_any_edit(edits: list) -> None:
+    """Random edits of a stock-ordered payload (cuts, insertions of JSON
+    punctuation, of the pools key and of the remembered pools text): the
+    verifier that remembers the pools text answers as a full parse does."""
+    text = v3_text(2, POOLS_TEXT, order="ilpvs").decode()
+    for at, cut, insert in edits:
+        at %= len(text) + 1
+        text = text[:at] + insert + text[at + cut:]
+    check = verifier()
+    check.verify(signed_v3(v3_text(1, POOLS_TEXT, order="ilpvs")))
+    datagram = signed_v3(text.encode())
+    expected = outcome(lambda: heartbeat.unwrap_v3(datagram, b"v3key"))
+    assert outcome(lambda: check.verify(datagram)) == expected

@@ -47,6 +47,10 @@ def test_zones_certificates_and_failed_amphorae(tmp_path: Path) -> None:
     ("[images]\nsource = ftp\n", "source"),
     ("[compute]\nzones = a, b c\n", "zones"),
     ("[typo]\nx = 1\n", "unknown section"),
+    # a typo, and a key in the wrong section, are refused rather than ignored
+    ("[controller]\nworker = 4\n", r"unknown key\(s\): \[controller\] worker$"),
+    ("[api]\nflow_retention = 5\n", r"\[api\] flow_retention"),
+    ("[health_manager]\nheartbeat_intervall = 1\n", "heartbeat_intervall"),
     ("[controller]\nlease_seconds = 2\n[budget]\nagent_timeout = 3\n", "lease_seconds"),
 ])
 def test_bad_values_are_refused(tmp_path: Path, text: str, message: str) -> None:

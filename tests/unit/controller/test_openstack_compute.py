@@ -196,3 +196,33 @@ def test_the_controller_builds_the_driver_from_its_config(cloud: FakeOpenStack,
     data = built.boot(AMP2, topology="SINGLE", flavor={}, zone=None, timeout=5,
                       image_id=IMAGE)
     assert data["compute_id"] in cloud.servers
+
+
+def test_housekeeping_removes_servers_no_amphora_row_names(
+        driver: OpenStackComputeDriver, cloud: FakeOpenStack, tmp_path: Path) -> None:
+    from controller_stub.controller import db, models
+    from controller_stub.controller.flows import Budget
+    from controller_stub.controller.housekeeping import clean_orphans
+
+    kept = driver.boot(AMP1, topology="SINGLE", flavor={}, zone=None, timeout=5,
+                       image_id=IMAGE, lb_id=LB)
+    orphan = driver.boot(AMP2, topology="SINGLE", flavor={}, zone=None, timeout=5,
+                         image_id=IMAGE, lb_id=LB)
+    assert kept["cert_expiration"] > "2028"  # two years, recorded at boot
+    # servers this driver did not boot: another name, or our name without our metadata
+    template = cloud.servers[kept["server_id"]]
+    for name in ("web-1", f"amphora-{LB}"):
+        other = str(__import__("uuid").uuid4())
+        cloud.servers[other] = {**template, "id": other, "name": name, "metadata": {}}
+    assert driver.instances() == {AMP1: kept["server_id"], AMP2: orphan["server_id"]}
+    sessions = db.open_store(f"sqlite:///{tmp_path}/s.db")
+    with sessions.begin() as session:
+        lb = models.LoadBalancer(id=LB, topology="SINGLE", provisioning_status="ACTIVE",
+                                 operating_status="ONLINE")
+        session.add_all([lb, models.Amphora(id=AMP1, load_balancer=lb, status="ALLOCATED",
+                                            role="STANDALONE", compute_data=kept)])
+    report = clean_orphans(sessions, driver, budget=Budget())
+    assert report.orphans == [orphan["server_id"]] and report.failed == {}
+    assert sorted(s["name"] for s in cloud.servers.values()) == sorted(
+        [f"amphora-{AMP1}", "web-1", f"amphora-{LB}"])
+    assert not any(p["name"].startswith(f"amphora-{AMP2}") for p in cloud.ports.values())

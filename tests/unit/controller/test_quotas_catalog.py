@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from controller_stub.controller import catalog, db, l7, models, quotas
+from controller_stub.controller import amphorae, catalog, db, l7, models, quotas
 from controller_stub.controller.api import Controller
-from controller_stub.controller.errors import Conflict, InvalidRequest, QuotaExceeded
+from controller_stub.controller.errors import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    QuotaExceeded,
+)
 from controller_stub.controller.imaging import StaticImage
 
 POOL = {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
@@ -116,3 +121,23 @@ def test_l7_positions_follow_octavia(controller: Controller,
     controller.delete_l7policy(ids[0])
     live = dict(positions())
     assert (live[ids[1]], live[ids[2]]) == (1, 2)
+
+
+def test_amphora_stats_are_a_404_until_a_heartbeat_counted(
+        controller: Controller, sessions: sessionmaker[Session]) -> None:
+    lb = controller.create_load_balancer()
+    with sessions.begin() as session:
+        session.add(models.Amphora(id="a1", load_balancer_id=lb["id"], status="ALLOCATED",
+                                   role="STANDALONE"))
+    assert amphorae.get_amphora(sessions, "a1")["loadbalancer_id"] == lb["id"]
+    with pytest.raises(NotFound, match=r"^Amphora stats for a1 not found\.$"):
+        amphorae.amphora_stats(sessions, "a1")
+    with sessions.begin() as session:
+        session.add(models.ListenerStatistics(listener_id="l1", amphora_id="a1", bytes_in=5,
+                                              bytes_out=7, active_connections=1,
+                                              total_connections=2, request_errors=0))
+    assert amphorae.amphora_stats(sessions, "a1") == [{
+        "id": "a1", "listener_id": "l1", "loadbalancer_id": lb["id"], "active_connections": 1,
+        "bytes_in": 5, "bytes_out": 7, "request_errors": 0, "total_connections": 2}]
+    with pytest.raises(NotFound):
+        amphorae.amphora_stats(sessions, "a2")

@@ -84,3 +84,18 @@ def test_token_file_lines_are_validated(tmp_path: Path) -> None:
     os.close(fd)
     with pytest.raises(ValueError, match="line 1"):
         auth.load_tokens(path)
+
+
+def test_api_defaults_and_required_settings(tmp_path: Path) -> None:
+    api = config_mod.load(_config(tmp_path, "")).api
+    assert (api.bind_host, api.bind_port, api.auth_strategy) == ("127.0.0.1", 9876, "noauth")
+    with pytest.raises(ValueError, match="static_tokens_file: needed"):
+        config_mod.load(_config(tmp_path, "auth_strategy = static\n"))
+    with pytest.raises(ValueError, match=r"\[keystone_authtoken\]: needed"):
+        config_mod.load(_config(tmp_path, "auth_strategy = keystone\nbind_host = 192.0.2.5\n"))
+    with pytest.raises(ValueError, match="bind_host: an IP address"):
+        config_mod.load(_config(tmp_path, "bind_host = localhost\n"))
+    tokens = _tokens(tmp_path, 0o600)
+    static = config_mod.load(_config(tmp_path, f"auth_strategy = static\nbind_host = "
+                                               f"192.0.2.5\nstatic_tokens_file = {tokens}\n"))
+    assert static.api.bind_host == "192.0.2.5"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.controller.rest_helpers import MEMBER_SUBNET, VIP_NETWORK, Api
+from tests.unit.controller.rest_helpers import MEMBER_SUBNET, REGISTRY, VIP_NETWORK, Api
 
 LB_URL = "/v2/lbaas/loadbalancers"
 
@@ -30,6 +30,10 @@ def test_unknown_field_is_400_naming_it(api: Api) -> None:
     r = api.client.post(LB_URL, json={"loadbalancer": {"vip_network_id": VIP_NETWORK,
                                                        "colour": "blue"}})
     assert _fault(r, 400) == "Unknown attribute for argument loadbalancer: colour"
+    # also when a mandatory field is missing too: the unknown one is named first
+    r = api.client.post("/v2/lbaas/listeners", json={"listener": {"protocol": "HTTP",
+                                                                  "colour": "blue"}})
+    assert _fault(r, 400) == "Unknown attribute for argument listener: colour"
 
 
 def test_unknown_nested_field_is_400(api: Api) -> None:
@@ -71,6 +75,9 @@ def test_unsupported_neutron_fields_are_refused(api: Api) -> None:
 
 
 def test_unknown_vip_network_and_subnet(api: Api) -> None:
+    r = api.client.post(LB_URL, json={"loadbalancer": {"name": "no-vip"}})
+    assert _fault(r, 400) == ("Validation failure: VIP must contain one of: vip_port_id, "
+                              "vip_network_id, vip_subnet_id.")
     other = "3b2f7e4c-6a1d-4c55-9a51-0d5f1a2b3c4d"
     r = api.client.post(LB_URL, json={"loadbalancer": {"vip_network_id": other}})
     assert _fault(r, 400) == f"Validation failure: Network {other} not found."
@@ -127,3 +134,21 @@ def test_duplicate_listener_port_is_409_and_lb_with_children_needs_cascade(api: 
 def test_noauth_refuses_a_malformed_project_header(api: Api) -> None:
     r = api.client.get(LB_URL, headers={"X-Project-Id": "a b"})
     assert _fault(r, 400).startswith("X-Project-Id")
+
+
+def test_vip_address_is_checked_against_the_subnet_and_other_lbs(api: Api) -> None:
+    outside = api.client.post(LB_URL, json={"loadbalancer": {
+        "vip_network_id": VIP_NETWORK, "vip_address": "198.51.100.5"}})
+    assert "is not a host address of subnet" in _fault(outside, 400)
+    gateway = api.client.post(LB_URL, json={"loadbalancer": {
+        "vip_network_id": VIP_NETWORK, "vip_address": "203.0.113.1"}})
+    _fault(gateway, 400)
+    lb = api.lb(vip_address="203.0.113.77")
+    assert lb["vip_address"] == "203.0.113.77"
+    again = api.client.post(LB_URL, json={"loadbalancer": {
+        "vip_network_id": VIP_NETWORK, "vip_address": "203.0.113.77"}})
+    assert "already allocated" in _fault(again, 409)
+    v6 = next(s for s in REGISTRY.subnets.values()
+              if s.network_name == "vip" and s.ip_version == 6)
+    r = api.client.post(LB_URL, json={"loadbalancer": {"vip_subnet_id": v6.id}})
+    assert "IPv6 VIPs are not supported" in _fault(r, 400)

@@ -76,6 +76,7 @@ def test_version_document(api: Api) -> None:
     assert versions[0]["id"] == "v2.0"
     assert [v["status"] for v in versions].count("CURRENT") == 1
     assert versions[-1]["links"] == [{"href": "http://localhost/v2", "rel": "self"}]
+    assert api.client.get("/v2.0").json == api.client.get("/v2").json == "v2"
 
 
 def test_member_batch_update(api: Api) -> None:

@@ -49,6 +49,7 @@ BAD_OPTIONS = [
     ("hard_stop_after", "10m\n"),
     ("stick_table_size", "10k\n"),
     ("persistence_cookie", "SRV\n"),
+    ("http_reuse", "sometimes"),
     ("prometheus_bind", "127.0.0.1:9101\n"),
 ]
 

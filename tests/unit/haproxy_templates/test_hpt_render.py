@@ -105,6 +105,34 @@ def test_tls_cache_of_two_generations_fits_a_small_amphora(memory_mib: int) -> N
     assert cachesize < int(value(default, "tune.ssl.cachesize"))
 
 
+def test_http_backends_reuse_proven_member_connections() -> None:
+    text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(text, "http-reuse ") == ["http-reuse aggressive"]
+    assert not lines(render(case("tcp"), amphora_id=AMP_A, target=GOLDEN_TARGET),
+                     "http-reuse ")
+    safe = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+                  options=RenderOptions(http_reuse="safe"))
+    assert lines(safe, "http-reuse ") == ["http-reuse safe"]
+    with pytest.raises(ValidationError) as info:
+        render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
+               options=RenderOptions(http_reuse="always\n    http-reuse never"))
+    assert info.value.field == "options.http_reuse"
+
+
+@pytest.mark.parametrize("name", ["http", "tcp"])
+def test_connection_logging_off_keeps_haproxys_own_notices(name: str, tmp_path: Path,
+                                                           pki: PKI) -> None:
+    text, checked = render_checked(case(name), tmp_path, pki,
+                                   options=RenderOptions(connection_logging=False))
+    assert_valid(checked, text)
+    assert lines(text, "no log") == ["no log"]
+    assert not lines(text, "log global") and not lines(text, "option httplog")
+    assert not lines(text, "option tcplog")
+    assert lines(text, "log ")[1].endswith('"local1" notice')
+    logged = render(case(name), amphora_id=AMP_A, target=GOLDEN_TARGET)
+    assert lines(logged, "log global") and not lines(logged, "no log")
+
+
 def test_global_management_lines() -> None:
     text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
                   base_path="/srv/amp")

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[3]
 ELEMENTS = REPO / "elements"
 DIB_VENV = REPO / ".venv-dib"
 OUR_ELEMENTS = ("amphora-agent", "amphora-hardening", "amphora-manifest", "haproxy-amphora",
-                "keepalived-amphora")
+                "keepalived-amphora", "amphora-slim")
 
 
 def load_script(path: Path) -> types.ModuleType:

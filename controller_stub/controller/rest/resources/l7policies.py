@@ -125,33 +125,41 @@ class L7PolicyResponse(Out):
 
 
 def sanitize(spec: dict[str, Any], create: bool) -> dict[str, Any]:
-    """Octavia's l7policy argument rules: the action decides which target applies,
-    a target implies its action, and URL redirects default to HTTP 302."""
+    """Octavia's l7policy argument rules, in its order: the action clears the targets
+    it does not use and needs its own; a target then implies its action and clears the
+    others; URL and prefix redirects default to HTTP 302."""
     def bad(msg: str) -> ApiError:
         return ApiError(400, f"Invalid L7 Policy arguments: {msg}")
     action = spec.get("action")
-    if action == "REDIRECT_TO_URL" and not spec.get("redirect_url"):
-        raise bad("redirect_url must not be None")
-    if action == "REDIRECT_TO_POOL" and not spec.get("redirect_pool_id"):
-        raise bad("redirect_pool_id or redirect_pool must not be None")
-    if action == "REDIRECT_PREFIX" and not spec.get("redirect_prefix"):
+    if action == "REJECT":
+        spec.update(redirect_url=None, redirect_pool_id=None)
+    elif action == "REDIRECT_TO_URL":
+        if not spec.get("redirect_url"):
+            raise bad("redirect_url must not be None")
+        spec["redirect_pool_id"] = None
+    elif action == "REDIRECT_TO_POOL":
+        if not spec.get("redirect_pool_id"):
+            raise bad("redirect_pool_id or redirect_pool must not be None")
+        spec["redirect_url"] = None
+    elif action == "REDIRECT_PREFIX" and not spec.get("redirect_prefix"):
         raise bad("redirect_prefix must not be None")
     if spec.get("redirect_pool_id") and (spec.get("redirect_url")
                                          or spec.get("redirect_prefix")):
         raise bad("Cannot specify redirect_pool_id and redirect_url or redirect_prefix at "
                   "the same time")
-    for target, implied in (("redirect_pool_id", "REDIRECT_TO_POOL"),
-                            ("redirect_url", "REDIRECT_TO_URL"),
-                            ("redirect_prefix", "REDIRECT_PREFIX")):
+    if spec.get("redirect_pool_id"):
+        spec.update(action="REDIRECT_TO_POOL", redirect_url=None, redirect_prefix=None,
+                    redirect_http_code=None)
+    for target, implied, others in (
+            ("redirect_url", "REDIRECT_TO_URL", ("redirect_pool_id", "redirect_prefix")),
+            ("redirect_prefix", "REDIRECT_PREFIX", ("redirect_pool_id", "redirect_url"))):
         if spec.get(target):
-            spec["action"] = implied
-    if spec.get("action") in ("REDIRECT_TO_URL", "REDIRECT_PREFIX"):
-        spec.setdefault("redirect_http_code", 302)
-        if spec["redirect_http_code"] is None:
-            spec["redirect_http_code"] = 302
+            spec.update(dict.fromkeys(others), action=implied)
+            if not spec.get("redirect_http_code"):
+                spec["redirect_http_code"] = 302
     if not create and not spec:
         raise bad("Invalid update options")
-    return {k: v for k, v in spec.items() if v is not None or k == "redirect_pool_id"}
+    return {k: v for k, v in spec.items() if v is not None} if create else spec
 
 
 def _rule_spec(rule: dict[str, Any]) -> dict[str, Any]:
@@ -186,7 +194,7 @@ def create_l7policy() -> Response:
     for key in ("listener_id", "project_id"):
         spec.pop(key, None)
     spec = sanitize(spec, create=True)
-    spec["rules"] = [_rule_spec(r.given()) for r in body.rules or []]
+    spec["rules"] = [_rule_spec(r.model_dump()) for r in body.rules or []]
     policy = common.engine().create_l7policy(body.listener_id, **spec)
     return common.answer("l7policy", L7PolicyResponse, policy, 201)
 
@@ -247,7 +255,7 @@ def create_l7rule(policy_id: str) -> Response:
     policy = common.mutable_lb("l7policy", policy_id)
     assert isinstance(body, L7RulePOST)
     context.owning_project(body.project_id or policy["project_id"])
-    rule = common.engine().create_l7rule(policy_id, **_rule_spec(body.given()))
+    rule = common.engine().create_l7rule(policy_id, **_rule_spec(body.model_dump()))
     return common.answer("rule", L7RuleResponse, rule, 201)
 
 

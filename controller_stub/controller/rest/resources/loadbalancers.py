@@ -133,11 +133,14 @@ def create_loadbalancer() -> Response:
             address=body.vip_address)
     except InvalidRequest as exc:
         raise invalid(str(exc)) from None
-    if body.vip_address is not None:
-        raise invalid("vip_address: this deployment allocates VIP addresses itself; "
-                      "omit vip_address")
+    if body.vip_address is not None and any(
+            lb["vip_address"] == body.vip_address
+            for lb in common.engine().list_objects("loadbalancer")):
+        raise ApiError(409, f"IP address {body.vip_address} is already allocated in subnet "
+                            f"{subnet_id}.")
     lb = common.engine().create_load_balancer(
-        vip_network_id=network, vip_subnet_id=subnet_id, name=body.name,
+        vip_network_id=network, vip_subnet_id=subnet_id, vip_address=body.vip_address,
+        name=body.name,
         description=body.description, flavor_id=body.flavor_id,
         availability_zone=body.availability_zone, project_id=project,
         admin_state_up=body.admin_state_up,
