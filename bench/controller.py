@@ -15,7 +15,9 @@ after 6 s), and the data-plane outage seen by a client polling the VIP
 every 20 ms; target under 10 s. Heartbeats processed into the store per
 second: a child process sends real signed version-4 datagrams for a fleet
 of simulated amphorae (each with an LB, listener, pool and two members in
-the store), one per amphora per second; baseline: verifying alone.
+the store), one per amphora per second; baseline: verifying alone. The
+first fleet is also measured with both statistics drivers (``state_store,
+prometheus``): the exporter's running totals cost the writer next to nothing.
 
 REST API (part ``api``): requests per second of ``GET /v2/lbaas/loadbalancers``
 listing 100 load balancers (baseline: the same list through the Python
@@ -51,6 +53,7 @@ from controller_stub.compute import nsutil
 from controller_stub.compute.local import LocalFabric
 from controller_stub.controller import config as config_mod
 from controller_stub.controller import db, models
+from controller_stub.controller import statistics as stats_drivers
 from controller_stub.controller.daemon import Service
 from controller_stub.controller.health import HealthManager, HealthSettings
 from controller_stub.controller.pgcluster import ThrowawayPostgres
@@ -193,13 +196,15 @@ def _send_fleet(fleet: list[tuple[str, str, str, list[str]]], address: tuple[str
             sock.sendto(hb.wrap_v4(body, keys[amp]), address)
 
 
-def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any]:
+def _measure_heartbeats(url: str, count: int, seconds: int = 5,
+                        drivers: str = "state_store") -> dict[str, Any]:
     sessions = db.open_store(url)
     fleet = _fleet(sessions, count)
     settings = HealthSettings(enabled=True, master_key=HB_KEY, bind_port=0, failover=False,
                               check_interval=3600)
+    publisher = stats_drivers.from_options({"drivers": drivers, "prometheus_port": "0"})
     manager = HealthManager(sessions, settings, namespace=None, bind_ip="127.0.0.1",
-                            start_failover=lambda *_: False).start()
+                            start_failover=lambda *_: False, statistics=publisher).start()
     try:
         ctx = multiprocessing.get_context("fork")
         ready = ctx.Event()
@@ -220,7 +225,8 @@ def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any
         elapsed = time.monotonic() - start
         drain = elapsed - sent_for
         counters = manager.listener.counters()
-        return {"fleet": count, "sent": expected, "seconds": round(elapsed, 2),
+        return {"fleet": count, "statistics": drivers, "sent": expected,
+                "seconds": round(elapsed, 2),
                 "accepted": counters["accepted"], "dropped_queue_full": counters["queue_full"],
                 "lost_in_kernel": expected - counters["received"],
                 "receive_buffer_drops": manager.listener.kernel_drops(),
@@ -235,6 +241,7 @@ def _measure_heartbeats(url: str, count: int, seconds: int = 5) -> dict[str, Any
                 "offered_per_s": round(expected / sent_for)}
     finally:
         manager.stop()
+        publisher.close()
         sessions.kw["bind"].dispose()
 
 
@@ -508,12 +515,15 @@ def main() -> int:
             emit("controller_heartbeat_verify_baseline",
                  per_s=round(_verify_baseline()))
             for store in stores:
-                for count in FLEETS:
-                    log(f"controller: heartbeats {store} fleet {count}")
-                    fresh = (pg.create_database(f"hb{count}") if store == "postgresql"
-                             and pg is not None else f"sqlite:///{workdir}/hb-{count}.db")
-                    emit("controller_heartbeats_stored", store=store,
-                         target_per_s=2000, **_measure_heartbeats(fresh, count))
+                runs = [(count, "state_store") for count in FLEETS]
+                runs.append((FLEETS[0], "state_store,prometheus"))
+                for count, drivers in runs:
+                    log(f"controller: heartbeats {store} fleet {count} ({drivers})")
+                    name = f"hb{count}{'p' if 'prometheus' in drivers else ''}"
+                    fresh = (pg.create_database(name) if store == "postgresql"
+                             and pg is not None else f"sqlite:///{workdir}/{name}.db")
+                    emit("controller_heartbeats_stored", store=store, target_per_s=2000,
+                         **_measure_heartbeats(fresh, count, drivers=drivers))
         return 0
     finally:
         if pg is not None:

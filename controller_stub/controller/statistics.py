@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -33,15 +33,14 @@ from controller_stub.controller import models
 
 LOG = logging.getLogger("amphora-controller.statistics")
 _STATS = models.ListenerStatistics.__table__
-_SUMMED = ("bytes_in", "bytes_out", "request_errors", "total_connections")
 _CHUNK = 5000  # ids per IN (below SQLite's 32,766 bound parameters)
 
 
-@dataclass(frozen=True, slots=True)
-class ListenerStats:
+class ListenerStats(NamedTuple):
     """One listener's statistics from one heartbeat (Octavia's field names):
     increments since the amphora's previous heartbeat, ``active_connections``
-    as it is now."""
+    as it is now. A named tuple: the writer makes one per listener per
+    heartbeat, and a tuple is the cheapest record to make and to read."""
 
     amphora_id: str
     listener_id: str
@@ -51,6 +50,8 @@ class ListenerStats:
     request_errors: int
     total_connections: int
 
+
+_SUMMED = ListenerStats._fields[3:]  # the increments, in the order they are kept
 
 class StatsDriver(Protocol):
     def store(self, session: Session, stats: Sequence[ListenerStats]) -> None:
@@ -79,10 +80,7 @@ class StateStoreStats:
             index_elements=[_STATS.c.listener_id, _STATS.c.amphora_id],
             set_={"active_connections": upsert.excluded.active_connections,
                   **{name: _STATS.c[name] + upsert.excluded[name] for name in _SUMMED}}),
-            [{"listener_id": s.listener_id, "amphora_id": s.amphora_id,
-              "active_connections": s.active_connections, "bytes_in": s.bytes_in,
-              "bytes_out": s.bytes_out, "request_errors": s.request_errors,
-              "total_connections": s.total_connections} for s in stats])
+            [s._asdict() for s in stats])
 
     def publish(self, stats: Sequence[ListenerStats]) -> None:
         pass
@@ -123,12 +121,14 @@ class PrometheusStats:
 
     def publish(self, stats: Sequence[ListenerStats]) -> None:
         with self._lock:
-            for item in stats:
-                totals = self._totals.setdefault((item.amphora_id, item.listener_id),
-                                                 [0] * (1 + len(_SUMMED)))
-                totals[0] = item.active_connections
-                for i, name in enumerate(_SUMMED, 1):
-                    totals[i] += getattr(item, name)
+            for amphora_id, listener_id, active, *increments in stats:
+                totals = self._totals.get((amphora_id, listener_id))
+                if totals is None:
+                    self._totals[(amphora_id, listener_id)] = [active, *increments]
+                    continue
+                totals[0] = active
+                for i, value in enumerate(increments, 1):
+                    totals[i] += value
 
     def prune(self, session: Session) -> int:
         with self._lock:
