@@ -35,7 +35,7 @@ def test_master_haproxy_killed_moves_the_vip(site: Site, tmp_path: Path) -> None
         assert site.served_by(vip, {"m1"}) == {"m1"}
         roles = {a["role"]: a for a in api.amphorae(lb["id"])}
         master, backup = roles["MASTER"], roles["BACKUP"]
-        wait_for(lambda: _holds_vip(master, vip) and not _holds_vip(backup, vip), 15,
+        wait_for(lambda: _holds_vip(master, vip) and not _holds_vip(backup, vip), 30,
                  "the VIP on the MASTER only")
 
         pid_file = Path(master["compute_data"]["root"]) / "lib" / lb["id"] / "haproxy.pid"
