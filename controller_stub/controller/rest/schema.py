@@ -55,6 +55,27 @@ class Out(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class IdOnly(Out):
+    """A related object, as Octavia lists it: ``{"id": ...}``."""
+
+    id: str
+
+
+class ObjectOut(Out):
+    """The fields every named, owned object with both statuses shares
+    (load balancers, listeners, pools, L7 policies)."""
+
+    id: str
+    name: str | None = None
+    description: str | None = None
+    provisioning_status: str
+    operating_status: str
+    admin_state_up: bool = True
+    project_id: str | None = None
+    created_at: str | None = None
+    updated_at: str | None = None
+
+
 class Link(BaseModel):
     """One of a list's ``<collection>_links``."""
 

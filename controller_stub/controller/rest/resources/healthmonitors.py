@@ -11,6 +11,7 @@ from controller_stub.controller.rest import common, context
 from controller_stub.controller.rest.schema import (
     LIST_QUERY,
     Body,
+    IdOnly,
     Name,
     Out,
     ProjectId,
@@ -62,10 +63,6 @@ class HealthMonitorPUT(Body):
     tags: Tags | None = None
     http_version: Literal[1.0, 1.1] | None = None
     domain_name: str | None = Field(None, min_length=1, max_length=255)
-
-
-class IdOnly(Out):
-    id: str
 
 
 class HealthMonitorResponse(Out):

@@ -13,7 +13,9 @@ from controller_stub.controller.rest.errors import ApiError
 from controller_stub.controller.rest.schema import (
     LIST_QUERY,
     Body,
+    IdOnly,
     Name,
+    ObjectOut,
     Out,
     ProjectId,
     Tags,
@@ -83,10 +85,6 @@ class L7PolicyPUT(Body):
     redirect_http_code: RedirectCode | None = None
 
 
-class IdOnly(Out):
-    id: str
-
-
 class L7RuleResponse(Out):
     id: str
     type: str
@@ -103,14 +101,7 @@ class L7RuleResponse(Out):
     tags: list[str] = []
 
 
-class L7PolicyResponse(Out):
-    id: str
-    name: str | None = None
-    description: str | None = None
-    provisioning_status: str
-    operating_status: str
-    admin_state_up: bool = True
-    project_id: str | None = None
+class L7PolicyResponse(ObjectOut):
     action: str
     listener_id: str
     redirect_pool_id: str | None = None
@@ -118,8 +109,6 @@ class L7PolicyResponse(Out):
     redirect_prefix: str | None = None
     position: int
     rules: list[IdOnly] = []
-    created_at: str | None = None
-    updated_at: str | None = None
     tags: list[str] = []
     redirect_http_code: int | None = None
 

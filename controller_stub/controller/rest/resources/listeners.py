@@ -13,7 +13,9 @@ from controller_stub.controller.rest.schema import (
     LIST_QUERY,
     Body,
     Cidr,
+    IdOnly,
     Name,
+    ObjectOut,
     Out,
     Port,
     ProjectId,
@@ -72,28 +74,15 @@ class ListenerPUT(_ListenerOptions):
     admin_state_up: bool | None = None
 
 
-class IdOnly(Out):
-    id: str
-
-
-class ListenerResponse(Out):
-    id: str
-    name: str | None = None
-    description: str | None = None
-    provisioning_status: str
-    operating_status: str
-    admin_state_up: bool = True
+class ListenerResponse(ObjectOut):
     protocol: str
     protocol_port: int
     connection_limit: int = -1
     default_tls_container_ref: str | None = None
     sni_container_refs: list[str] = []
-    project_id: str | None = None
     default_pool_id: str | None = None
     l7policies: list[IdOnly] = []
     insert_headers: dict[str, str] = {}
-    created_at: str | None = None
-    updated_at: str | None = None
     loadbalancers: list[IdOnly] = []
     timeout_client_data: int = 50000
     timeout_member_connect: int = 5000

@@ -16,8 +16,10 @@ from controller_stub.controller.rest.resources import pools as pool_api
 from controller_stub.controller.rest.schema import (
     LIST_QUERY,
     Body,
+    IdOnly,
     IPAddress,
     Name,
+    ObjectOut,
     Out,
     ProjectId,
     Tags,
@@ -61,20 +63,7 @@ class LoadBalancerPUT(Body):
     tags: Tags | None = None
 
 
-class IdOnly(Out):
-    id: str
-
-
-class LoadBalancerResponse(Out):
-    id: str
-    name: str | None = None
-    description: str | None = None
-    provisioning_status: str
-    operating_status: str
-    admin_state_up: bool = True
-    project_id: str | None = None
-    created_at: str | None = None
-    updated_at: str | None = None
+class LoadBalancerResponse(ObjectOut):
     vip_address: str | None = None
     vip_port_id: str | None = None
     vip_subnet_id: str | None = None

@@ -14,9 +14,10 @@ from controller_stub.controller.rest.resources import members as member_api
 from controller_stub.controller.rest.schema import (
     LIST_QUERY,
     Body,
+    IdOnly,
     IPAddress,
     Name,
-    Out,
+    ObjectOut,
     ProjectId,
     Tags,
     Uuid,
@@ -72,25 +73,12 @@ class PoolPUT(_PoolOptions):
     tls_enabled: bool | None = None
 
 
-class IdOnly(Out):
-    id: str
-
-
-class PoolResponse(Out):
-    id: str
-    name: str | None = None
-    description: str | None = None
-    provisioning_status: str
-    operating_status: str
-    admin_state_up: bool = True
+class PoolResponse(ObjectOut):
     protocol: str
     lb_algorithm: str
     session_persistence: dict[str, Any] | None = None
-    project_id: str | None = None
     loadbalancers: list[IdOnly] = []
     listeners: list[IdOnly] = []
-    created_at: str | None = None
-    updated_at: str | None = None
     healthmonitor_id: str | None = None
     members: list[IdOnly] = []
     tags: list[str] = []
