@@ -43,7 +43,7 @@ from haproxy_templates import render
 from haproxy_templates.errors import CapabilityError, ValidationError
 
 _COMMON = ("id", "name", "description", "provisioning_status", "operating_status",
-           "admin_state_up", "project_id", "created_at", "updated_at")
+           "admin_state_up", "project_id", "created_at", "updated_at", "tags")
 _PLACEHOLDER_AMPHORAE = [
     {"id": "00000000-0000-4000-8000-000000000001", "role": "MASTER", "vrrp_ip": "192.0.2.2"},
     {"id": "00000000-0000-4000-8000-000000000002", "role": "BACKUP", "vrrp_ip": "192.0.2.3"}]
@@ -54,6 +54,7 @@ def _as_dict(obj: Any, *fields: str) -> dict[str, Any]:
     for key in ("created_at", "updated_at"):
         if out.get(key) is not None:
             out[key] = out[key].isoformat()
+    out["tags"] = list(out.get("tags") or [])
     if getattr(obj, "status_reason", None):
         out["status_reason"] = obj.status_reason
     out.update(getattr(obj, "options", None) or {})
@@ -269,7 +270,7 @@ class Controller:
                              name: str | None = None,
                              description: str | None = None, flavor_id: str | None = None,
                              availability_zone: str | None = None, project_id: str | None = None,
-                             admin_state_up: bool = True,
+                             admin_state_up: bool = True, tags: list[str] | None = None,
                              listeners: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         """Declare an LB; ``listeners`` (each with an optional ``default_pool`` that may
         hold ``members`` and a ``healthmonitor``) makes it fully populated, as in Octavia."""
@@ -299,7 +300,8 @@ class Controller:
             enforcer = quotas.Enforcer(session, project_id, self.quota_defaults)
             lb = models.LoadBalancer(
                 name=name, description=description, project_id=project_id,
-                admin_state_up=admin_state_up, topology=resolved["loadbalancer_topology"],
+                admin_state_up=admin_state_up, tags=list(tags or []),
+                topology=resolved["loadbalancer_topology"],
                 vip_network_id=vip_network_id, vip_subnet_id=vip_subnet_id,
                 vip_address=vip_address, flavor_id=flavor_id,
                 availability_zone=availability_zone, image_id=image_id,
@@ -358,7 +360,7 @@ class Controller:
         return zones
 
     def update_load_balancer(self, lb_id: str, **changes: Any) -> dict[str, Any]:
-        _split(dict(changes), ("name", "description", "admin_state_up"), "loadbalancer")
+        _split(dict(changes), ("name", "description", "admin_state_up", "tags"), "loadbalancer")
 
         def mutate(session: Session, lb: models.LoadBalancer) -> Any:
             for key, value in changes.items():
@@ -533,7 +535,7 @@ class Controller:
         except KeyError as exc:
             raise InvalidRequest(f"listener: {exc.args[0]} is required") from None
         common = {k: spec.pop(k) for k in ("name", "description", "admin_state_up",
-                                           "connection_limit", "default_pool_id", "id")
+                                           "connection_limit", "default_pool_id", "tags", "id")
                   if k in spec}
         options = _split(spec, _LISTENER_OPTIONS, "listener")
         if any(li.protocol_port == port and li.provisioning_status != PENDING_DELETE
@@ -566,7 +568,7 @@ class Controller:
             listener = self._get(session, models.Listener, listener_id)
             changes_ = dict(changes)
             for key in ("name", "description", "admin_state_up", "connection_limit",
-                        "default_pool_id"):
+                        "default_pool_id", "tags"):
                 if key in changes_:
                     if key == "default_pool_id" and changes_[key] is not None:
                         self._pool_of(session, lb, changes_[key])
@@ -614,8 +616,8 @@ class Controller:
             protocol, algorithm = spec.pop("protocol"), spec.pop("lb_algorithm")
         except KeyError as exc:
             raise InvalidRequest(f"pool: {exc.args[0]} is required") from None
-        common = {k: spec.pop(k) for k in ("name", "description", "admin_state_up", "id")
-                  if k in spec}
+        common = {k: spec.pop(k) for k in ("name", "description", "admin_state_up", "tags",
+                                           "id") if k in spec}
         options = _split(spec, _POOL_OPTIONS, "pool")
         pool = models.Pool(load_balancer=lb, protocol=protocol, lb_algorithm=algorithm,
                            provisioning_status=PENDING_CREATE, operating_status=OFFLINE,
@@ -653,7 +655,7 @@ class Controller:
         def mutate(session: Session, lb: models.LoadBalancer) -> Any:
             pool = self._get(session, models.Pool, pool_id)
             changes_ = dict(changes)
-            for key in ("name", "description", "admin_state_up", "lb_algorithm"):
+            for key in ("name", "description", "admin_state_up", "lb_algorithm", "tags"):
                 if key in changes_:
                     setattr(pool, key, changes_.pop(key))
             pool.options = {**pool.options, **_split(changes_, _POOL_OPTIONS, "pool")}
@@ -688,7 +690,7 @@ class Controller:
             raise InvalidRequest(f"member: {exc.args[0]} is required") from None
         common = {k: spec.pop(k) for k in ("name", "admin_state_up", "weight", "backup",
                                            "subnet_id", "monitor_address", "monitor_port",
-                                           "project_id", "id") if k in spec}
+                                           "project_id", "tags", "id") if k in spec}
         _split(spec, (), "member")
         return models.Member(pool=pool, address=address, protocol_port=port,
                              provisioning_status=PENDING_CREATE,
@@ -711,7 +713,7 @@ class Controller:
             member = self._get(session, models.Member, member_id)
             changes_ = dict(changes)
             for key in ("name", "admin_state_up", "weight", "backup", "monitor_address",
-                        "monitor_port"):
+                        "monitor_port", "tags"):
                 if key in changes_:
                     setattr(member, key, changes_.pop(key))
             _split(changes_, (), "member")
@@ -749,7 +751,7 @@ class Controller:
                     continue
                 changed = False
                 for name in ("name", "admin_state_up", "weight", "backup", "monitor_address",
-                             "monitor_port"):
+                             "monitor_port", "tags"):
                     if name in spec and getattr(member, name) != spec[name]:
                         setattr(member, name, spec[name])
                         changed = True
@@ -772,8 +774,8 @@ class Controller:
             required = {k: spec.pop(k) for k in ("type", "delay", "timeout", "max_retries")}
         except KeyError as exc:
             raise InvalidRequest(f"healthmonitor: {exc.args[0]} is required") from None
-        common = {k: spec.pop(k) for k in ("name", "admin_state_up", "max_retries_down", "id")
-                  if k in spec}
+        common = {k: spec.pop(k) for k in ("name", "admin_state_up", "max_retries_down", "tags",
+                                           "id") if k in spec}
         options = _split(spec, _HM_OPTIONS, "healthmonitor")
         return models.HealthMonitor(pool=pool, provisioning_status=PENDING_CREATE,
                                     operating_status=OFFLINE, options=options,
@@ -798,7 +800,7 @@ class Controller:
             monitor = self._get(session, models.HealthMonitor, healthmonitor_id)
             changes_ = dict(changes)
             for key in ("name", "admin_state_up", "delay", "timeout", "max_retries",
-                        "max_retries_down"):
+                        "max_retries_down", "tags"):
                 if key in changes_:
                     setattr(monitor, key, changes_.pop(key))
             monitor.options = {**monitor.options, **_split(changes_, _HM_OPTIONS,
@@ -832,7 +834,7 @@ class Controller:
                 self._pool_of(session, lb, spec_["redirect_pool_id"])
             position = spec_.pop("position", None)
             common = {k: spec_.pop(k) for k in ("name", "description", "admin_state_up",
-                                                "redirect_pool_id", "id")
+                                                "redirect_pool_id", "tags", "id")
                       if k in spec_}
             policy = models.L7Policy(listener=listener, action=action,
                                      provisioning_status=PENDING_CREATE,
@@ -862,7 +864,7 @@ class Controller:
             required = {k: spec.pop(k) for k in ("type", "compare_type", "value")}
         except KeyError as exc:
             raise InvalidRequest(f"l7rule: {exc.args[0]} is required") from None
-        common = {k: spec.pop(k) for k in ("key", "invert", "admin_state_up", "id")
+        common = {k: spec.pop(k) for k in ("key", "invert", "admin_state_up", "tags", "id")
                   if k in spec}
         _split(spec, (), "l7rule")
         return models.L7Rule(l7policy=policy, provisioning_status=PENDING_CREATE,

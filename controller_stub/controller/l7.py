@@ -25,7 +25,8 @@ def update_l7policy(ctl: Controller, l7policy_id: str, **changes: Any) -> dict[s
         changes_ = dict(changes)
         if changes_.get("redirect_pool_id"):
             ctl._pool_of(session, lb, changes_["redirect_pool_id"])
-        for key in ("name", "description", "admin_state_up", "action", "redirect_pool_id"):
+        for key in ("name", "description", "admin_state_up", "action", "redirect_pool_id",
+                    "tags"):
             if key in changes_:
                 setattr(policy, key, changes_.pop(key))
         if "position" in changes_:
@@ -57,7 +58,8 @@ def update_l7rule(ctl: Controller, l7rule_id: str, **changes: Any) -> dict[str, 
     def mutate(session: Session, lb: models.LoadBalancer) -> Any:
         rule = ctl._get(session, models.L7Rule, l7rule_id)
         for key, value in changes.items():
-            if key not in ("type", "compare_type", "key", "value", "invert", "admin_state_up"):
+            if key not in ("type", "compare_type", "key", "value", "invert", "admin_state_up",
+                           "tags"):
                 raise InvalidRequest(f"l7rule: unknown attribute {key}")
             setattr(rule, key, value)
         rule.provisioning_status = PENDING_UPDATE

@@ -53,6 +53,8 @@ class _Status(_Stamped):
     name: Mapped[str | None] = mapped_column(String(255))
     description: Mapped[str | None] = mapped_column(String(255))
     project_id: Mapped[str | None] = mapped_column(String(36))
+    # Octavia's tags: free-form labels for clients (never read by the renderer)
+    tags: Mapped[list[str] | None] = mapped_column(JSON, default=list)
 
 
 class LoadBalancer(_Status, Base):

@@ -1,10 +1,11 @@
 """Octavia's list semantics over the engine's answers: filtering by field query
-parameters, ``sort`` / ``sort_key`` + ``sort_dir``, ``limit`` / ``marker`` /
-``page_reverse`` with ``<collection>_links``, and ``fields`` selection."""
+parameters and by tags (``tags``, ``tags-any``, ``not-tags``, ``not-tags-any``),
+``sort`` / ``sort_key`` + ``sort_dir``, ``limit`` / ``marker`` / ``page_reverse``
+with ``<collection>_links``, and ``fields`` selection."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import request
@@ -14,6 +15,15 @@ from controller_stub.controller.rest.errors import ApiError
 MAX_LIMIT = 1000  # Octavia's [api_settings] pagination_max_limit default
 _AUX = {"limit", "marker", "sort", "sort_key", "sort_dir", "fields", "page_reverse"}
 _DEFAULT_KEYS = ("created_at", "id")
+# Octavia's tag filters, each a comma-separated list (and repeatable): an object is
+# listed when it has all of ``tags``, any of ``tags-any``, not all of ``not-tags``
+# and none of ``not-tags-any``
+_TAG_FILTERS: dict[str, Callable[[set[str], set[str]], bool]] = {
+    "tags": lambda wanted, tags: wanted <= tags,
+    "tags-any": lambda wanted, tags: bool(wanted & tags),
+    "not-tags": lambda wanted, tags: not wanted <= tags,
+    "not-tags-any": lambda wanted, tags: not wanted & tags,
+}
 
 
 def _sort_keys(args: Any) -> list[tuple[str, str]]:
@@ -55,6 +65,16 @@ def _matches(value: Any, wanted: str) -> bool:
     return value is not None and str(value) == wanted
 
 
+def _tag_filters(args: Any) -> dict[str, set[str]]:
+    return {name: {tag for value in args.getlist(name) for tag in value.split(",")}
+            for name in _TAG_FILTERS if name in args}
+
+
+def _tagged(item: dict[str, Any], filters: dict[str, set[str]]) -> bool:
+    tags = set(item.get("tags") or ())
+    return all(_TAG_FILTERS[name](wanted, tags) for name, wanted in filters.items())
+
+
 def _order(value: Any) -> tuple[int, Any]:
     # None sorts first, as Octavia's '' default does; mixed types compare as text
     if value is None:
@@ -78,12 +98,15 @@ def select_fields(obj: dict[str, Any], fields: list[str] | None) -> dict[str, An
 def paginate(collection: str, items: Iterable[dict[str, Any]], known: set[str],
              hidden: set[str] | None = None) -> dict[str, Any]:
     """The list body ``{collection: [...], collection_links: [...]}``; ``known`` are
-    the fields a client may filter and sort on, ``hidden`` those not shown."""
+    the fields a client may filter and sort on, ``hidden`` those not shown. Tag
+    filters on objects without tags are ignored, as Octavia does."""
     args = request.args
-    filters = {k: args.get(k) for k in args if k not in _AUX}
+    filters = {k: args.get(k) for k in args if k not in _AUX and k not in _TAG_FILTERS}
     if any(len(args.getlist(k)) > 1 for k in filters) or not set(filters) <= known:
         raise ApiError(400, "One or more arguments are either duplicate or invalid")
-    rows = [i for i in items if all(_matches(i.get(k), v) for k, v in filters.items())]
+    tag_filters = _tag_filters(args) if "tags" in known else {}
+    rows = [i for i in items if all(_matches(i.get(k), v) for k, v in filters.items())
+            and _tagged(i, tag_filters)]
     keys = _sort_keys(args)
     for key, _ in keys:
         if key not in known:

@@ -36,7 +36,15 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 Name = Annotated[str, Field(max_length=255)]
 ProjectId = Annotated[str, Field(max_length=36)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Tags = list[Annotated[str, Field(max_length=255)]]
+Tag = Annotated[str, Field(max_length=255)]
+
+
+def _distinct(tags: list[str]) -> list[str]:
+    # a tag is a label: listing one twice means it once (Octavia's tag table is a set)
+    return list(dict.fromkeys(tags))
+
+
+Tags = Annotated[list[Tag], AfterValidator(_distinct)]
 
 
 class Body(BaseModel):
@@ -45,8 +53,12 @@ class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     def sent(self) -> dict[str, Any]:
-        """Only the fields the client sent (an update)."""
-        return self.model_dump(exclude_unset=True)
+        """Only the fields the client sent (an update); ``tags: null`` leaves the
+        tags as they are, as in Octavia."""
+        data = self.model_dump(exclude_unset=True)
+        if "tags" in data and data["tags"] is None:
+            del data["tags"]
+        return data
 
 
 class Out(BaseModel):
@@ -138,6 +150,8 @@ class Operation:
 
 OPERATIONS: list[Operation] = []
 LIST_QUERY = ("limit", "marker", "page_reverse", "sort", "sort_key", "sort_dir", "fields")
+# the lists of tagged objects also take Octavia's tag filters
+TAGGED_LIST_QUERY = (*LIST_QUERY, "tags", "tags-any", "not-tags", "not-tags-any")
 
 
 def route(bp: Blueprint, rule: str, method: str, *, status: int = 200,

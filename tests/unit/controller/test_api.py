@@ -47,7 +47,7 @@ def test_migrations_create_every_table_and_rerun_cleanly(tmp_path: Path) -> None
     assert "alembic_version" in tables
     with engine.connect() as conn:
         version = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    assert version == "0004"
+    assert version == "0005"
 
 
 def test_lb_is_immutable_while_pending(controller: Controller) -> None:

@@ -82,8 +82,8 @@ def test_policy_refusals(api: Api, listener: dict[str, Any]) -> None:
         ({"action": "REJECT", "redirect_http_code": 304},
          "Invalid input for field/attribute l7policy.redirect_http_code. Value: '304'."),
         ({"action": "DROP"}, "Invalid input for field/attribute l7policy.action."),
-        ({"action": "REJECT", "tags": ["a"]},
-         "Validation failure: tags is not supported by this deployment."),
+        ({"action": "REJECT", "tags": ["a", "t" * 256]},
+         "Invalid input for field/attribute l7policy.tags.1."),
     ]
     for body, fault in cases:
         r = _policy(api, listener, **body)

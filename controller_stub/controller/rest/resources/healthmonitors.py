@@ -9,7 +9,7 @@ from pydantic import Field
 
 from controller_stub.controller.rest import common, context
 from controller_stub.controller.rest.schema import (
-    LIST_QUERY,
+    TAGGED_LIST_QUERY,
     Body,
     IdOnly,
     Name,
@@ -90,7 +90,7 @@ class HealthMonitorResponse(Out):
 
 def monitor_spec(body: Body) -> dict[str, Any]:
     """The engine's spec, with Octavia's HTTP defaults (GET / expecting 200)."""
-    spec = common.refuse_unsupported(body.sent(), ("tags",))
+    spec = body.sent()
     spec.pop("pool_id", None)
     spec.pop("project_id", None)
     spec.setdefault("max_retries_down", 3)
@@ -104,7 +104,7 @@ def monitor_spec(body: Body) -> dict[str, Any]:
 ONE = ("healthmonitor", HealthMonitorResponse, False)
 
 
-@route(blueprint, "/lbaas/healthmonitors", "GET", query=LIST_QUERY,
+@route(blueprint, "/lbaas/healthmonitors", "GET", query=TAGGED_LIST_QUERY,
        response=("healthmonitors", HealthMonitorResponse, True))
 def list_healthmonitors() -> Response:
     """List health monitors."""
@@ -140,7 +140,7 @@ def update_healthmonitor(hm_id: str) -> Response:
     """Update a health monitor."""
     body = parse(HealthMonitorPUT, "healthmonitor")
     common.mutable_lb("healthmonitor", hm_id)
-    changes = common.refuse_unsupported(body.sent(), ("tags",))
+    changes = body.sent()
     hm = common.engine().update_health_monitor(hm_id, **changes)
     return common.answer("healthmonitor", HealthMonitorResponse, hm)
 

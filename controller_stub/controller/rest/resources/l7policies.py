@@ -11,7 +11,7 @@ from controller_stub.controller import l7
 from controller_stub.controller.rest import common, context, listing
 from controller_stub.controller.rest.errors import ApiError
 from controller_stub.controller.rest.schema import (
-    LIST_QUERY,
+    TAGGED_LIST_QUERY,
     Body,
     IdOnly,
     Name,
@@ -152,8 +152,7 @@ def sanitize(spec: dict[str, Any], create: bool) -> dict[str, Any]:
 
 
 def _rule_spec(rule: dict[str, Any]) -> dict[str, Any]:
-    rule = common.refuse_unsupported({k: v for k, v in rule.items() if v is not None},
-                                     ("tags",))
+    rule = {k: v for k, v in rule.items() if v is not None}
     rule.pop("project_id", None)
     if rule["type"] in ("HEADER", "COOKIE", "SSL_DN_FIELD") and not rule.get("key"):
         raise ApiError(400, "Validation failure: L7 rule of this type requires a key")
@@ -164,7 +163,7 @@ ONE = ("l7policy", L7PolicyResponse, False)
 ONE_RULE = ("rule", L7RuleResponse, False)
 
 
-@route(blueprint, "/lbaas/l7policies", "GET", query=LIST_QUERY,
+@route(blueprint, "/lbaas/l7policies", "GET", query=TAGGED_LIST_QUERY,
        response=("l7policies", L7PolicyResponse, True))
 def list_l7policies() -> Response:
     """List L7 policies."""
@@ -179,7 +178,7 @@ def create_l7policy() -> Response:
     assert isinstance(body, L7PolicyPOST)
     listener = common.mutable_lb("listener", body.listener_id)
     context.owning_project(body.project_id or listener["project_id"])
-    spec = common.refuse_unsupported(body.sent(), ("tags",))
+    spec = body.sent()
     for key in ("listener_id", "project_id"):
         spec.pop(key, None)
     spec = sanitize(spec, create=True)
@@ -201,7 +200,9 @@ def update_l7policy(policy_id: str) -> Response:
     """Update an L7 policy."""
     body = parse(L7PolicyPUT, "l7policy")
     common.mutable_lb("l7policy", policy_id)
-    changes = sanitize(common.refuse_unsupported(body.sent(), ("tags",)), create=False)
+    changes = body.sent()
+    if changes or not body.model_fields_set:  # (``tags: null`` alone is a valid no-op)
+        changes = sanitize(changes, create=False)
     policy = l7.update_l7policy(common.engine(), policy_id, **changes)
     return common.answer("l7policy", L7PolicyResponse, policy)
 
@@ -222,7 +223,7 @@ def _rule_of(policy_id: str, rule_id: str) -> dict[str, Any]:
     return rule
 
 
-@route(blueprint, "/lbaas/l7policies/<policy_id>/rules", "GET", query=LIST_QUERY,
+@route(blueprint, "/lbaas/l7policies/<policy_id>/rules", "GET", query=TAGGED_LIST_QUERY,
        response=("rules", L7RuleResponse, True))
 def list_l7rules(policy_id: str) -> Response:
     """List an L7 policy's rules."""
@@ -262,7 +263,7 @@ def update_l7rule(policy_id: str, rule_id: str) -> Response:
     body = parse(L7RulePUT, "rule")
     _rule_of(policy_id, rule_id)
     common.mutable_lb("l7rule", rule_id)
-    changes = common.refuse_unsupported(body.sent(), ("tags",))
+    changes = body.sent()
     rule = l7.update_l7rule(common.engine(), rule_id, **changes)
     return common.answer("rule", L7RuleResponse, rule)
 

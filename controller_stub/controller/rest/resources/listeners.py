@@ -10,7 +10,7 @@ from pydantic import Field
 from controller_stub.controller.rest import common, context
 from controller_stub.controller.rest.resources import pools
 from controller_stub.controller.rest.schema import (
-    LIST_QUERY,
+    TAGGED_LIST_QUERY,
     Body,
     Cidr,
     IdOnly,
@@ -29,7 +29,7 @@ blueprint = Blueprint("listeners", __name__)
 Protocol = Literal["HTTP", "HTTPS", "TCP", "TERMINATED_HTTPS", "UDP", "SCTP", "PROMETHEUS"]
 Timeout = Field(None, ge=0, le=24 * 60 * 60 * 1000)
 Ref = Field(None, max_length=255)
-_UNSUPPORTED = ("tags", "l7policies")
+_UNSUPPORTED = ("l7policies",)
 
 
 class _ListenerOptions(Body):
@@ -125,7 +125,7 @@ def listener_spec(body: Body) -> dict[str, Any]:
 ONE = ("listener", ListenerResponse, False)
 
 
-@route(blueprint, "/lbaas/listeners", "GET", query=LIST_QUERY,
+@route(blueprint, "/lbaas/listeners", "GET", query=TAGGED_LIST_QUERY,
        response=("listeners", ListenerResponse, True))
 def list_listeners() -> Response:
     """List listeners."""

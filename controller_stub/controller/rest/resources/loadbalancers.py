@@ -14,7 +14,7 @@ from controller_stub.controller.rest.errors import ApiError, invalid
 from controller_stub.controller.rest.resources import listeners as listener_api
 from controller_stub.controller.rest.resources import pools as pool_api
 from controller_stub.controller.rest.schema import (
-    LIST_QUERY,
+    TAGGED_LIST_QUERY,
     Body,
     IdOnly,
     IPAddress,
@@ -30,8 +30,7 @@ from controller_stub.controller.rest.schema import (
 
 blueprint = Blueprint("loadbalancers", __name__)
 # Neutron-only features this controller does not have: refused with a 400 when set
-_UNSUPPORTED = ("vip_port_id", "vip_qos_policy_id", "vip_sg_ids", "additional_vips", "tags",
-                "pools")
+_UNSUPPORTED = ("vip_port_id", "vip_qos_policy_id", "vip_sg_ids", "additional_vips", "pools")
 
 
 class LoadBalancerPOST(Body):
@@ -98,7 +97,7 @@ ONE = ("loadbalancer", LoadBalancerResponse, False)
 ITEM = "/lbaas/loadbalancers/<lb_id>"
 
 
-@route(blueprint, "/lbaas/loadbalancers", "GET", query=LIST_QUERY,
+@route(blueprint, "/lbaas/loadbalancers", "GET", query=TAGGED_LIST_QUERY,
        response=("loadbalancers", LoadBalancerResponse, True))
 def list_loadbalancers() -> Response:
     """List load balancers."""
@@ -132,7 +131,7 @@ def create_loadbalancer() -> Response:
         name=body.name,
         description=body.description, flavor_id=body.flavor_id,
         availability_zone=body.availability_zone, project_id=project,
-        admin_state_up=body.admin_state_up,
+        admin_state_up=body.admin_state_up, tags=body.tags,
         listeners=[listener_api.listener_spec(li) for li in body.listeners])
     full = _shown(lb)
     full["listeners"] = [common.dump(listener_api.ListenerResponse,
@@ -155,7 +154,7 @@ def show_loadbalancer(lb_id: str) -> Response:
 
 @route(blueprint, ITEM, "PUT", body=("loadbalancer", LoadBalancerPUT), response=ONE)
 def update_loadbalancer(lb_id: str) -> Response:
-    """Update a load balancer's name, description or admin state."""
+    """Update a load balancer's name, description, admin state or tags."""
     body = parse(LoadBalancerPUT, "loadbalancer")
     common.mutable_lb("loadbalancer", lb_id)
     changes = common.refuse_unsupported(body.sent(), _UNSUPPORTED)

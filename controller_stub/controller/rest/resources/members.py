@@ -9,7 +9,7 @@ from pydantic import Field
 
 from controller_stub.controller.rest import common
 from controller_stub.controller.rest.schema import (
-    LIST_QUERY,
+    TAGGED_LIST_QUERY,
     Body,
     IPAddress,
     Name,
@@ -24,7 +24,7 @@ from controller_stub.controller.rest.schema import (
 )
 
 blueprint = Blueprint("members", __name__)
-_UNSUPPORTED = ("tags", "request_sriov", "vnic_type")
+_UNSUPPORTED = ("request_sriov", "vnic_type")
 
 
 class MemberSingleCreate(Body):
@@ -98,7 +98,7 @@ def _member_of(pool_id: str, member_id: str) -> dict[str, Any]:
     return member
 
 
-@route(blueprint, RULE, "GET", query=LIST_QUERY, response=("members", MemberResponse, True))
+@route(blueprint, RULE, "GET", query=TAGGED_LIST_QUERY, response=("members", MemberResponse, True))
 def list_members(pool_id: str) -> Response:
     """List a pool's members."""
     common.owned("pool", pool_id)

@@ -12,7 +12,7 @@ from controller_stub.controller.rest.errors import invalid
 from controller_stub.controller.rest.resources import healthmonitors
 from controller_stub.controller.rest.resources import members as member_api
 from controller_stub.controller.rest.schema import (
-    LIST_QUERY,
+    TAGGED_LIST_QUERY,
     Body,
     IdOnly,
     IPAddress,
@@ -29,7 +29,6 @@ blueprint = Blueprint("pools", __name__)
 PoolProtocol = Literal["HTTP", "HTTPS", "PROXY", "PROXYV2", "TCP", "UDP", "SCTP"]
 Algorithm = Literal["ROUND_ROBIN", "LEAST_CONNECTIONS", "SOURCE_IP", "SOURCE_IP_PORT"]
 Ref = Field(None, max_length=255)
-_UNSUPPORTED = ("tags",)
 
 
 class SessionPersistence(Body):
@@ -93,7 +92,7 @@ class PoolResponse(ObjectOut):
 
 def pool_spec(body: Body) -> dict[str, Any]:
     """The engine's spec of a pool, its inline members and monitor included."""
-    spec = common.refuse_unsupported(body.sent(), _UNSUPPORTED)
+    spec = body.sent()
     for key in ("listener_id", "loadbalancer_id", "project_id"):
         spec.pop(key, None)
     if spec.get("session_persistence") is not None:
@@ -109,7 +108,7 @@ def pool_spec(body: Body) -> dict[str, Any]:
 ONE = ("pool", PoolResponse, False)
 
 
-@route(blueprint, "/lbaas/pools", "GET", query=LIST_QUERY,
+@route(blueprint, "/lbaas/pools", "GET", query=TAGGED_LIST_QUERY,
        response=("pools", PoolResponse, True))
 def list_pools() -> Response:
     """List pools."""
