@@ -363,6 +363,41 @@ def test_amphora_ctl_reads_clouds_yaml_and_shows_trees(api: Api, lb: dict[str, s
     assert nowhere.stderr.startswith("amphora-ctl lb: error: no API endpoint")
 
 
+def test_tags_set_replaced_and_filtered_through_openstacksdk(api: Api, stack: Stack,
+                                                             lb: dict[str, str]) -> None:
+    """What Kubernetes' cloud provider and Terraform do: tag objects, find them by tag."""
+    proxy = api.connect()
+    settle(proxy, lb["id"])
+    assert proxy.update_load_balancer(lb["id"], tags=["kube", "cluster-a"]).tags == [
+        "kube", "cluster-a"]
+    settle(proxy, lb["id"])
+    pool = proxy.create_pool(loadbalancer_id=lb["id"], protocol="HTTP",
+                             lb_algorithm="ROUND_ROBIN", tags=["svc", "kube"])
+    assert pool.tags == ["svc", "kube"]
+    settle(proxy, lb["id"])
+    member = proxy.create_member(pool.id, address=str(stack.site.members[1].ipv4),
+                                 protocol_port=8080, subnet_id=stack.subnet("member"),
+                                 tags=["blue"])
+    settle(proxy, lb["id"])
+    assert proxy.get_member(member.id, pool.id).tags == ["blue"]
+    assert [x.id for x in proxy.load_balancers(tags="kube,cluster-a")] == [lb["id"]]
+    assert lb["id"] in {x.id for x in proxy.load_balancers(any_tags="none,cluster-a")}
+    assert lb["id"] not in {x.id for x in proxy.load_balancers(not_tags="kube")}
+    assert lb["id"] not in {x.id for x in proxy.load_balancers(not_any_tags="x,cluster-a")}
+    assert [x.id for x in proxy.pools(tags=["svc", "kube"])] == [pool.id]
+    untagged = {x.id for x in proxy.pools(not_any_tags="kube")}
+    assert lb["pool"] in untagged and pool.id not in untagged
+    assert [m.id for m in proxy.members(pool.id, any_tags="blue,green")] == [member.id]
+    # an update replaces the list
+    assert proxy.update_pool(pool.id, tags=["other"]).tags == ["other"]
+    settle(proxy, lb["id"])
+    assert list(proxy.pools(tags="svc")) == []
+    proxy.delete_pool(pool.id)
+    settle(proxy, lb["id"])
+    assert proxy.update_load_balancer(lb["id"], tags=[]).tags == []
+    settle(proxy, lb["id"])
+
+
 def test_amphora_failover_is_accepted_once(api: Api, lb: dict[str, str]) -> None:
     """The API's side of a failover (the flow itself is tested with the engine): 202, the
     LB PENDING_UPDATE, a second request while it is pending a 409."""
