@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask.testing import FlaskClient
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from controller_stub.compute.local import DEFAULT_NETWORKS
 from controller_stub.controller import db, models
@@ -46,3 +46,30 @@ class Api:
             "name": name, "vip_network_id": VIP_NETWORK, **extra}})
         assert r.status_code == 201, r.json
         return r.json["loadbalancer"]
+
+
+def check_tags_after_upgrade(url: str) -> None:
+    """A store with a load balancer from before tags (revision 0004) upgraded to head:
+    the old row reads as untagged, and tags set later are stored and replaced."""
+    engine = db.make_engine(url)
+    db.upgrade(engine, "0004")
+    old = "00000000-0000-4000-8000-0000000000aa"
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO image (id, tag, properties, fetched_at) VALUES ('img-26', 'amphora', "
+            "'{\"haproxy_version\": \"2.6.12\", \"openssl_version\": \"3.0.11\"}', "
+            "'2026-01-01 00:00:00')"))
+        conn.execute(text(
+            "INSERT INTO load_balancer (id, provider, topology, image_id, flavor_data, "
+            "provisioning_status, operating_status, admin_state_up, created_at) VALUES "
+            f"('{old}', 'amphora', 'SINGLE', 'img-26', '{{}}', 'ACTIVE', 'ONLINE', true, "
+            "'2026-01-01 00:00:00')"))
+    engine.dispose()
+    controller = Controller(db.open_store(url), StaticImage(
+        "img-26", {"haproxy_version": "2.6.12", "openssl_version": "3.0.11"}))
+    assert controller.get_load_balancer(old)["tags"] == []
+    assert controller.update_load_balancer(old, tags=["a", "b"])["tags"] == ["a", "b"]
+    assert controller.get_load_balancer(old)["tags"] == ["a", "b"]
+    new = controller.create_load_balancer(tags=["c"])
+    assert [lb["tags"] for lb in controller.list_objects("loadbalancer", id=new["id"])] == [
+        ["c"]]

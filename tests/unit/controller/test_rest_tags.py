@@ -8,12 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
-from controller_stub.controller import db
-from controller_stub.controller.api import Controller
-from controller_stub.controller.imaging import StaticImage
-from tests.unit.controller.rest_helpers import MEMBER_SUBNET, Api
+from tests.unit.controller.rest_helpers import MEMBER_SUBNET, Api, check_tags_after_upgrade
 
 LB_URL = "/v2/lbaas/loadbalancers"
 
@@ -183,16 +179,4 @@ def test_bad_tags_on_a_nested_member_are_400(tmp_path: Path) -> None:
 
 
 def test_a_store_from_before_tags_reads_them_as_empty(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/state.db"
-    engine = db.make_engine(url)
-    db.upgrade(engine, "0004")
-    with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO load_balancer (id, provider, topology, flavor_data, "
-            "provisioning_status, operating_status, admin_state_up, created_at) VALUES "
-            "('00000000-0000-4000-8000-0000000000aa', 'amphora', 'SINGLE', '{}', 'ACTIVE', "
-            "'ONLINE', 1, '2026-01-01 00:00:00')"))
-    engine.dispose()
-    controller = Controller(db.open_store(url), StaticImage("img", {}))
-    lb = controller.get_load_balancer("00000000-0000-4000-8000-0000000000aa")
-    assert lb["tags"] == []
+    check_tags_after_upgrade(f"sqlite:///{tmp_path}/state.db")
