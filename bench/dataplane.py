@@ -76,7 +76,7 @@ from bench.fabric_setup import Bench, plugged_amphora
 from controller_stub.client import AgentError
 from controller_stub.compute import nsutil
 from controller_stub.pki import CertificateAuthority
-from haproxy_templates import RenderOptions, Target, render
+from haproxy_templates import RenderOptions, Target, capabilities, render
 
 ROOT = Path(__file__).resolve().parents[1]
 OCTAVIA_PYTHON = ROOT / ".venv-octavia" / "bin" / "python"
@@ -537,6 +537,13 @@ def main() -> int:
     with plugged_amphora(members=1) as bench:
         pem = bench.fabric.workdir / "member-tls.pem"
         lab = Lab(bench, workdir, args.memory_kb)
+        # HTTP/2 runs only where the image offers it (docs/rendering.md's table)
+        versions = capabilities.Versions.of(
+            ".".join(lab.info["haproxy_version"].split(".")[:3]).split("-")[0])
+        no_h2 = capabilities.missing(versions, "http2_frontend")
+        if "http2" in cases and no_h2:
+            emit({"bench": "dataplane", "case": "http2", "skipped": no_h2})
+            cases = tuple(c for c in cases if c != "http2")
         lab.ca.issue_server(str(bench.members[0].ipv4)).write(pem)
         member_pid = start_static_member(bench, pem)
         sink = start_log_sink(bench.amphora.haproxy_namespace)
