@@ -542,7 +542,7 @@ def main() -> int:
             ".".join(lab.info["haproxy_version"].split(".")[:3]).split("-")[0])
         no_h2 = capabilities.missing(versions, "http2_frontend")
         if "http2" in cases and no_h2:
-            emit({"bench": "dataplane", "case": "http2", "skipped": no_h2})
+            emit("dataplane", case="http2", skipped=no_h2)
             cases = tuple(c for c in cases if c != "http2")
         lab.ca.issue_server(str(bench.members[0].ipv4)).write(pem)
         member_pid = start_static_member(bench, pem)
