@@ -71,7 +71,13 @@ class ServiceManager(ABC):
 
     @abstractmethod
     def reload(self, spec: ServiceSpec) -> None:
-        """Reload a running service; start it when it is not running."""
+        """Reload a running service; start it when it is not running.
+
+        The reload is a signal: a daemon that has not yet installed its
+        handler (HAProxy's master before its event loop runs) drops it.
+        Callers that must know the reload happened confirm it through the
+        daemon itself, as the HAProxy manager does over the master CLI.
+        """
 
     @abstractmethod
     def is_running(self, name: str) -> bool: ...

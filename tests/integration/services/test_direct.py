@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from amphora_agent.haproxy import sockets
 from amphora_agent.services import DirectServiceManager, ServiceSpec
 from tests.support import namespaces
 
@@ -42,10 +43,11 @@ def _spec(tmp_path: Path, namespace: str) -> ServiceSpec:
         "frontend f\n  bind 127.0.0.1:8080\n  http-request return status 200 "
         "content-type text/plain string ok\n")
     pid_file = str(tmp_path / "haproxy.pid")
+    master = ("-S", f"{tmp_path}/master.sock,mode,600")
     return ServiceSpec(
         name="haproxy-test", description="test",
-        foreground=("haproxy", "-Ws", "-f", str(cfg), "-p", pid_file),
-        daemon=("haproxy", "-W", "-D", "-f", str(cfg), "-p", pid_file),
+        foreground=("haproxy", "-Ws", "-f", str(cfg), "-p", pid_file, *master),
+        daemon=("haproxy", "-W", "-D", "-f", str(cfg), "-p", pid_file, *master),
         pid_file=pid_file, namespace=namespace, reload_signal=signal.SIGUSR2,
         limit_nofile=4096)
 
@@ -64,6 +66,15 @@ def _wait_for(condition, what: str, timeout: float = 10.0) -> None:  # type: ign
     while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
+
+
+def _takes_reloads(tmp_path: Path) -> bool:
+    """HAProxy's master answers its CLI only from its event loop, after it has
+    installed its SIGUSR2 handler; a reload signal sent earlier is lost."""
+    try:
+        return bool(sockets.show_proc(f"{tmp_path}/master.sock").workers)
+    except sockets.SocketError:
+        return False
 
 
 def _serves(namespace: str) -> bool:
@@ -92,6 +103,7 @@ def test_start_survives_a_new_manager_and_stops(tmp_path: Path, namespace: str) 
     again.start(spec)  # idempotent: still the same master
     assert again.main_pid(spec.name) == pid
 
+    _wait_for(lambda: _takes_reloads(tmp_path), "the master to take reloads")
     workers = _workers(pid)
     assert workers, "the master has no worker"
     again.reload(spec)  # master-worker reload keeps the master, replaces the workers
