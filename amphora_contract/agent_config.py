@@ -327,6 +327,7 @@ class AgentSettings:
     heartbeat_key: str | None = None
     topology: str = AgentConfig.loadbalancer_topology
     debug: bool = False
+    haproxy_cmd: str | None = None  # None: the image's /usr/sbin/haproxy
     amphora: dict[str, str] = field(default_factory=dict)
 
     def sections(self) -> dict[str, dict[str, str]]:
@@ -348,6 +349,8 @@ class AgentSettings:
                 "amphora_id": self.amphora_id},
             "controller_worker": {"loadbalancer_topology": self.topology},
         }
+        if self.haproxy_cmd:
+            out["haproxy_amphora"]["haproxy_cmd"] = self.haproxy_cmd
         if self.amphora:
             out["amphora"] = dict(self.amphora)
         return out

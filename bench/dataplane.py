@@ -44,6 +44,12 @@ TERMINATED_HTTPS LB on a modelled amphora, 10,000 full handshakes to fill
 the session cache, then a reload, sampling the summed RSS and PSS of every
 HAProxy process until the old worker is gone; ``peak`` is the highest sum.
 
+``--haproxy-root ROOT`` runs the amphora's HAProxy from a debootstrapped
+Debian root (the image tests cache trixie's and sid's under
+``~/.cache/amphora-image/roots``) with that root's loader and libraries:
+the same comparison on HAProxy 3.0 or 3.2, where the HTTP/2 case runs.
+``--seconds`` sets each load run's length (default 2).
+
 ``--variants`` measures single changes to our config against the unchanged
 one (interleaved, same medians), for the tuning notes in docs/haproxy.md.
 """
@@ -54,6 +60,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import statistics
@@ -305,6 +312,26 @@ class Lab:
         return int((Path(self.base_path) / self.lb_id / "haproxy.pid").read_text().split()[0])
 
 
+def haproxy_from_root(root: Path, workdir: Path) -> str:
+    """An executable that runs ``root``'s HAProxy with ``root``'s loader and libraries.
+
+    A newer Debian's HAProxy needs a newer glibc than this host's, so the
+    root's own ``ld-linux`` starts it; ``--argv0`` keeps the name it was
+    called by, so a master re-executing itself on reload comes back here.
+    """
+    loader, binary = root / "lib64/ld-linux-x86-64.so.2", root / "usr/sbin/haproxy"
+    for path in (loader, binary):
+        if not path.is_file():
+            raise SystemExit(f"--haproxy-root: {path} is missing")
+    libs = f"{root}/usr/lib/x86_64-linux-gnu:{root}/lib/x86_64-linux-gnu"
+    wrapper = workdir / "haproxy"
+    wrapper.write_text("#!/bin/sh\n" + " ".join((
+        "exec", shlex.quote(str(loader)), "--library-path", shlex.quote(libs),
+        "--argv0", '"$0"', shlex.quote(str(binary)), '"$@"')) + "\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
 def start_static_member(bench: Bench, pem: Path) -> Path:
     """A HAProxy in the member namespace answering 200 on :8080 (pinned to CPU 0)."""
     member = bench.members[0]
@@ -517,6 +544,7 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 
 
 def main() -> int:
+    global SECONDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
@@ -530,11 +558,18 @@ def main() -> int:
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument("--only", default="", help="with --variants: these variants and ours")
     parser.add_argument("--threads", default="1,2", help="HAProxy thread counts to run")
+    parser.add_argument("--haproxy-root", type=Path, default=None,
+                        help="a Debian root (debootstrap) whose HAProxy the amphora runs, "
+                             "through that root's own loader and libraries, e.g. trixie's 3.0")
+    parser.add_argument("--seconds", type=int, default=SECONDS,
+                        help="length of each load run (longer: steadier medians)")
     args = parser.parse_args()
+    SECONDS = args.seconds
     cases = tuple(c for c in args.cases.split(",") if c)
     threads = tuple(int(n) for n in args.threads.split(","))
     workdir = Path(tempfile.mkdtemp(prefix="dataplane-"))
-    with plugged_amphora(members=1) as bench:
+    haproxy_cmd = haproxy_from_root(args.haproxy_root, workdir) if args.haproxy_root else None
+    with plugged_amphora(members=1, haproxy_cmd=haproxy_cmd) as bench:
         pem = bench.fabric.workdir / "member-tls.pem"
         lab = Lab(bench, workdir, args.memory_kb)
         # HTTP/2 runs only where the image offers it (docs/rendering.md's table)

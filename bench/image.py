@@ -1,8 +1,9 @@
 """Image benchmark: build time, image size, boot-to-agent-ready time per image variant.
 
 For each ``--variant`` (``bookworm``: the default image; ``trixie``: Debian 13
-with HAProxy 3.0; ``source``: Debian 13 with HAProxy built from the next
-Debian release's source) it builds the image, unless ``--image VARIANT=PATH``
+with HAProxy 3.0; ``next``: Debian 13 with HAProxy 3.2 from the next Debian
+release's binary package; ``source``: Debian 13 with HAProxy built from the
+next Debian release's source) it builds the image, unless ``--image VARIANT=PATH``
 names one built earlier, and boots it ``--boots`` times under qemu TCG, timing
 each boot from qemu start until ``GET /1.0/info`` answers over mTLS. One JSON
 object per result.
@@ -28,6 +29,9 @@ from controller_stub.compute.qemu import (
 VARIANTS: dict[str, tuple[str, ...]] = {
     "bookworm": (),
     "trixie": ("--release", "trixie"),
+    "next": ("--release", "trixie", "--haproxy-apt-source",
+             "deb http://deb.debian.org/debian sid main",
+             "--haproxy-key", "/usr/share/keyrings/debian-archive-keyring.gpg"),
     "source": ("--release", "trixie", "--haproxy-source"),
 }
 SIZE_LIMIT = {"bookworm": 350 * 2**20}  # the default image must stay below this

@@ -358,7 +358,8 @@ class LocalFabric:
 
     def create_amphora(self, *, topology: str = "SINGLE", amphora_id: str | None = None,
                        timeout: float = 30.0,
-                       agent_options: dict[str, str] | None = None) -> Amphora:
+                       agent_options: dict[str, str] | None = None,
+                       haproxy_cmd: str | None = None) -> Amphora:
         """Boot an amphora: namespace, management NIC, config and certs, running agent."""
         amphora_id = amphora_id or str(uuid.uuid4())
         number = len(self.amphorae) + 1
@@ -373,7 +374,8 @@ class LocalFabric:
                    "keepalived_cmd": str(self.keepalived_cmd)}
         options.update(agent_options or {})
         settings = AgentSettings(amphora_id=amphora_id, bind_host=str(mgmt_ip),
-                                 bind_port=AGENT_PORT, topology=topology, amphora=options)
+                                 bind_port=AGENT_PORT, topology=topology, amphora=options,
+                                 haproxy_cmd=haproxy_cmd)
         config_file = write_amphora_files(root, settings, self.ca, self.ca.cert_pem)
         amphora = Amphora(amphora_id, namespace, options["namespace"], mgmt_ip, root,
                           config_file, AgentProcess(config_file, namespace=namespace),

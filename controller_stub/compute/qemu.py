@@ -5,7 +5,11 @@ a CA, a server certificate naming the amphora id, a client certificate, and
 the agent config rendered by ``controller_stub.provision``, all handed to the
 VM on a config drive (ISO 9660, label ``config-2``, Nova's ``meta_data.json``
 ``files`` list). qemu user networking is ``restrict=on`` (the guest reaches
-nothing) with the agent port forwarded from 127.0.0.1 only.
+nothing) with the agent port forwarded from 127.0.0.1 only. With
+``vip_ports`` a second NIC, also ``restrict=on``, stands in for the VIP
+network (:data:`VIP_NETWORK`): those ports of :data:`VIP_ADDRESS` are
+forwarded from 127.0.0.1, so a test plugs that NIC as the VIP through the agent
+and sends a listener real traffic.
 
 A second channel, a virtio serial port named ``org.amphora.journal.0``, makes
 the guest stream the journal of its agent units to ``journal.log`` beside the
@@ -116,13 +120,18 @@ AGENT_STARTED = "Started amphora-agent"
 BOOT_TIMEOUT = 300.0
 JOURNAL_PORT = "org.amphora.journal.0"
 ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*m")
+# The VIP NIC's user network: qemu's gateway is .2, the VIP a fixed address.
+VIP_NETWORK = "192.0.2.0/24"
+VIP_GATEWAY = "192.0.2.2"
+VIP_ADDRESS = "192.0.2.10"
+VIP_MAC = "52:54:00:c0:00:0a"
 
 
 class AmphoraVM:
     """One qemu TCG guest booted from a copy-on-write overlay of the image."""
 
     def __init__(self, image: Path, config_drive: Path, workdir: Path, *,
-                 memory_mb: int = 1024, cpus: int = 2) -> None:
+                 memory_mb: int = 1024, cpus: int = 2, vip_ports: tuple[int, ...] = ()) -> None:
         self.workdir = workdir
         self.overlay = workdir / "overlay.qcow2"
         self.console = workdir / "console.log"
@@ -142,6 +151,15 @@ class AmphoraVM:
             "-chardev", f"file,id=journal,path={self.journal}",
             "-device", f"virtserialport,bus=debugser.0,chardev=journal,name={JOURNAL_PORT}",
         ]
+        # guest port -> 127.0.0.1 port on this host
+        self.vip_ports = {port: free_port() for port in vip_ports}
+        if self.vip_ports:
+            forwards = "".join(f",hostfwd=tcp:127.0.0.1:{host}-{VIP_ADDRESS}:{guest}"
+                               for guest, host in self.vip_ports.items())
+            self.command += [
+                "-netdev", f"user,id=vip,restrict=on,net={VIP_NETWORK},host={VIP_GATEWAY}"
+                           f",dhcpstart={VIP_ADDRESS}{forwards}",
+                "-device", f"virtio-net-pci,netdev=vip,mac={VIP_MAC}"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
@@ -208,6 +226,12 @@ class AmphoraVM:
                 time.sleep(2)
         raise TimeoutError(f"agent did not answer within {timeout:.0f}s (last: {last}):\n"
                            + self.diagnostics())
+
+    @staticmethod
+    def vip_plug_body() -> dict[str, Any]:
+        """The ``POST /1.0/plug/vip/<VIP_ADDRESS>`` body for the VIP NIC."""
+        return {"subnet_cidr": VIP_NETWORK, "gateway": VIP_GATEWAY, "mac_address": VIP_MAC,
+                "host_routes": [], "mtu": 1500}
 
     def _check_alive(self) -> None:
         assert self.proc is not None

@@ -8,6 +8,8 @@ profile in use nor a flavor (zone) an LB uses can be deleted (409).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -47,48 +49,73 @@ def _count(session: Session, column: Any, value: str) -> int:
     return int(session.scalar(select(func.count()).where(column == value)) or 0)
 
 
-# -- flavor profiles ------------------------------------------------------------------
+# -- profiles: flavor profiles and availability zone profiles --------------------------
 
-def flavor_profile_dict(row: models.FlavorProfile) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "provider_name": row.provider_name,
-            "flavor_data": dict(row.flavor_data)}
+@dataclass(frozen=True)
+class _ProfileKind:
+    """What differs between the two kinds of profile; Octavia's rules are the same."""
+
+    model: type[Any]
+    label: str                       # as Octavia's messages name it
+    data_field: str                  # flavor_data / availability_zone_data
+    validate: Callable[[Any], dict[str, Any]]
+    used_by: Any                     # the column of the flavors (zones) that use a profile
+
+    def as_dict(self, row: Any) -> dict[str, Any]:
+        return {"id": row.id, "name": row.name, "provider_name": row.provider_name,
+                self.data_field: dict(getattr(row, self.data_field))}
+
+    def list(self, sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+        with sessions() as session:
+            return [self.as_dict(r) for r in session.scalars(
+                select(self.model).order_by(self.model.created_at))]
+
+    def get(self, sessions: sessionmaker[Session], profile_id: str) -> dict[str, Any]:
+        with sessions() as session:
+            return self.as_dict(_row(session, self.model, profile_id, self.label))
+
+    def update(self, sessions: sessionmaker[Session], profile_id: str,
+               **changes: Any) -> dict[str, Any]:
+        with sessions.begin() as session:
+            row = _row(session, self.model, profile_id, self.label)
+            if {self.data_field, "provider_name"} & set(changes):
+                self._refuse_in_use(session, profile_id)
+            if "provider_name" in changes:
+                row.provider_name = check_provider(changes["provider_name"])
+            if self.data_field in changes:
+                setattr(row, self.data_field, self.validate(changes[self.data_field]))
+            if "name" in changes:
+                row.name = changes["name"]
+            session.flush()
+            return self.as_dict(row)
+
+    def delete(self, sessions: sessionmaker[Session], profile_id: str) -> None:
+        with sessions.begin() as session:
+            row = _row(session, self.model, profile_id, self.label)
+            self._refuse_in_use(session, profile_id)
+            session.delete(row)
+
+    def _refuse_in_use(self, session: Session, profile_id: str) -> None:
+        if _count(session, self.used_by, profile_id):
+            raise Conflict(f"{self.label} {profile_id} is in use and cannot be modified.")
 
 
-def list_flavor_profiles(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
-    with sessions() as session:
-        return [flavor_profile_dict(r) for r in session.scalars(
-            select(models.FlavorProfile).order_by(models.FlavorProfile.created_at))]
+FLAVOR_PROFILES = _ProfileKind(models.FlavorProfile, "Flavor profile", "flavor_data",
+                               flavors.validate_flavor_data, models.Flavor.flavor_profile_id)
+ZONE_PROFILES = _ProfileKind(
+    models.AvailabilityZoneProfile, "Availability Zone Profile", "availability_zone_data",
+    flavors.validate_zone_data, models.AvailabilityZone.availability_zone_profile_id)
 
-
-def get_flavor_profile(sessions: sessionmaker[Session], profile_id: str) -> dict[str, Any]:
-    with sessions() as session:
-        return flavor_profile_dict(_row(session, models.FlavorProfile, profile_id,
-                                        "Flavor profile"))
-
-
-def update_flavor_profile(sessions: sessionmaker[Session], profile_id: str,
-                          **changes: Any) -> dict[str, Any]:
-    with sessions.begin() as session:
-        row = _row(session, models.FlavorProfile, profile_id, "Flavor profile")
-        if ({"flavor_data", "provider_name"} & set(changes)
-                and _count(session, models.Flavor.flavor_profile_id, profile_id)):
-            raise Conflict(f"Flavor profile {profile_id} is in use and cannot be modified.")
-        if "provider_name" in changes:
-            row.provider_name = check_provider(changes["provider_name"])
-        if "flavor_data" in changes:
-            row.flavor_data = flavors.validate_flavor_data(changes["flavor_data"])
-        if "name" in changes:
-            row.name = changes["name"]
-        session.flush()
-        return flavor_profile_dict(row)
-
-
-def delete_flavor_profile(sessions: sessionmaker[Session], profile_id: str) -> None:
-    with sessions.begin() as session:
-        row = _row(session, models.FlavorProfile, profile_id, "Flavor profile")
-        if _count(session, models.Flavor.flavor_profile_id, profile_id):
-            raise Conflict(f"Flavor profile {profile_id} is in use and cannot be modified.")
-        session.delete(row)
+flavor_profile_dict = FLAVOR_PROFILES.as_dict
+list_flavor_profiles = FLAVOR_PROFILES.list
+get_flavor_profile = FLAVOR_PROFILES.get
+update_flavor_profile = FLAVOR_PROFILES.update
+delete_flavor_profile = FLAVOR_PROFILES.delete
+zone_profile_dict = ZONE_PROFILES.as_dict
+list_zone_profiles = ZONE_PROFILES.list
+get_zone_profile = ZONE_PROFILES.get
+update_zone_profile = ZONE_PROFILES.update
+delete_zone_profile = ZONE_PROFILES.delete
 
 
 # -- flavors ---------------------------------------------------------------------------
@@ -125,57 +152,6 @@ def delete_flavor(sessions: sessionmaker[Session], flavor_id: str) -> None:
         row = _row(session, models.Flavor, flavor_id, "Flavor")
         if _count(session, models.LoadBalancer.flavor_id, flavor_id):
             raise Conflict(f"Flavor {flavor_id} is in use and cannot be modified.")
-        session.delete(row)
-
-
-# -- availability zone profiles ------------------------------------------------------
-
-def zone_profile_dict(row: models.AvailabilityZoneProfile) -> dict[str, Any]:
-    return {"id": row.id, "name": row.name, "provider_name": row.provider_name,
-            "availability_zone_data": dict(row.availability_zone_data)}
-
-
-def list_zone_profiles(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
-    with sessions() as session:
-        return [zone_profile_dict(r) for r in session.scalars(
-            select(models.AvailabilityZoneProfile)
-            .order_by(models.AvailabilityZoneProfile.created_at))]
-
-
-def get_zone_profile(sessions: sessionmaker[Session], profile_id: str) -> dict[str, Any]:
-    with sessions() as session:
-        return zone_profile_dict(_row(session, models.AvailabilityZoneProfile, profile_id,
-                                      "Availability Zone Profile"))
-
-
-def update_zone_profile(sessions: sessionmaker[Session], profile_id: str,
-                        **changes: Any) -> dict[str, Any]:
-    with sessions.begin() as session:
-        row = _row(session, models.AvailabilityZoneProfile, profile_id,
-                   "Availability Zone Profile")
-        in_use = _count(session, models.AvailabilityZone.availability_zone_profile_id,
-                        profile_id)
-        if {"availability_zone_data", "provider_name"} & set(changes) and in_use:
-            raise Conflict(f"Availability Zone Profile {profile_id} is in use and cannot "
-                           "be modified.")
-        if "provider_name" in changes:
-            row.provider_name = check_provider(changes["provider_name"])
-        if "availability_zone_data" in changes:
-            row.availability_zone_data = flavors.validate_zone_data(
-                changes["availability_zone_data"])
-        if "name" in changes:
-            row.name = changes["name"]
-        session.flush()
-        return zone_profile_dict(row)
-
-
-def delete_zone_profile(sessions: sessionmaker[Session], profile_id: str) -> None:
-    with sessions.begin() as session:
-        row = _row(session, models.AvailabilityZoneProfile, profile_id,
-                   "Availability Zone Profile")
-        if _count(session, models.AvailabilityZone.availability_zone_profile_id, profile_id):
-            raise Conflict(f"Availability Zone Profile {profile_id} is in use and cannot "
-                           "be modified.")
         session.delete(row)
 
 

@@ -1,9 +1,17 @@
 """The Flask app: every resource blueprint under ``/v2`` and ``/v2.0``, the
-version document at ``/``, the OpenAPI document, and Octavia's error bodies."""
+version document at ``/``, the OpenAPI document, and Octavia's error bodies.
+
+Octavia serves its ``lbaas`` collections twice, as ``/v2/lbaas/<collection>``
+and as ``/v2/<collection>``; :class:`LbaasAlias` maps the second form onto
+the first, so both reach the same views (and the OpenAPI document lists each
+route once).
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, json, request
@@ -17,6 +25,7 @@ from controller_stub.controller.rest import openapi
 from controller_stub.controller.rest.common import Backend
 from controller_stub.controller.rest.errors import ApiError, fault
 from controller_stub.controller.rest.resources import MODULES
+from controller_stub.controller.rest.schema import OPERATIONS
 
 LOG = logging.getLogger("amphora-controller.api")
 ROOTS = ("/v2", "/v2.0")
@@ -32,6 +41,28 @@ def versions(host_url: str) -> dict[str, Any]:
         for n, (vid, stamp) in enumerate(_VERSIONS)]}
 
 
+class LbaasAlias:
+    """WSGI middleware: ``/v2[.0]/<collection>...`` -> ``/v2[.0]/lbaas/<collection>...``."""
+
+    def __init__(self, app: Any, collections: Iterable[str]) -> None:
+        self.app = app
+        names = "|".join(sorted(re.escape(c) for c in set(collections)))
+        self.pattern = re.compile(rf"^(/v2(?:\.0)?)/(?:{names})(?=/|$)")
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        match = self.pattern.match(path)
+        if match:
+            root = match.group(1)
+            environ["PATH_INFO"] = f"{root}/lbaas{path[len(root):]}"
+        return self.app(environ, start_response)
+
+
+def lbaas_collections() -> set[str]:
+    """The first path segment after ``/lbaas/`` of every declared route."""
+    return {op.rule.split("/")[2] for op in OPERATIONS if op.rule.startswith("/lbaas/")}
+
+
 def create_app(controller: Controller, networks: NetworkRegistry | None = None) -> Flask:
     app = Flask("amphora-controller-api")
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -42,6 +73,7 @@ def create_app(controller: Controller, networks: NetworkRegistry | None = None) 
         for module in MODULES:
             bp = module.blueprint
             app.register_blueprint(bp, url_prefix=root, name=f"{bp.name}_{suffix}")
+    app.wsgi_app = LbaasAlias(app.wsgi_app, lbaas_collections())  # type: ignore[method-assign]
 
     @app.get("/")
     def version_document() -> Response:

@@ -1,9 +1,11 @@
-"""The Debian 13 image (``--release trixie``): HAProxy 3.0 with QUIC, OpenSSL 3.5.
+"""Debian 13 images: HAProxy 3.0 (``--release trixie``) and 3.2 LTS from Debian's
+next release (``--haproxy-apt-source``, the binary package), both on OpenSSL 3.5.
 
-Builds it (or reuses ``AMPHORA_TEST_IMAGE_TRIXIE``), boots it under qemu TCG
-to a ready agent that reports its HAProxy, and gives it an HTTP/2 listener the
-controller's capability check allows for it: the agent validates the config
-with the image's own HAProxy and starts it. Slow (a second build):
+Builds each (or reuses ``AMPHORA_TEST_IMAGE_TRIXIE`` / ``AMPHORA_TEST_IMAGE_NEXT``),
+boots it under qemu TCG to a ready agent that reports its HAProxy, and gives it
+an HTTP/2 listener the controller's capability check allows for it: the agent plugs the VIP on the
+VM's second NIC, validates the config with the image's own HAProxy and starts
+it, and curl from this host negotiates HTTP/2 with it. Slow (a second build):
 ``make test-image`` only. The ``--haproxy-source`` image has no test here: the
 Debian mirror this project's machines reach serves binary packages only, so
 ``apt-get source`` cannot fetch the source it builds (docs/image.md).
@@ -21,6 +23,7 @@ import pytest
 from controller_stub.client import AgentClient, Timeouts
 from controller_stub.compute.qemu import (
     BOOT_TIMEOUT,
+    VIP_ADDRESS,
     AmphoraVM,
     BuiltImage,
     build_image,
@@ -34,9 +37,15 @@ from tests.integration.image.haproxy_roots import LB_ID, tls_lb
 
 pytestmark = [pytest.mark.image, pytest.mark.image_variant, pytest.mark.timeout(5400)]
 
+NEXT_RELEASE = "deb http://deb.debian.org/debian sid main"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 VARIANTS = {
     # name: (reuse variable, image-create.sh options, HAProxy branch, native QUIC)
     "trixie": ("AMPHORA_TEST_IMAGE_TRIXIE", ("--release", "trixie"), "3.0", False),
+    # HAProxy 3.2 LTS from Debian's next release, the binary package
+    "next": ("AMPHORA_TEST_IMAGE_NEXT", ("--release", "trixie", "--haproxy-apt-source",
+                                         NEXT_RELEASE, "--haproxy-key", DEBIAN_KEYRING),
+             "3.2", True),
 }
 
 
@@ -58,7 +67,7 @@ def booted(variant: tuple[str, BuiltImage],
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
     name, built = variant
     iso, identity = make_config_drive(tmp_path_factory.mktemp(f"drive-{name}"))
-    vm = AmphoraVM(built.path, iso, tmp_path_factory.mktemp(f"vm-{name}"))
+    vm = AmphoraVM(built.path, iso, tmp_path_factory.mktemp(f"vm-{name}"), vip_ports=(443,))
     vm.start()
     try:
         _client, info, seconds = vm.wait_for_agent(identity, timeout=BOOT_TIMEOUT)
@@ -85,6 +94,8 @@ def test_manifest_records_the_newer_haproxy_and_its_build(
     assert {"OPENSSL", "PROMEX", "QUIC"} <= set(options)
     assert ("QUIC_OPENSSL_COMPAT" in options) is not native
     assert manifest["haproxy_services"] == "prometheus-exporter"
+    assert manifest["builder"]["options"]["haproxy_apt_source"] == (
+        NEXT_RELEASE if name == "next" else None)
 
 
 @pytest.mark.boot
@@ -99,6 +110,7 @@ def test_agent_reports_the_haproxy_and_serves_an_http2_listener(booted: tuple) -
     target = target_of(properties_from_manifest(built.manifest))
     config = render(tls_lb(["h2"]), amphora_id=identity.amphora_id, target=target)
     assert "tune.h2.fe.glitches-threshold" in config and 'alpn "h2"' in config
+    client.plug_vip(VIP_ADDRESS, vm.vip_plug_body())
     pem = _server_pem(Path(built.path).parent)
     client.upload_cert(LB_ID, "default.pem", pem)
     client.upload_haproxy(identity.amphora_id, LB_ID, config)  # validated by its haproxy -c
@@ -107,6 +119,13 @@ def test_agent_reports_the_haproxy_and_serves_an_http2_listener(booted: tuple) -
     listener_id = tls_lb(["h2"])["listeners"][0]["id"]
     assert listeners[listener_id]["status"] == "ACTIVE", (name, listeners)
     assert listeners[listener_id]["type"] == "TERMINATED_HTTPS"
+    # a real HTTP/2 exchange with the image's HAProxy; the pool's member does not
+    # exist in the VM, so HAProxy itself answers, over h2, that none is available
+    out = subprocess.run(
+        ["curl", "-sk", "--http2", "--max-time", "120", "-o", "/dev/null",
+         "-w", "%{http_version} %{http_code}", f"https://127.0.0.1:{vm.vip_ports[443]}/"],
+        capture_output=True, text=True, check=False, timeout=180)
+    assert out.stdout == "2 503", (out.returncode, out.stdout, out.stderr, vm.diagnostics())
 
 
 def _server_pem(workdir: Path) -> bytes:
