@@ -520,10 +520,32 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
 def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
     """Single changes to our config, each measured against it unchanged."""
     def edit(old: str, new: str) -> Callable[[int], str]:
-        return lambda n: lab.ours(n).replace(old, new)
+        def config(n: int) -> str:
+            text = lab.ours(n)
+            if old not in text:  # a variant that silently equals ours measures nothing
+                raise SystemExit(f"variant edit: {old.strip()!r} is not in our config")
+            return text.replace(old, new)
+        return config
+
+    def drop(pattern: str) -> Callable[[int], str]:
+        def config(n: int) -> str:
+            text, count = re.subn(pattern, "", lab.ours(n))
+            if not count:
+                raise SystemExit(f"variant drop: {pattern!r} matches nothing in our config")
+            return text
+        return config
 
     return {
         "ours": lab.ours,
+        "small_session_cache": lambda n: re.sub(r"tune\.ssl\.cachesize \d+",
+                                                "tune.ssl.cachesize 20000", lab.ours(n)),
+        "curves_x25519_p256": edit("    tune.ssl.default-dh-param 2048\n",
+                                   "    tune.ssl.default-dh-param 2048\n"
+                                   "    ssl-default-bind-curves X25519:P-256\n"),
+        "no_user_group": drop(r'    (user|group) "[^"]+"\n'),
+        "no_ssl_max_ver": drop(r" ssl-max-ver TLSv1\.3"),
+        "no_server_state": drop(r"    (server-state-file|load-server-state-from-file) .*\n"),
+        "no_notice_log": drop(r'    log "[^"]+" "local1" notice\n'),
         "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
         "connection_logging_off": lambda n: lab.ours(n, connection_logging=False),
         "http_reuse_always": edit("    http-reuse aggressive\n", "    http-reuse always\n"),

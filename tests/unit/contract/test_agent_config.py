@@ -57,3 +57,16 @@ def test_defaults_match_on_both_sides() -> None:
                                           "bind_host": "::", "bind_port": "9443"}
     assert written["amphora_agent"]["agent_server_ca"] == "/etc/octavia/certs/client_ca.pem"
     assert written["amphora_agent"]["agent_server_cert"] == "/etc/octavia/certs/server.pem"
+
+
+def test_haproxy_cmd_is_written_only_when_set_and_must_exist(tmp_path: Path) -> None:
+    binary = tmp_path / "haproxy-3.0"
+    binary.write_text("#!/bin/sh\n")
+    settings = _settings(tmp_path)
+    assert "haproxy_cmd" not in settings.sections()["haproxy_amphora"]
+    assert parse(settings.render()).haproxy_cmd == "/usr/sbin/haproxy"
+    settings.haproxy_cmd = str(binary)
+    assert parse(settings.render()).haproxy_cmd == str(binary)
+    settings.haproxy_cmd = str(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="haproxy_cmd"):
+        parse(settings.render())
