@@ -30,14 +30,16 @@ system) and the load generators and the member run pinned to CPU 0 with
 cores cannot keep them apart); Octavia's templater emits no ``nbthread`` then
 (no TuneD profile reported), so HAProxy 2.6 starts one thread per CPU.
 
-This machine is shared: configs run interleaved in rounds (ours, octavia,
-hand_tuned, ours, ...), every figure is the median over the rounds, and
-``rounds`` says how many. ``ratio_to_octavia`` and ``ratio_to_hand_tuned``
-compare the medians of the same run (requests/s). ``cpu_us_per_request`` is
-HAProxy's own CPU time (user + system of master and workers, from
-/proc/PID/stat) per request served; ``cpu_ratio_to_*`` compare it (below 1:
-cheaper per request). Requests/s moves with whatever else runs on the
-machine; CPU per request much less, so it is the figure to judge a change by.
+This machine is shared: configs run interleaved in rounds, each round in an
+order rotated by one (ours, octavia, hand_tuned; octavia, hand_tuned, ours;
+...), so each config takes every place in turn; every figure is the median
+over the rounds, and ``rounds`` says how many. ``ratio_to_octavia`` and
+``ratio_to_hand_tuned`` compare the medians of the same run (requests/s).
+``cpu_us_per_request`` is HAProxy's own CPU time (user + system of master and
+workers, from /proc/PID/stat) per request served; ``cpu_ratio_to_*`` compare
+it (below 1: cheaper per request). Requests/s moves with whatever else runs on
+the machine; CPU per request much less, so it is the figure to judge a change
+by.
 
 The reload measurement (``--no-reload-memory`` skips it): each rendering of a
 TERMINATED_HTTPS LB on a modelled amphora, 10,000 full handshakes to fill
@@ -427,8 +429,13 @@ def compare(lab: Lab, rounds: int, builders: dict[str, Callable[[int], str]],
     for nbthread in threads:
         texts = {name: build(nbthread) for name, build in builders.items()}
         samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        names = list(texts)
         for round_no in range(rounds):
-            for name, text in texts.items():
+            # each config takes each place in the order in turn: whatever the
+            # machine does at the start or end of a round falls on all of them
+            shift = round_no % len(names)
+            for name in names[shift:] + names[:shift]:
+                text = texts[name]
                 log(f"{bench_name}: nbthread {nbthread} round {round_no + 1}/{rounds} {name}")
                 lab.install(text)
                 for case in cases:

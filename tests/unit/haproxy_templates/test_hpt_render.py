@@ -105,9 +105,9 @@ def test_tls_cache_of_two_generations_fits_a_small_amphora(memory_mib: int) -> N
     assert cachesize < int(value(default, "tune.ssl.cachesize"))
 
 
-def test_http_backends_reuse_proven_member_connections() -> None:
+def test_http_backends_reuse_idle_member_connections() -> None:
     text = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET)
-    assert lines(text, "http-reuse ") == ["http-reuse aggressive"]
+    assert lines(text, "http-reuse ") == ["http-reuse always"]
     assert not lines(render(case("tcp"), amphora_id=AMP_A, target=GOLDEN_TARGET),
                      "http-reuse ")
     safe = render(case("http"), amphora_id=AMP_A, target=GOLDEN_TARGET,
