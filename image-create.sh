@@ -396,9 +396,10 @@ export DIB_AMPHORA_CPU_PINNING="${CPU_PINNING}"
 export DIB_AMPHORA_TIME_SYNC="${TIME_SYNC}"
 export DIB_HAPROXY_APT_SOURCE="${HAPROXY_APT_SOURCE}"
 export DIB_HAPROXY_SOURCE_SUITE="${HAPROXY_SOURCE_SUITE}"
-# A host on a frozen mirror turns apt's Valid-Until check off; the source build follows.
+# A host on a frozen mirror turns apt's Valid-Until check off; the newer-HAProxy sources follow.
 if apt-config dump 2>/dev/null | grep -qi '^Acquire::Check-Valid-Until "false"'; then
     export DIB_HAPROXY_SOURCE_CHECK_VALID_UNTIL=${DIB_HAPROXY_SOURCE_CHECK_VALID_UNTIL:-no}
+    export DIB_HAPROXY_APT_CHECK_VALID_UNTIL=${DIB_HAPROXY_APT_CHECK_VALID_UNTIL:-no}
 fi
 export DIB_HAPROXY_APT_KEY="${HAPROXY_KEY}"
 export DIB_AMPHORA_BUILD_ID="${BUILD_ID}"

@@ -5,11 +5,12 @@ a CA, a server certificate naming the amphora id, a client certificate, and
 the agent config rendered by ``controller_stub.provision``, all handed to the
 VM on a config drive (ISO 9660, label ``config-2``, Nova's ``meta_data.json``
 ``files`` list). qemu user networking is ``restrict=on`` (the guest reaches
-nothing) with the agent port forwarded from 127.0.0.1 only. With
-``vip_ports`` a second NIC, also ``restrict=on``, stands in for the VIP
-network (:data:`VIP_NETWORK`): those ports of :data:`VIP_ADDRESS` are
-forwarded from 127.0.0.1, so a test plugs that NIC as the VIP through the agent
-and sends a listener real traffic.
+nothing) with the agent port forwarded from 127.0.0.1 only.
+:meth:`AmphoraVM.attach_vip_nic` hot-plugs a second NIC over the VM's QMP
+socket, as Nova attaches a VIP port: another ``restrict=on`` user network
+(:data:`VIP_NETWORK`) with ``vip_ports`` of :data:`VIP_ADDRESS` forwarded
+from 127.0.0.1, so a test plugs that NIC as the VIP through the agent and
+sends a listener real traffic.
 
 A second channel, a virtio serial port named ``org.amphora.journal.0``, makes
 the guest stream the journal of its agent units to ``journal.log`` beside the
@@ -24,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -151,15 +153,10 @@ class AmphoraVM:
             "-chardev", f"file,id=journal,path={self.journal}",
             "-device", f"virtserialport,bus=debugser.0,chardev=journal,name={JOURNAL_PORT}",
         ]
-        # guest port -> 127.0.0.1 port on this host
+        # guest port -> 127.0.0.1 port on this host, for the VIP NIC attached later
         self.vip_ports = {port: free_port() for port in vip_ports}
-        if self.vip_ports:
-            forwards = "".join(f",hostfwd=tcp:127.0.0.1:{host}-{VIP_ADDRESS}:{guest}"
-                               for guest, host in self.vip_ports.items())
-            self.command += [
-                "-netdev", f"user,id=vip,restrict=on,net={VIP_NETWORK},host={VIP_GATEWAY}"
-                           f",dhcpstart={VIP_ADDRESS}{forwards}",
-                "-device", f"virtio-net-pci,netdev=vip,mac={VIP_MAC}"]
+        self.qmp_socket = workdir / "qmp.sock"
+        self.command += ["-qmp", f"unix:{self.qmp_socket},server=on,wait=off"]
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
 
@@ -226,6 +223,41 @@ class AmphoraVM:
                 time.sleep(2)
         raise TimeoutError(f"agent did not answer within {timeout:.0f}s (last: {last}):\n"
                            + self.diagnostics())
+
+    def attach_vip_nic(self) -> None:
+        """Hot-plug the VIP NIC, as Nova attaches a VIP port to a running amphora.
+
+        NICs present at boot are management NICs (the image runs DHCP on them);
+        only a NIC that arrives later is the agent's to plug.
+        """
+        forwards = [{"str": f"tcp:127.0.0.1:{host}-{VIP_ADDRESS}:{guest}"}
+                    for guest, host in self.vip_ports.items()]
+        self.qmp("netdev_add", {"type": "user", "id": "vip", "restrict": True,
+                                "net": VIP_NETWORK, "host": VIP_GATEWAY,
+                                "dhcpstart": VIP_ADDRESS, "hostfwd": forwards})
+        self.qmp("device_add", {"driver": "virtio-net-pci", "netdev": "vip", "mac": VIP_MAC,
+                                "id": "vip-nic"})
+
+    def qmp(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+        """One QMP command on the VM's control socket; raises on QMP's error reply."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(30)
+            conn.connect(str(self.qmp_socket))
+            replies = conn.makefile("rb")
+
+            def call(message: dict[str, Any]) -> Any:
+                conn.sendall(json.dumps(message).encode() + b"\n")
+                for line in replies:
+                    reply = json.loads(line)
+                    if "error" in reply:
+                        raise RuntimeError(f"QMP {message['execute']}: {reply['error']}")
+                    if "return" in reply:
+                        return reply["return"]
+                raise RuntimeError(f"QMP {message['execute']}: the socket closed")
+
+            json.loads(replies.readline())  # the greeting
+            call({"execute": "qmp_capabilities"})
+            return call({"execute": command, **({"arguments": arguments} if arguments else {})})
 
     @staticmethod
     def vip_plug_body() -> dict[str, Any]:
