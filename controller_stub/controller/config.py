@@ -18,6 +18,7 @@ from controller_stub.controller.health import HealthSettings
 from controller_stub.controller.housekeeping import HousekeepingSettings
 
 _ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_BASE_URI_RE = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]{1,255}(/[A-Za-z0-9._~\-/]{0,512})?")
 _DRIVERS = ("local", "openstack")
 _IMAGE_SOURCES = ("local", "glance")
 
@@ -33,6 +34,9 @@ class ApiSettings:
     default_project: str | None = None
     static_tokens_file: str | None = None
     threads: int = 8
+    # Octavia's [api_settings] api_base_uri: the public URL in links (pagination,
+    # version document) when a proxy stands in front; None: from each request
+    base_uri: str | None = None
     keystone_authtoken: dict[str, str] = field(default_factory=dict)
 
 
@@ -236,8 +240,12 @@ def _api(a: configparser.SectionProxy, keystone: dict[str, str]) -> ApiSettings:
         default_project=a.get("default_project", fallback=None),
         static_tokens_file=a.get("static_tokens_file", fallback=None),
         threads=_int(a, "threads", d.threads, 1, 256),
+        base_uri=a.get("base_uri", fallback=None),
         keystone_authtoken=keystone,
     )
+    if settings.base_uri is not None and not _BASE_URI_RE.fullmatch(settings.base_uri):
+        raise ValueError("[api] base_uri: an http:// or https:// URL with no query or "
+                         "fragment, e.g. https://lb.example.com:9876")
     if settings.auth_strategy not in ("noauth", "static", "keystone"):
         raise ValueError("[api] auth_strategy: one of noauth, static, keystone")
     try:

@@ -81,7 +81,7 @@ class Service:
         tokens = (auth.load_tokens(settings.static_tokens_file)
                   if settings.auth_strategy == "static" and settings.static_tokens_file
                   else None)
-        app = create_app(self.api, self.networks)
+        app = create_app(self.api, self.networks, base_uri=settings.base_uri)
         app.wsgi_app = auth.wrap(app.wsgi_app, settings.auth_strategy,  # type: ignore[method-assign]
                                  default_project=settings.default_project, tokens=tokens,
                                  keystone_options=settings.keystone_authtoken)

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, current_app, json, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
@@ -58,13 +58,23 @@ class LbaasAlias:
         return self.app(environ, start_response)
 
 
+def public_root() -> str:
+    """The URL clients reach this API by, with a trailing slash."""
+    configured = current_app.config.get("AMPHORA_BASE_URI")
+    return configured + "/" if configured else request.host_url
+
+
 def lbaas_collections() -> set[str]:
     """The first path segment after ``/lbaas/`` of every declared route."""
     return {op.rule.split("/")[2] for op in OPERATIONS if op.rule.startswith("/lbaas/")}
 
 
-def create_app(controller: Controller, networks: NetworkRegistry | None = None) -> Flask:
+def create_app(controller: Controller, networks: NetworkRegistry | None = None, *,
+               base_uri: str | None = None) -> Flask:
+    """``base_uri``: the public URL clients use (links are built on it), as
+    Octavia's ``api_base_uri``; by default the URL of each request."""
     app = Flask("amphora-controller-api")
+    app.config["AMPHORA_BASE_URI"] = base_uri.rstrip("/") if base_uri else None
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = False
     app.extensions["amphora"] = Backend(controller, networks or NetworkRegistry({}))
@@ -77,7 +87,7 @@ def create_app(controller: Controller, networks: NetworkRegistry | None = None) 
 
     @app.get("/")
     def version_document() -> Response:
-        return Response(json.dumps(versions(request.host_url)), mimetype="application/json")
+        return Response(json.dumps(versions(public_root())), mimetype="application/json")
 
     @app.get("/v2")
     @app.get("/v2.0")

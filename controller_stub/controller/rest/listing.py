@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
 from controller_stub.controller.rest.errors import ApiError
 
@@ -138,7 +138,8 @@ def _links(rows: list[dict[str, Any]], limit: int | None,
            marker: str | None) -> list[dict[str, str]]:
     if not rows:
         return []
-    base = request.base_url
+    configured = current_app.config.get("AMPHORA_BASE_URI")
+    base = configured + request.path if configured else request.base_url
     attrs = [f"limit={limit}"]
     for name in ("sort", "sort_key"):
         if request.args.get(name):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -12,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from amphora_agent.haproxy import sockets
 from amphora_agent.services import DirectServiceManager, ServiceSpec
 from tests.support import namespaces
 
@@ -72,9 +72,15 @@ def _takes_reloads(tmp_path: Path) -> bool:
     """HAProxy's master answers its CLI only from its event loop, after it has
     installed its SIGUSR2 handler; a reload signal sent earlier is lost."""
     try:
-        return bool(sockets.show_proc(f"{tmp_path}/master.sock").workers)
-    except sockets.SocketError:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as cli:
+            cli.settimeout(2)
+            cli.connect(f"{tmp_path}/master.sock")
+            cli.sendall(b"show proc\n")
+            cli.shutdown(socket.SHUT_WR)  # the master CLI answers once it sees our EOF
+            reply = b"".join(iter(lambda: cli.recv(4096), b""))
+    except OSError:
         return False
+    return any(" worker " in line for line in reply.decode().splitlines())
 
 
 def _serves(namespace: str) -> bool:

@@ -24,11 +24,12 @@ MEMBER_SUBNET = next(s.id for s in REGISTRY.subnets.values()
 
 class Api:
     def __init__(self, tmp_path: Path,
-                 middleware: Callable[[auth.WsgiApp], auth.WsgiApp] | None = None) -> None:
+                 middleware: Callable[[auth.WsgiApp], auth.WsgiApp] | None = None,
+                 base_uri: str | None = None) -> None:
         self.sessions = db.open_store(f"sqlite:///{tmp_path}/state.db")
         self.controller = Controller(self.sessions, StaticImage(
             "img-26", {"haproxy_version": "2.6.12", "openssl_version": "3.0.11"}))
-        app = create_app(self.controller, REGISTRY)
+        app = create_app(self.controller, REGISTRY, base_uri=base_uri)
         wrap = middleware or (lambda inner: auth.noauth(inner, "p1"))
         app.wsgi_app = wrap(app.wsgi_app)  # type: ignore[method-assign]
         self.client: FlaskClient = app.test_client()

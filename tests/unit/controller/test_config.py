@@ -52,6 +52,9 @@ def test_zones_certificates_and_failed_amphorae(tmp_path: Path) -> None:
     ("[api]\nflow_retention = 5\n", r"\[api\] flow_retention"),
     ("[health_manager]\nheartbeat_intervall = 1\n", "heartbeat_intervall"),
     ("[controller]\nlease_seconds = 2\n[budget]\nagent_timeout = 3\n", "lease_seconds"),
+    ("[api]\nbase_uri = ftp://lb.example.com\n", r"\[api\] base_uri"),
+    ("[api]\nbase_uri = https://lb.example.com/v2?x=1\n", r"\[api\] base_uri"),
+    ("[api]\nbase_uri = https://lb.example.com\"><script>\n", r"\[api\] base_uri"),
 ])
 def test_bad_values_are_refused(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
@@ -77,3 +80,9 @@ def test_openstack_notifications_and_statistics_sections(tmp_path: Path) -> None
     assert cfg.notifications["drivers"] == "log, webhook"
     assert cfg.statistics == {"drivers": "state_store", "prometheus_port": "9200"}
     assert config.load(_write(tmp_path, "")).notifications == {}
+
+
+def test_api_base_uri(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "[api]\nbase_uri = https://lb.example.com:9876\n"))
+    assert cfg.api.base_uri == "https://lb.example.com:9876"
+    assert config.load(_write(tmp_path, "")).api.base_uri is None

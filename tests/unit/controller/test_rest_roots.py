@@ -37,3 +37,24 @@ def test_only_whole_collection_names_are_aliased(tmp_path: Path) -> None:
         assert set(r.json) == {"faultcode", "faultstring", "debuginfo"}, r.json
     # the operator's amphorae stay where Octavia has them (admin only: routed, refused)
     assert api.client.get("/v2/octavia/amphorae").status_code == 403
+
+
+def test_links_use_the_configured_public_url(tmp_path: Path) -> None:
+    """Behind a proxy the request's own URL is not the one clients use ([api] base_uri)."""
+    api = Api(tmp_path, base_uri="https://lb.example.com:9876/")
+    api.lb("one")
+    api.lb("two")
+    page = api.client.get("/v2/loadbalancers?limit=1")
+    (link,) = page.json["loadbalancers_links"]
+    first = page.json["loadbalancers"][0]["id"]
+    assert link == {"rel": "next", "href": "https://lb.example.com:9876/v2/lbaas/loadbalancers"
+                                            f"?limit=1&marker={first}"}
+    versions = api.client.get("/").json["versions"]
+    assert {v["links"][0]["href"] for v in versions} == {"https://lb.example.com:9876/v2"}
+    # without it, the request's own URL
+    (tmp_path / "plain").mkdir()
+    plain = Api(tmp_path / "plain")
+    plain.lb("one")
+    plain.lb("two")
+    (link,) = plain.client.get("/v2/lbaas/loadbalancers?limit=1").json["loadbalancers_links"]
+    assert link["href"].startswith("http://localhost/v2/lbaas/loadbalancers?limit=1&marker=")
