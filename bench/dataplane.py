@@ -245,6 +245,17 @@ class Lab:
         self.log_target = f"127.0.0.1:{LOG_PORT}"
         self.ca = CertificateAuthority.create("bench CA")
         self.installed = False
+        self.openssl_version = "3.0.0"  # Target's default: this host's major.minor
+
+    def use_root_versions(self, root: Path) -> None:
+        """With ``--haproxy-root`` the agent still reports this host's packages
+        (it reads dpkg); render for the root's HAProxy and OpenSSL instead."""
+        def version(package: str) -> str:
+            return subprocess.run(
+                ["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Version}",
+                 package], capture_output=True, text=True, check=True).stdout.strip()
+        self.info = {**self.info, "haproxy_version": version("haproxy")}
+        self.openssl_version = version("openssl").split("-")[0]
 
     def document(self) -> dict[str, Any]:
         pools = [str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.lb_id}/{n}")) for n in (1, 2)]
@@ -278,6 +289,7 @@ class Lab:
     def ours(self, nbthread: int, **options: Any) -> str:
         # 1 thread: a 2-vCPU amphora leaving CPU 0 to the system; 2: both vCPUs
         target = Target(haproxy_version=self.info["haproxy_version"], cpu_count=2,
+                        openssl_version=self.openssl_version,
                         reserve_cpu0=nbthread == 1, memory_kb=self.memory_kb,
                         fd_limit=self.details["open_file_limit"]["hard"])
         return render(self.document(), amphora_id=self.bench.amphora.id, target=target,
@@ -601,6 +613,8 @@ def main() -> int:
     with plugged_amphora(members=1, haproxy_cmd=haproxy_cmd) as bench:
         pem = bench.fabric.workdir / "member-tls.pem"
         lab = Lab(bench, workdir, args.memory_kb)
+        if args.haproxy_root:
+            lab.use_root_versions(args.haproxy_root)
         # HTTP/2 runs only where the image offers it (docs/rendering.md's table)
         versions = capabilities.Versions.of(
             ".".join(lab.info["haproxy_version"].split(".")[:3]).split("-")[0])
