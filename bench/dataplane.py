@@ -565,6 +565,12 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
         "no_ssl_max_ver": drop(r" ssl-max-ver TLSv1\.3"),
         "no_server_state": drop(r"    (server-state-file|load-server-state-from-file) .*\n"),
         "no_notice_log": drop(r'    log "[^"]+" "local1" notice\n'),
+        "no_dh_param": drop(r"    tune\.ssl\.default-dh-param .*\n"),
+        "bind_tls_from_globals": drop(r' ciphers "[^"]+" ciphersuites "[^"]+" '
+                                      r'ssl-min-ver TLSv1\.2 ssl-max-ver TLSv1\.3'),
+        "global_trimmed": drop(r'    (user|group|stats timeout|server-state-file|hard-stop-after'
+                               r'|tune\.ssl\.default-dh-param|ssl-default-server-\w+'
+                               r'|load-server-state-from-file) .*\n'),
         "no_h2_glitches_threshold": drop(r"    tune\.h2\.(fe|be)\.glitches-threshold .*\n"),
         "h2_alpn_only": edit(' alpn "h2,http/1.1,http/1.0"', ' alpn "h2,http/1.1"'),
         "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
