@@ -14,14 +14,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, current_app, json, request
+from flask import Flask, Response, json, request
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from controller_stub.controller.api import Controller
 from controller_stub.controller.errors import ControllerError
 from controller_stub.controller.networks import NetworkRegistry
-from controller_stub.controller.rest import openapi
+from controller_stub.controller.rest import listing, openapi
 from controller_stub.controller.rest.common import Backend
 from controller_stub.controller.rest.errors import ApiError, fault
 from controller_stub.controller.rest.resources import MODULES
@@ -58,12 +58,6 @@ class LbaasAlias:
         return self.app(environ, start_response)
 
 
-def public_root() -> str:
-    """The URL clients reach this API by, with a trailing slash."""
-    configured = current_app.config.get("AMPHORA_BASE_URI")
-    return configured + "/" if configured else request.host_url
-
-
 def lbaas_collections() -> set[str]:
     """The first path segment after ``/lbaas/`` of every declared route."""
     return {op.rule.split("/")[2] for op in OPERATIONS if op.rule.startswith("/lbaas/")}
@@ -87,7 +81,7 @@ def create_app(controller: Controller, networks: NetworkRegistry | None = None, 
 
     @app.get("/")
     def version_document() -> Response:
-        return Response(json.dumps(versions(public_root())), mimetype="application/json")
+        return Response(json.dumps(versions(listing.public_url("/"))), mimetype="application/json")
 
     @app.get("/v2")
     @app.get("/v2.0")

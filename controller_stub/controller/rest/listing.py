@@ -95,6 +95,13 @@ def select_fields(obj: dict[str, Any], fields: list[str] | None) -> dict[str, An
     return obj if fields is None else {k: v for k, v in obj.items() if k in fields}
 
 
+def public_url(path: str) -> str:
+    """``path`` on the URL clients reach this API by: ``[api] base_uri`` (Octavia's
+    ``api_base_uri``) behind a proxy, else the request's own scheme and host."""
+    base = current_app.config.get("AMPHORA_BASE_URI") or request.host_url.rstrip("/")
+    return base + path
+
+
 def paginate(collection: str, items: Iterable[dict[str, Any]], known: set[str],
              hidden: set[str] | None = None) -> dict[str, Any]:
     """The list body ``{collection: [...], collection_links: [...]}``; ``known`` are
@@ -138,8 +145,7 @@ def _links(rows: list[dict[str, Any]], limit: int | None,
            marker: str | None) -> list[dict[str, str]]:
     if not rows:
         return []
-    configured = current_app.config.get("AMPHORA_BASE_URI")
-    base = configured + request.path if configured else request.base_url
+    base = public_url(request.path)
     attrs = [f"limit={limit}"]
     for name in ("sort", "sort_key"):
         if request.args.get(name):
