@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 API_VERSION = api.API_VERSION
 
 
-def info() -> dict[str, Any]:
-    versions = sysinfo.package_versions()
+def info(agent: Agent) -> dict[str, Any]:
+    versions = sysinfo.package_versions(agent.config.haproxy_cmd)
     return {
         "hostname": sysinfo.hostname(),
         "haproxy_version": versions["haproxy"],
@@ -33,7 +33,7 @@ def info() -> dict[str, Any]:
 
 def details(agent: Agent) -> dict[str, Any]:
     config = agent.config
-    versions = sysinfo.package_versions()
+    versions = sysinfo.package_versions(config.haproxy_cmd)
     running, listeners = agent.loadbalancers.status()
     return {
         "hostname": sysinfo.hostname(),

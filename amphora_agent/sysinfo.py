@@ -2,7 +2,10 @@
 
 Package versions come from dpkg (what the controller's capability checks key
 on) and are cached until dpkg's status file changes, so ``/info`` costs no
-subprocess on the hot path.
+subprocess on the hot path. An agent configured to run another HAProxy than
+the packaged one (``haproxy_cmd``: a source build, a newer release beside the
+image's) reports that binary's own version instead: the controller renders
+for what actually runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 from dataclasses import dataclass
 
 DPKG_STATUS = "/var/lib/dpkg/status"
+PACKAGED_HAPROXY = "/usr/sbin/haproxy"
 PACKAGES = ("haproxy", "keepalived", "ipvsadm")
 _VERSION_RE = re.compile(r"version v?(\d+(?:\.\d+)+\S*)", re.IGNORECASE)
 # The agent's own distribution in an image; the whole project in a development tree.
@@ -27,7 +31,7 @@ _DISTRIBUTIONS = ("amphora-agent", "amphora")
 
 @dataclass
 class _VersionCache:
-    stamp: tuple[int, int] | None = None
+    stamp: tuple[object, ...] | None = None
     versions: dict[str, str | None] | None = None
 
 
@@ -35,12 +39,16 @@ _cache = _VersionCache()
 _cache_lock = threading.Lock()
 
 
-def _dpkg_stamp() -> tuple[int, int] | None:
+def _file_stamp(path: str) -> tuple[int, int] | None:
     try:
-        st = os.stat(DPKG_STATUS)
+        st = os.stat(path)
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size)
+
+
+def _is_packaged(haproxy_cmd: str) -> bool:
+    return os.path.realpath(haproxy_cmd) == os.path.realpath(PACKAGED_HAPROXY)
 
 
 def _dpkg_versions(names: tuple[str, ...]) -> dict[str, str | None]:
@@ -69,15 +77,24 @@ def _binary_version(cmd: list[str]) -> str | None:
     return match.group(1) if match else None
 
 
-def package_versions() -> dict[str, str | None]:
-    """``{haproxy, keepalived, ipvsadm}`` → distro package version or None."""
-    stamp = _dpkg_stamp()
+def package_versions(haproxy_cmd: str = PACKAGED_HAPROXY) -> dict[str, str | None]:
+    """``{haproxy, keepalived, ipvsadm}`` → distro package version or None.
+
+    ``haproxy`` is the version of ``haproxy_cmd``: the package's while that is
+    the packaged binary, else the binary's own ``-v`` (cached until dpkg's
+    status or that file changes).
+    """
+    packaged = _is_packaged(haproxy_cmd)
+    stamp = (_file_stamp(DPKG_STATUS), haproxy_cmd,
+             None if packaged else _file_stamp(haproxy_cmd))
     with _cache_lock:
         if _cache.versions is not None and _cache.stamp == stamp:
             return dict(_cache.versions)
         versions = _dpkg_versions(PACKAGES)
-        fallbacks = {"haproxy": ["haproxy", "-v"], "keepalived": ["keepalived", "-v"],
-                     "ipvsadm": ["ipvsadm", "--version"]}
+        if not packaged:
+            versions["haproxy"] = None
+        fallbacks = {"haproxy": [haproxy_cmd if not packaged else "haproxy", "-v"],
+                     "keepalived": ["keepalived", "-v"], "ipvsadm": ["ipvsadm", "--version"]}
         for name, cmd in fallbacks.items():
             if versions.get(name) is None:
                 versions[name] = _binary_version(cmd)

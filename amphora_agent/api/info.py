@@ -18,7 +18,7 @@ def root():  # type: ignore[no-untyped-def]
 
 @blueprint.get("/1.0/info")
 def info():  # type: ignore[no-untyped-def]
-    return jsonify(facts.info())
+    return jsonify(facts.info(agent_app.current_agent()))
 
 
 @blueprint.get("/1.0/details")

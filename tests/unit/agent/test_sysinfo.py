@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import subprocess
+from types import SimpleNamespace
 
 from amphora_agent import facts, sysinfo
 
@@ -10,8 +11,13 @@ def _dpkg(name: str) -> str:
                           text=True, check=True).stdout
 
 
+def _agent(haproxy_cmd: str) -> SimpleNamespace:
+    """What ``facts.info`` reads of the agent: its configured HAProxy."""
+    return SimpleNamespace(config=SimpleNamespace(haproxy_cmd=haproxy_cmd))
+
+
 def test_info_reports_installed_package_versions() -> None:
-    info = facts.info()
+    info = facts.info(_agent(sysinfo.PACKAGED_HAPROXY))
     assert info["haproxy_version"] == _dpkg("haproxy")
     assert info["keepalived_version"] == _dpkg("keepalived")
     # the controller takes the first two dotted fields of haproxy_version
@@ -57,3 +63,27 @@ def test_version_cache_follows_dpkg_status(tmp_path, monkeypatch) -> None:
     status.write_text("changed, longer")
     sysinfo.package_versions()
     assert len(calls) == 2
+
+
+def _fake_haproxy(path, version: str) -> None:
+    path.write_text(f"#!/bin/sh\necho 'HAProxy version {version} 2025/11/10 - https://haproxy.org/'\n")
+    path.chmod(0o755)
+
+
+def test_a_haproxy_other_than_the_package_reports_its_own_version(tmp_path) -> None:
+    # a source build or a newer release beside the image's: the controller
+    # must render for the binary that runs, not for the package
+    binary = tmp_path / "haproxy"
+    _fake_haproxy(binary, "3.2.26-1")
+    assert facts.info(_agent(str(binary)))["haproxy_version"] == "3.2.26-1"
+    # replaced in place (an upgrade of the custom build): read again
+    _fake_haproxy(binary, "3.2.27-10")
+    assert sysinfo.package_versions(str(binary))["haproxy"] == "3.2.27-10"
+    # the other packages still come from dpkg
+    assert sysinfo.package_versions(str(binary))["keepalived"] == _dpkg("keepalived")
+
+
+def test_a_link_to_the_packaged_haproxy_reports_the_package(tmp_path) -> None:
+    link = tmp_path / "haproxy"
+    link.symlink_to(sysinfo.PACKAGED_HAPROXY)
+    assert sysinfo.package_versions(str(link))["haproxy"] == _dpkg("haproxy")
