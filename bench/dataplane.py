@@ -1,15 +1,20 @@
 """Requests/s and p99 through an amphora: our rendering, Octavia's, and a hand-tuned config.
 
-One load balancer (an HTTP listener on :80 and a TERMINATED_HTTPS listener on
-:443 with one RSA-2048 certificate, each with a pool holding the same member)
-is served in turn, on the same fabric, amphora and HAProxy binary, by:
+One load balancer (an HTTP listener and a TERMINATED_HTTPS listener with one
+RSA-2048 certificate, each with a pool holding the same member) is rendered
+by each config below and served on the same fabric, amphora and HAProxy
+binary. Each config runs as its own load balancer on its own two ports
+(80/443, 1080/1443, ...), all of them at once, so the benchmark switches
+config by switching port, seconds apart and without restarting anything:
 
 - ``ours``: ``haproxy_templates.render`` for the amphora (Target from its
   ``/1.0/details``, the modelled memory below);
 - ``octavia``: Octavia's own ``combined_listeners`` templater (``.venv-octavia``,
   ``bench/octavia_render.py``) for the same LB, with the same certificate (as
   the crt-list its driver uploads) and the same ``/1.0/details``;
-- ``hand_tuned``: ``bench/hand_tuned.cfg``, written for this benchmark.
+- ``hand_tuned``: ``bench/hand_tuned.cfg``, written for this benchmark;
+- ``ours_again``: our rendering a second time, as a control (``--no-control``
+  leaves it out): its ratio to ``ours`` is what this run cannot tell apart.
 
 All three log every request to the same syslog sink (a UDP socket in the
 amphora's namespace), as an amphora logs to its rsyslog.
@@ -23,23 +28,27 @@ from its per-request log). During the two handshake cases HAProxy's ``show
 info`` is sampled: ``full_handshake_pct`` = key-exchange rate / TLS
 connection rate, so what each case measured is on record.
 
-Threads: 1 and 2. At 1 thread every config pins HAProxy to CPU 1 (ours and
-Octavia's render ``cpu-map`` so for a 2-vCPU amphora that leaves CPU 0 to the
-system) and the load generators and the member run pinned to CPU 0 with
-``taskset``. At 2 threads HAProxy uses both CPUs and nothing is pinned (two
-cores cannot keep them apart); Octavia's templater emits no ``nbthread`` then
-(no TuneD profile reported), so HAProxy 2.6 starts one thread per CPU.
+Threads: 1 and 2, every config started cold for each. At 1 thread every
+config pins HAProxy to CPU 1 (ours and Octavia's render ``cpu-map`` so for a
+2-vCPU amphora that leaves CPU 0 to the system) and the load generators and
+the member run pinned to CPU 0 with ``taskset``. At 2 threads HAProxy uses
+both CPUs and nothing is pinned (two cores cannot keep them apart);
+Octavia's templater emits no ``nbthread`` then (no TuneD profile reported),
+so HAProxy starts one thread per CPU.
 
-This machine is shared: configs run interleaved in rounds, each round in an
-order rotated by one (ours, octavia, hand_tuned; octavia, hand_tuned, ours;
-...), so each config takes every place in turn; every figure is the median
-over the rounds, and ``rounds`` says how many. ``ratio_to_octavia`` and
-``ratio_to_hand_tuned`` compare the medians of the same run (requests/s).
+This machine is a shared VM: the same config, run twice a few seconds apart,
+can differ by 15 % in requests/s and in CPU per request (the host's other
+tenants; there is no hardware counter to count instructions instead). So the
+configs take turns case by case: in each round every case runs once per
+config, back to back, in an order rotated each round and case, so each config
+takes every place in turn. ``ratio_to_octavia`` and ``ratio_to_hand_tuned``
+are the median over rounds of the ratio between two runs of the same round
+(the drift between rounds cancels out of each pair), ``ratio_iqr_to_*`` the
+quartiles of those ratios; ``rps`` and ``p99_ms`` are medians over the rounds.
 ``cpu_us_per_request`` is HAProxy's own CPU time (user + system of master and
-workers, from /proc/PID/stat) per request served; ``cpu_ratio_to_*`` compare
-it (below 1: cheaper per request). Requests/s moves with whatever else runs on
-the machine; CPU per request much less, so it is the figure to judge a change
-by.
+workers, from /proc/PID/stat) per request served, ``cpu_ratio_to_*`` its
+paired ratio (below 1: cheaper per request). ``ours_again``'s ratios show the
+resolution: a difference inside them is not a difference this run can see.
 
 The reload measurement (``--no-reload-memory`` skips it): each rendering of a
 TERMINATED_HTTPS LB on a modelled amphora, 10,000 full handshakes to fill
@@ -50,7 +59,8 @@ HAProxy process until the old worker is gone; ``peak`` is the highest sum.
 Debian root (the image tests cache trixie's and sid's under
 ``~/.cache/amphora-image/roots``) with that root's loader and libraries:
 the same comparison on HAProxy 3.0 or 3.2, where the HTTP/2 case runs.
-``--seconds`` sets each load run's length (default 2).
+``--seconds`` sets each load run's length (default 1: more, shorter pairs
+beat fewer, longer ones on a machine whose speed drifts).
 
 ``--variants`` measures single changes to our config against the unchanged
 one (interleaved, same medians), for the tuning notes in docs/haproxy.md.
@@ -74,6 +84,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +103,7 @@ OCTAVIA_PYTHON = ROOT / ".venv-octavia" / "bin" / "python"
 HAND_TUNED = Path(__file__).with_name("hand_tuned.cfg")
 CASES = ("http_keep_alive", "http_new_connection", "tls13_keep_alive", "tls_full_handshake",
          "tls_resumption", "http2")
-SECONDS = 2
+SECONDS = 1
 CONNECTIONS = 32
 S_TIME_PROCESSES = 4
 LOG_PORT = 5514
@@ -226,25 +237,46 @@ class HandshakeSampler:
 
 # ------------------------------------------------------------------- the setup
 
+@dataclass(frozen=True)
+class Slot:
+    """One load balancer on the amphora. Every config under test gets its own,
+    on its own two ports, and all of them run at once: the benchmark switches
+    configs by switching ports, within seconds and without a restart."""
+
+    name: str
+    index: int
+    lb_id: str
+    http_listener: str
+    tls_listener: str
+    stats_socket: Path
+
+    @property
+    def http_port(self) -> int:
+        return 80 + 1000 * self.index
+
+    @property
+    def tls_port(self) -> int:
+        return 443 + 1000 * self.index
+
+
 class Lab:
-    """The amphora, its LB, the member, the log sink and the three configs."""
+    """The amphora, its load balancers, the member, the log sink and the configs."""
 
     def __init__(self, bench: Bench, workdir: Path, memory_kb: int) -> None:
         self.bench = bench
         self.workdir = workdir
         self.memory_kb = memory_kb
-        self.lb_id = str(uuid.uuid4())
-        self.http_listener, self.tls_listener = str(uuid.uuid4()), str(uuid.uuid4())
         conf = agent_config.load(bench.amphora.config_file)
         self.base_path, self.cert_dir = conf.base_path, conf.base_cert_dir
-        self.stats_socket = Path(self.base_path) / f"{self.lb_id}.sock"
         self.vip = str(bench.vip.ipv4)
         self.member_ip = str(bench.members[0].ipv4)
         self.details = bench.client.details()
         self.info = bench.client.info()
         self.log_target = f"127.0.0.1:{LOG_PORT}"
         self.ca = CertificateAuthority.create("bench CA")
-        self.installed = False
+        self.pems: dict[str, bytes] = {}
+        self.slots: dict[str, Slot] = {}
+        self.running: set[str] = set()
         self.openssl_version = "3.0.0"  # Target's default: this host's major.minor
 
     def use_root_versions(self, root: Path) -> None:
@@ -257,47 +289,56 @@ class Lab:
         self.info = {**self.info, "haproxy_version": version("haproxy")}
         self.openssl_version = version("openssl").split("-")[0]
 
-    def document(self) -> dict[str, Any]:
-        pools = [str(uuid.uuid5(uuid.NAMESPACE_OID, f"{self.lb_id}/{n}")) for n in (1, 2)]
+    def issue_certificates(self, key_kind: str) -> None:
+        """The LB's certificate, and an ECDSA P-256 one for the side-by-side variant."""
+        self.pems = {"lb.pem": self.ca.issue_server(self.vip, key_kind=key_kind).pem,
+                     "lb-ecdsa.pem": self.ca.issue_server(self.vip, key_kind="ec").pem}
+
+    def slot(self, name: str) -> Slot:
+        """The load balancer ``name`` runs as, created (certificates uploaded) on first use."""
+        if name not in self.slots:
+            lb_id = str(uuid.uuid4())
+            slot = Slot(name, len(self.slots), lb_id, str(uuid.uuid4()), str(uuid.uuid4()),
+                        Path(self.base_path) / f"{lb_id}.sock")
+            client = self.bench.client
+            for pem_name, pem in self.pems.items():
+                client.upload_cert(lb_id, pem_name, pem)
+            # the same certificate as Octavia's driver uploads it: a crt-list
+            # named after the listener
+            crt_list = f"{self.cert_dir}/{lb_id}/lb.pem\n".encode()
+            client.upload_cert(lb_id, f"{slot.tls_listener}.pem", crt_list)
+            self.slots[name] = slot
+        return self.slots[name]
+
+    def document(self, slot: Slot) -> dict[str, Any]:
+        pools = [str(uuid.uuid5(uuid.NAMESPACE_OID, f"{slot.lb_id}/{n}")) for n in (1, 2)]
         member = {"address": self.member_ip, "protocol_port": 8080}
         return {
-            "id": self.lb_id, "vip_address": self.vip, "topology": "SINGLE",
+            "id": slot.lb_id, "vip_address": self.vip, "topology": "SINGLE",
             "amphorae": [{"id": self.bench.amphora.id, "role": "STANDALONE"}],
             "listeners": [
-                {"id": self.http_listener, "protocol": "HTTP", "protocol_port": 80,
+                {"id": slot.http_listener, "protocol": "HTTP", "protocol_port": slot.http_port,
                  "default_pool_id": pools[0], "connection_limit": CONNECTION_LIMIT},
-                {"id": self.tls_listener, "protocol": "TERMINATED_HTTPS", "protocol_port": 443,
-                 "default_pool_id": pools[1], "default_tls_container_ref": "lb.pem",
-                 "connection_limit": CONNECTION_LIMIT}],
+                {"id": slot.tls_listener, "protocol": "TERMINATED_HTTPS",
+                 "protocol_port": slot.tls_port, "default_pool_id": pools[1],
+                 "default_tls_container_ref": "lb.pem", "connection_limit": CONNECTION_LIMIT}],
             "pools": [{"id": pool, "protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
                        "members": [{"id": str(uuid.uuid5(uuid.NAMESPACE_OID, pool)), **member}]}
                       for pool in pools],
         }
 
-    def upload_certificates(self, key_kind: str) -> None:
-        """The one certificate, as our renderer names it and as Octavia's
-        driver uploads it (a crt-list named after the listener)."""
-        pem = self.ca.issue_server(self.vip, key_kind=key_kind).pem
-        client = self.bench.client
-        client.upload_cert(self.lb_id, "lb.pem", pem)
-        # the same name on an ECDSA P-256 key, for the side-by-side variant
-        client.upload_cert(self.lb_id, "lb-ecdsa.pem",
-                           self.ca.issue_server(self.vip, key_kind="ec").pem)
-        crt_list = f"{self.cert_dir}/{self.lb_id}/lb.pem\n".encode()
-        client.upload_cert(self.lb_id, f"{self.tls_listener}.pem", crt_list)
-
-    def ours(self, nbthread: int, **options: Any) -> str:
+    def ours(self, nbthread: int, slot: Slot, **options: Any) -> str:
         # 1 thread: a 2-vCPU amphora leaving CPU 0 to the system; 2: both vCPUs
         target = Target(haproxy_version=self.info["haproxy_version"], cpu_count=2,
                         openssl_version=self.openssl_version,
                         reserve_cpu0=nbthread == 1, memory_kb=self.memory_kb,
                         fd_limit=self.details["open_file_limit"]["hard"])
-        return render(self.document(), amphora_id=self.bench.amphora.id, target=target,
+        return render(self.document(slot), amphora_id=self.bench.amphora.id, target=target,
                       options=RenderOptions(base_path=self.base_path, cert_dir=self.cert_dir,
                                             log_target=self.log_target, **options))
 
-    def octavia(self, nbthread: int) -> str:
-        args = {"lb": self.document(), "amphora_id": self.bench.amphora.id,
+    def octavia(self, nbthread: int, slot: Slot) -> str:
+        args = {"lb": self.document(slot), "amphora_id": self.bench.amphora.id,
                 "base_path": self.base_path, "cert_dir": self.cert_dir,
                 "log_target": self.log_target,
                 "haproxy_version": ".".join(self.info["haproxy_version"].split(".")[:3]),
@@ -307,23 +348,29 @@ class Lab:
                                json.dumps(args)], capture_output=True, text=True, check=True,
                               timeout=120).stdout
 
-    def hand_tuned(self, nbthread: int) -> str:
+    def hand_tuned(self, nbthread: int, slot: Slot) -> str:
         return string.Template(HAND_TUNED.read_text()).substitute(
-            log_target=self.log_target, stats_socket=self.stats_socket, nbthread=nbthread,
-            cpus="1" if nbthread == 1 else "0-1", vip=self.vip,
-            cert=f"{self.cert_dir}/{self.lb_id}/lb.pem", member=f"{self.member_ip}:8080")
+            log_target=self.log_target, stats_socket=slot.stats_socket, nbthread=nbthread,
+            cpus="1" if nbthread == 1 else "0-1", vip=self.vip, http_port=slot.http_port,
+            tls_port=slot.tls_port, cert=f"{self.cert_dir}/{slot.lb_id}/lb.pem",
+            member=f"{self.member_ip}:8080")
 
-    def install(self, config: str) -> None:
-        """Stop whatever runs, install ``config``, start it: each run starts cold."""
+    def install(self, slot: Slot, config: str) -> None:
+        """Install ``config`` as ``slot``'s and start it cold (stopped first if running)."""
         client = self.bench.client
-        if self.installed:
-            client.lb_action(self.lb_id, "stop")
-        self.installed = True
-        client.upload_haproxy(self.bench.amphora.id, self.lb_id, config)
-        client.lb_action(self.lb_id, "start")
+        if slot.name in self.running:
+            client.lb_action(slot.lb_id, "stop")
+        client.upload_haproxy(self.bench.amphora.id, slot.lb_id, config)
+        client.lb_action(slot.lb_id, "start")
+        self.running.add(slot.name)
 
-    def master_pid(self) -> int:
-        return int((Path(self.base_path) / self.lb_id / "haproxy.pid").read_text().split()[0])
+    def stop_all(self) -> None:
+        for name in sorted(self.running):
+            self.bench.client.lb_action(self.slots[name].lb_id, "stop")
+        self.running.clear()
+
+    def master_pid(self, slot: Slot) -> int:
+        return int((Path(self.base_path) / slot.lb_id / "haproxy.pid").read_text().split()[0])
 
 
 def haproxy_from_root(root: Path, workdir: Path) -> str:
@@ -388,34 +435,34 @@ def cpu_seconds(master: int) -> float:
     return ticks / CLOCK_TICKS
 
 
-def run_case(lab: Lab, case: str, nbthread: int) -> dict[str, Any]:
+def run_case(lab: Lab, slot: Slot, case: str, nbthread: int) -> dict[str, Any]:
     """One load run, with HAProxy's own CPU per request: on a shared machine
     that varies far less than requests/s does."""
-    master = lab.master_pid()
+    master = lab.master_pid(slot)
     before = cpu_seconds(master)
-    result = _load(lab, case, nbthread)
+    result = _load(lab, slot, case, nbthread)
     used = cpu_seconds(master) - before
     requests = result.pop("requests")
     return {**result, "cpu_us_per_request": 1e6 * used / requests if requests else None}
 
 
-def _load(lab: Lab, case: str, nbthread: int) -> dict[str, Any]:
+def _load(lab: Lab, slot: Slot, case: str, nbthread: int) -> dict[str, Any]:
     user = lab.bench.user.namespace
     cpus = "0" if nbthread == 1 else None
-    vip = lab.vip
+    http, https = f"http://{lab.vip}:{slot.http_port}/", f"https://{lab.vip}:{slot.tls_port}/"
     if case == "http_keep_alive":
-        return wrk(user, cpus, f"http://{vip}/")
+        return wrk(user, cpus, http)
     if case == "http_new_connection":
-        return wrk(user, cpus, f"http://{vip}/", close=True)
+        return wrk(user, cpus, http, close=True)
     if case == "tls13_keep_alive":
-        return wrk(user, cpus, f"https://{vip}/")
+        return wrk(user, cpus, https)
     if case == "http2":
-        return h2load(user, cpus, f"https://{vip}/", lab.workdir)
-    with HandshakeSampler(lab.stats_socket) as sampler:
+        return h2load(user, cpus, https, lab.workdir)
+    with HandshakeSampler(slot.stats_socket) as sampler:
         if case == "tls_full_handshake":
-            result = s_time_new(user, cpus, f"{vip}:443")
+            result = s_time_new(user, cpus, f"{lab.vip}:{slot.tls_port}")
         else:
-            result = wrk(user, cpus, f"https://{vip}/", close=True)
+            result = wrk(user, cpus, https, close=True)
     return {**result, "full_handshake_pct": sampler.full_pct}
 
 
@@ -434,35 +481,53 @@ def median_of(samples: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def compare(lab: Lab, rounds: int, builders: dict[str, Callable[[int], str]],
+def paired_ratios(mine: list[dict[str, Any]], base: list[dict[str, Any]],
+                  label: str) -> dict[str, Any]:
+    """Ratios to ``base`` taken run by run (the two ran seconds apart in the
+    same round), then the median: the machine's drift between rounds, far
+    larger than the differences measured, cancels out of each pair."""
+    rps = [m["rps"] / b["rps"] for m, b in zip(mine, base, strict=True)]
+    cpu = [m["cpu_us_per_request"] / b["cpu_us_per_request"]
+           for m, b in zip(mine, base, strict=True)
+           if m["cpu_us_per_request"] and b["cpu_us_per_request"]]
+    quartiles = statistics.quantiles(rps, n=4) if len(rps) > 1 else rps * 3
+    out: dict[str, Any] = {f"ratio_to_{label}": round(statistics.median(rps), 3),
+                           f"ratio_iqr_to_{label}": [round(quartiles[0], 3),
+                                                     round(quartiles[2], 3)]}
+    if cpu:
+        out[f"cpu_ratio_to_{label}"] = round(statistics.median(cpu), 3)
+    return out
+
+
+def compare(lab: Lab, rounds: int, builders: dict[str, Callable[[int, Slot], str]],
             cases: tuple[str, ...], bench_name: str, baselines: tuple[str, ...],
             threads: tuple[int, ...] = (1, 2)) -> None:
-    """Interleave the configs in rounds, emit medians with ratios to ``baselines``."""
+    """Run every config side by side, case by case, in rounds; emit medians
+    with paired ratios to ``baselines``."""
     for nbthread in threads:
-        texts = {name: build(nbthread) for name, build in builders.items()}
+        for name, build in builders.items():
+            slot = lab.slot(name)
+            lab.install(slot, build(nbthread, slot))
         samples: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        names = list(texts)
+        names = list(builders)
         for round_no in range(rounds):
-            # each config takes each place in the order in turn: whatever the
-            # machine does at the start or end of a round falls on all of them
-            shift = round_no % len(names)
-            for name in names[shift:] + names[:shift]:
-                text = texts[name]
-                log(f"{bench_name}: nbthread {nbthread} round {round_no + 1}/{rounds} {name}")
-                lab.install(text)
-                for case in cases:
-                    samples.setdefault((name, case), []).append(run_case(lab, case, nbthread))
+            log(f"{bench_name}: nbthread {nbthread} round {round_no + 1}/{rounds}")
+            for case_no, case in enumerate(cases):
+                # each config takes each place in turn: whatever the machine
+                # does at a given moment falls on all of them alike
+                shift = (round_no + case_no) % len(names)
+                for name in names[shift:] + names[:shift]:
+                    samples.setdefault((name, case), []).append(
+                        run_case(lab, lab.slots[name], case, nbthread))
         for case in cases:
-            medians = {name: median_of(samples[(name, case)]) for name in texts}
-            for name, result in medians.items():
-                ratios = {f"ratio_to_{base}": round(result["rps"] / medians[base]["rps"], 3)
-                          for base in baselines if base in medians}
-                # < 1: this config spends less HAProxy CPU per request than the baseline
-                ratios.update({f"cpu_ratio_to_{base}": round(
-                    result["cpu_us_per_request"] / medians[base]["cpu_us_per_request"], 3)
-                    for base in baselines if base in medians})
+            for name in names:
+                ratios: dict[str, Any] = {}
+                for base in baselines:
+                    if base in builders:
+                        ratios.update(paired_ratios(samples[(name, case)],
+                                                    samples[(base, case)], base))
                 emit(bench_name, config=name, case=case, nbthread=nbthread, rounds=rounds,
-                     **result, **ratios)
+                     **median_of(samples[(name, case)]), **ratios)
 
 
 # ------------------------------------------------------------ reload memory
@@ -479,38 +544,42 @@ def haproxy_memory_kib(master: int) -> tuple[int, int, int]:
     return rss, pss, len(pids)
 
 
-def _reload(lab: Lab, outcome: dict[str, str]) -> None:
+def _reload(lab: Lab, slot: Slot, outcome: dict[str, str]) -> None:
     try:
-        lab.bench.client.lb_action(lab.lb_id, "reload")
+        lab.bench.client.lb_action(slot.lb_id, "reload")
         outcome["reload"] = "ok"
     except AgentError as exc:  # recorded: part of what is measured
         outcome["reload"] = str(exc).splitlines()[-1][:200]
 
 
-def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
-    """Reload of the TERMINATED_HTTPS LB holding RELOAD_SESSIONS cached sessions."""
+def reload_memory(lab: Lab, builders: dict[str, Callable[[int, Slot], str]]) -> None:
+    """Reload of the TERMINATED_HTTPS LB holding RELOAD_SESSIONS cached sessions,
+    one config at a time (nothing else runs)."""
     user = lab.bench.user.namespace
+    lab.stop_all()
     for name, build in builders.items():
-        lab.install(build(2))
-        master = lab.master_pid()
+        slot = lab.slot(name)
+        address = f"{lab.vip}:{slot.tls_port}"
+        lab.install(slot, build(2, slot))
+        master = lab.master_pid(slot)
         before_fill = haproxy_memory_kib(master)
         done = 0
         while done < RELOAD_SESSIONS:  # full handshakes, each one a new cache entry
-            done += s_time_new(user, None, f"{lab.vip}:443")["requests"]
+            done += s_time_new(user, None, address)["requests"]
         filled = haproxy_memory_kib(master)
         old_workers = set(process_tree(master)) - {master}
         peak_rss, peak_pss = filled[0], filled[1]
         # an established connection keeps the old worker alive through the
         # reload, so both generations are measured side by side
         holder = subprocess.Popen(_in(user, None, ["openssl", "s_client", "-connect",
-                                                   f"{lab.vip}:443"]),
+                                                   address]),
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while int(show_info(lab.stats_socket)["CurrSslConns"]) < 1:
+        while int(show_info(slot.stats_socket)["CurrSslConns"]) < 1:
             assert time.monotonic() < deadline, "the holding connection never came up"
         outcome: dict[str, str] = {}
-        reloader = threading.Thread(target=_reload, args=(lab, outcome))
+        reloader = threading.Thread(target=_reload, args=(lab, slot, outcome))
         reloader.start()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -525,7 +594,8 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
         holder.kill()
         holder.wait()
         reloader.join(30)
-        cachesize = re.search(r"tune\.ssl\.cachesize (\d+)", build(2))
+        lab.stop_all()
+        cachesize = re.search(r"tune\.ssl\.cachesize (\d+)", build(2, slot))
         emit("dataplane_reload_memory", config=name, sessions=RELOAD_SESSIONS,
              amphora_memory_kib=lab.memory_kb,
              tune_ssl_cachesize=int(cachesize.group(1)) if cachesize else "default (20000)",
@@ -536,19 +606,19 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int], str]]) -> None:
 
 # ------------------------------------------------------------------- main
 
-def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
+def variants(lab: Lab) -> dict[str, Callable[[int, Slot], str]]:
     """Single changes to our config, each measured against it unchanged."""
-    def edit(old: str, new: str) -> Callable[[int], str]:
-        def config(n: int) -> str:
-            text = lab.ours(n)
+    def edit(old: str, new: str) -> Callable[[int, Slot], str]:
+        def config(n: int, slot: Slot) -> str:
+            text = lab.ours(n, slot)
             if old not in text:  # a variant that silently equals ours measures nothing
                 raise SystemExit(f"variant edit: {old.strip()!r} is not in our config")
             return text.replace(old, new)
         return config
 
-    def drop(pattern: str) -> Callable[[int], str]:
-        def config(n: int) -> str:
-            text, count = re.subn(pattern, "", lab.ours(n))
+    def drop(pattern: str) -> Callable[[int, Slot], str]:
+        def config(n: int, slot: Slot) -> str:
+            text, count = re.subn(pattern, "", lab.ours(n, slot))
             if not count:
                 raise SystemExit(f"variant drop: {pattern!r} matches nothing in our config")
             return text
@@ -556,8 +626,10 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 
     return {
         "ours": lab.ours,
-        "small_session_cache": lambda n: re.sub(r"tune\.ssl\.cachesize \d+",
-                                                "tune.ssl.cachesize 20000", lab.ours(n)),
+        # the same config twice: the spread of its ratio is the run's resolution
+        "ours_again": lab.ours,
+        "small_session_cache": lambda n, slot: re.sub(r"tune\.ssl\.cachesize \d+",
+                                                "tune.ssl.cachesize 20000", lab.ours(n, slot)),
         "curves_x25519_p256": edit("    tune.ssl.default-dh-param 2048\n",
                                    "    tune.ssl.default-dh-param 2048\n"
                                    "    ssl-default-bind-curves X25519:P-256\n"),
@@ -574,19 +646,19 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
         "no_h2_glitches_threshold": drop(r"    tune\.h2\.(fe|be)\.glitches-threshold .*\n"),
         "h2_alpn_only": edit(' alpn "h2,http/1.1,http/1.0"', ' alpn "h2,http/1.1"'),
         "no_request_log": edit("    option httplog\n", "    option dontlog-normal\n"),
-        "connection_logging_off": lambda n: lab.ours(n, connection_logging=False),
+        "connection_logging_off": lambda n, slot: lab.ours(n, slot, connection_logging=False),
         "http_reuse_aggressive": edit("    http-reuse always\n", "    http-reuse aggressive\n"),
         "http_reuse_safe": edit("    http-reuse always\n", "    http-reuse safe\n"),
         "no_idle_close_on_response": edit("    option idle-close-on-response\n", ""),
-        "fewer_timeouts": lambda n: re.sub(
+        "fewer_timeouts": lambda n, slot: re.sub(
             r"    timeout (http-request|queue|tunnel|client-fin|server-fin) .*\n", "",
-            lab.ours(n)),
+            lab.ours(n, slot)),
         "splice_auto": edit("    load-server-state-from-file global\n",
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
                             "    tune.ssl.default-dh-param 2048\n    tune.bufsize 32768\n"),
         "ecdsa_certificate": edit('/lb.pem"', '/lb-ecdsa.pem"'),
-        "no_cpu_map": lambda n: re.sub(r"    cpu-map .*\n", "", lab.ours(n)),
+        "no_cpu_map": lambda n, slot: re.sub(r"    cpu-map .*\n", "", lab.ours(n, slot)),
         "no_tls_tickets": edit(" alpn \"h2,http/1.1,http/1.0\"",
                                " alpn \"h2,http/1.1,http/1.0\" no-tls-tickets"),
     }
@@ -595,13 +667,15 @@ def variants(lab: Lab) -> dict[str, Callable[[int], str]]:
 def main() -> int:
     global SECONDS
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--memory-kb", type=int, default=AMPHORA_MEMORY_KB,
                         help="the modelled amphora's RAM")
     parser.add_argument("--no-reload-memory", action="store_true",
                         help="skip the memory measurement during a reload")
     parser.add_argument("--variants", action="store_true",
                         help="measure single changes to our config instead")
+    parser.add_argument("--no-control", action="store_true",
+                        help="skip the second copy of our config (the run's own resolution)")
     parser.add_argument("--ecdsa", action="store_true",
                         help="the LB's certificate is ECDSA P-256 instead of RSA 2048")
     parser.add_argument("--cases", default=",".join(CASES))
@@ -639,8 +713,10 @@ def main() -> int:
         nsutil.sysctl(user, "net.ipv4.tcp_tw_reuse", "1")
         nsutil.sysctl(user, "net.ipv4.ip_local_port_range", "1024 65535")
         try:
-            lab.upload_certificates("ec" if args.ecdsa else "rsa")
+            lab.issue_certificates("ec" if args.ecdsa else "rsa")
             builders = {"ours": lab.ours, "octavia": lab.octavia, "hand_tuned": lab.hand_tuned}
+            if not args.no_control:
+                builders["ours_again"] = lab.ours
             if not cases:
                 pass
             elif args.variants:
@@ -652,7 +728,9 @@ def main() -> int:
                         ("octavia", "hand_tuned"), threads)
             if not args.no_reload_memory and not args.variants:
                 reload_memory(lab, {"ours": lab.ours, "octavia": lab.octavia})
-            bench.client.delete_listener(lab.lb_id)
+            lab.stop_all()
+            for slot in lab.slots.values():
+                bench.client.delete_listener(slot.lb_id)
         finally:
             sink.kill()
             sink.wait()
