@@ -114,6 +114,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # per listener: Octavia's unlimited default (50,000 each) needs more open files
 # than this machine's amphorae get; the same explicit limit goes to all three
 CONNECTION_LIMIT = 3500
+# Octavia's request log format (its templates' default, one project and LB)
+OCTAVIA_LOG_FORMAT = (r"bench-project\ lb\ %f\ %ci\ %cp\ %t\ %{+Q}r\ %ST\ %B\ %U\ "
+                      r"%[ssl_c_verify]\ %{+Q}[ssl_c_s_dn]\ %b\ %s\ %Tt\ %tsc")
 
 
 def modelled_details(details: dict[str, Any], memory_kb: int, cpu_count: int,
@@ -653,6 +656,14 @@ def variants(lab: Lab) -> dict[str, Callable[[int, Slot], str]]:
         "fewer_timeouts": lambda n, slot: re.sub(
             r"    timeout (http-request|queue|tunnel|client-fin|server-fin) .*\n", "",
             lab.ours(n, slot)),
+        # Octavia's request log line instead of HAProxy's httplog format
+        "log_format_octavia": edit("    option httplog\n", "    log-format " + OCTAVIA_LOG_FORMAT
+                                   + "\n"),
+        "splice_request_response": edit(
+            "    load-server-state-from-file global\n",
+            "    load-server-state-from-file global\n    option splice-request\n"
+            "    option splice-response\n"),
+        "no_http_timeouts": drop(r"    timeout http-(request|keep-alive) .*\n"),
         "splice_auto": edit("    load-server-state-from-file global\n",
                             "    load-server-state-from-file global\n    option splice-auto\n"),
         "bufsize_32k": edit("    tune.ssl.default-dh-param 2048\n",
@@ -724,8 +735,9 @@ def main() -> int:
                           if not args.only or name == "ours" or name in args.only.split(",")}
                 compare(lab, args.rounds, chosen, cases, "dataplane_variant", ("ours",), threads)
             else:
+                # ours_again ÷ ours: the resolution, printed beside the results
                 compare(lab, args.rounds, builders, cases, "dataplane",
-                        ("octavia", "hand_tuned"), threads)
+                        ("octavia", "hand_tuned", "ours"), threads)
             if not args.no_reload_memory and not args.variants:
                 reload_memory(lab, {"ours": lab.ours, "octavia": lab.octavia})
             lab.stop_all()

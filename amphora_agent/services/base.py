@@ -73,10 +73,11 @@ class ServiceManager(ABC):
     def reload(self, spec: ServiceSpec) -> None:
         """Reload a running service; start it when it is not running.
 
-        The reload is a signal: a daemon that has not yet installed its
-        handler (HAProxy's master before its event loop runs) drops it.
-        Callers that must know the reload happened confirm it through the
-        daemon itself, as the HAProxy manager does over the master CLI.
+        The reload is a signal. The direct manager sends it only once the
+        daemon catches (or blocks) it; systemd runs the unit's ExecReload.
+        Either way the signal only asks: callers that must know the reload
+        happened confirm it through the daemon itself, as the HAProxy
+        manager does over the master CLI.
         """
 
     @abstractmethod

@@ -41,6 +41,22 @@ def _pid_alive(pid: int) -> bool:
         return False
 
 
+def _takes_signal(pid: int, signum: int) -> bool:
+    """Whether ``pid`` catches ``signum`` or holds it blocked (a signalfd
+    reader, as keepalived is). Before either, the signal takes its default
+    action: SIGHUP and SIGUSR2 would kill the daemon, or be lost."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text(encoding="ascii")
+    except OSError:
+        return False
+    bit = 1 << (signum - 1)
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigCgt", "SigBlk") and int(value.strip(), 16) & bit:
+            return True
+    return False
+
+
 def _read_pid(path: str) -> int | None:
     try:
         text = Path(path).read_text(encoding="ascii").split()
@@ -113,11 +129,27 @@ class DirectServiceManager(ServiceManager):
             raise ServiceError(f"{spec.name} failed to start (exit {proc.returncode})", output)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
-            if self.is_running(spec.name):
+            pid = self.main_pid(spec.name)
+            if pid is not None:
+                # started means ready for its reload signal too
+                self._await_signal_handler(spec, pid, deadline)
                 return
             time.sleep(0.01)
         raise ServiceError(f"{spec.name} started but wrote no live pid to {spec.pid_file}",
                            output)
+
+    def _await_signal_handler(self, spec: ServiceSpec, pid: int, deadline: float) -> None:
+        """Wait until ``pid`` handles ``spec.reload_signal``: a daemon writes its
+        pid file before it installs its handlers (HAProxy's master forks its
+        worker first), and a reload signal that arrives in between is lost
+        or kills it."""
+        while not _takes_signal(pid, spec.reload_signal):
+            if not _pid_alive(pid):
+                raise ServiceError(f"{spec.name} (pid {pid}) exited while starting")
+            if time.monotonic() >= deadline:
+                raise ServiceError(f"{spec.name} (pid {pid}) does not handle its reload "
+                                   f"signal {signal.Signals(spec.reload_signal).name}")
+            time.sleep(0.005)
 
     def stop(self, name: str) -> None:
         pid = self.main_pid(name)
@@ -144,6 +176,8 @@ class DirectServiceManager(ServiceManager):
         if pid is None:
             self.start(spec)
             return
+        # started by an earlier agent, perhaps moments ago: never signal early
+        self._await_signal_handler(spec, pid, time.monotonic() + START_TIMEOUT)
         os.kill(pid, spec.reload_signal)
 
     def uninstall(self, name: str) -> None:

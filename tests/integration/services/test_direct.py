@@ -6,6 +6,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,6 +111,10 @@ def test_start_survives_a_new_manager_and_stops(tmp_path: Path, namespace: str) 
     again.start(spec)  # idempotent: still the same master
     assert again.main_pid(spec.name) == pid
 
+    # HAProxy's master catches SIGUSR2 before it acts on it: a signal that
+    # arrives before its event loop runs is queued and dropped, so only the
+    # master CLI answering shows it takes reloads (the HAProxy manager reloads
+    # over that CLI; this test exercises the generic signal path)
     _wait_for(lambda: _takes_reloads(tmp_path), "the master to take reloads")
     workers = _workers(pid)
     assert workers, "the master has no worker"
@@ -150,3 +156,100 @@ def test_failed_start_reports_the_daemon_output(tmp_path: Path, namespace: str) 
         manager.start(spec)
     assert "bogus-keyword" in err.value.output
     assert not manager.is_running(spec.name)
+
+
+# A daemon that writes its pid file and then, before it installs its SIGHUP
+# handler, waits on a FIFO the test holds: the window every daemon has, made
+# as long as the test wants.
+_LATE_HANDLER = """
+import os, signal, sys
+pid_file, gate, log, handle = sys.argv[1:5]
+if os.fork():
+    os._exit(0)
+os.setsid()
+with open(pid_file + ".tmp", "w") as out:
+    out.write(str(os.getpid()))
+os.rename(pid_file + ".tmp", pid_file)
+with open(gate) as wait:
+    wait.read()
+open(log, "a").write("ready\\n")
+if handle == "yes":
+    signal.signal(signal.SIGHUP, lambda *_: open(log, "a").write("reloaded\\n"))
+while True:
+    signal.pause()
+"""
+
+
+def _late_handler_spec(tmp_path: Path, handle: bool) -> ServiceSpec:
+    gate, pid_file, script = tmp_path / "gate", tmp_path / "daemon.pid", tmp_path / "daemon.py"
+    os.mkfifo(gate)
+    script.write_text(_LATE_HANDLER)  # a spec's arguments are single lines
+    argv = (sys.executable, str(script), str(pid_file), str(gate),
+            str(tmp_path / "daemon.log"), "yes" if handle else "no")
+    return ServiceSpec(name="late-handler", description="test", foreground=argv, daemon=argv,
+                       pid_file=str(pid_file))
+
+
+def _open_gate(tmp_path: Path) -> None:
+    """Let the daemon go on (once it is waiting at the gate)."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            fd = os.open(tmp_path / "gate", os.O_WRONLY | os.O_NONBLOCK)
+            break
+        except OSError:  # ENXIO: nobody reads yet (or the daemon is gone)
+            assert time.monotonic() < deadline, "the daemon never reached its gate"
+            time.sleep(0.01)
+    os.write(fd, b"go")
+    os.close(fd)
+
+
+def test_start_returns_only_once_the_daemon_takes_its_reload_signal(tmp_path: Path) -> None:
+    spec = _late_handler_spec(tmp_path, handle=True)
+    manager = DirectServiceManager(str(tmp_path / "services"))
+    outcome: list[BaseException | None] = []
+
+    def start_and_reload() -> None:
+        try:
+            manager.start(spec)
+            manager.reload(spec)  # right away, as a controller's next call may
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=start_and_reload)
+    caller.start()
+    try:
+        _open_gate(tmp_path)
+        caller.join(15)
+        assert outcome == [None]
+        log = tmp_path / "daemon.log"
+        _wait_for(lambda: log.exists() and "reloaded" in log.read_text(), "the reload")
+        assert log.read_text().splitlines() == ["ready", "reloaded"]
+        assert manager.is_running(spec.name)  # a SIGHUP before the handler kills it
+    finally:
+        caller.join(15)
+        manager.uninstall(spec.name)
+
+
+def test_a_daemon_that_never_takes_its_reload_signal_is_reported_not_killed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from amphora_agent.services import ServiceError, direct
+
+    monkeypatch.setattr(direct, "START_TIMEOUT", 1.0)
+    spec = _late_handler_spec(tmp_path, handle=False)
+    manager = DirectServiceManager(str(tmp_path / "services"))
+    opener = threading.Thread(target=_open_gate, args=(tmp_path,))
+    opener.start()
+    try:
+        with pytest.raises(ServiceError, match="does not handle its reload signal SIGHUP"):
+            manager.start(spec)
+        opener.join(10)
+        pid = manager.main_pid(spec.name)
+        assert pid is not None  # left running for the operator to see, not signalled
+        with pytest.raises(ServiceError, match="does not handle its reload signal SIGHUP"):
+            manager.reload(spec)
+        assert manager.main_pid(spec.name) == pid
+    finally:
+        opener.join(10)
+        manager.uninstall(spec.name)
