@@ -282,15 +282,12 @@ class Lab:
         self.running: set[str] = set()
         self.openssl_version = "3.0.0"  # Target's default: this host's major.minor
 
-    def use_root_versions(self, root: Path) -> None:
-        """With ``--haproxy-root`` the agent still reports this host's packages
-        (it reads dpkg); render for the root's HAProxy and OpenSSL instead."""
-        def version(package: str) -> str:
-            return subprocess.run(
-                ["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Version}",
-                 package], capture_output=True, text=True, check=True).stdout.strip()
-        self.info = {**self.info, "haproxy_version": version("haproxy")}
-        self.openssl_version = version("openssl").split("-")[0]
+    def use_root_openssl(self, root: Path) -> None:
+        """With ``--haproxy-root``, render for the root's OpenSSL (the agent
+        reports the HAProxy it runs, but no OpenSSL version)."""
+        self.openssl_version = subprocess.run(
+            ["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W", "-f=${Version}", "openssl"],
+            capture_output=True, text=True, check=True).stdout.strip().split("-")[0]
 
     def issue_certificates(self, key_kind: str) -> None:
         """The LB's certificate, and an ECDSA P-256 one for the side-by-side variant."""
@@ -707,7 +704,7 @@ def main() -> int:
         pem = bench.fabric.workdir / "member-tls.pem"
         lab = Lab(bench, workdir, args.memory_kb)
         if args.haproxy_root:
-            lab.use_root_versions(args.haproxy_root)
+            lab.use_root_openssl(args.haproxy_root)
         # HTTP/2 runs only where the image offers it (docs/rendering.md's table)
         versions = capabilities.Versions.of(
             ".".join(lab.info["haproxy_version"].split(".")[:3]).split("-")[0])
