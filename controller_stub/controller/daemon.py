@@ -57,7 +57,8 @@ class Service:
                                budget=cfg.budget, count=cfg.workers,
                                lease_seconds=cfg.lease_seconds, poll_seconds=cfg.poll_seconds,
                                certificates=self.certificates,
-                               keep_failed_amphorae=cfg.keep_failed_amphorae)
+                               keep_failed_amphorae=cfg.keep_failed_amphorae,
+                               connection_logging=cfg.connection_logging)
         self.api = Controller(self.sessions, images, on_change=self.workers.wakeup.set,
                               quota_defaults=cfg.quota_defaults)
         self.stopping = threading.Event()

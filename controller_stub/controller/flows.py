@@ -102,10 +102,11 @@ class FlowRunner:
     def __init__(self, sessions: sessionmaker[Session], compute: ComputeDriver,
                  budget: Budget, owner: str,
                  certificates: CertificateSource | None = None,
-                 keep_failed_amphorae: bool = False) -> None:
+                 keep_failed_amphorae: bool = False, connection_logging: bool = True) -> None:
         self.sessions, self.compute, self.budget, self.owner = sessions, compute, budget, owner
         self.certificates = certificates
         self.keep_failed_amphorae = keep_failed_amphorae
+        self.connection_logging = connection_logging
 
     # -- driving -----------------------------------------------------------------
 
@@ -424,7 +425,8 @@ class FlowRunner:
         root = amphora.compute_data.get("root")
         options = RenderOptions(base_path=f"{root}/lib" if root else "/var/lib/octavia",
                                 cert_dir=f"{root}/lib/certs" if root else
-                                "/var/lib/octavia/certs")
+                                "/var/lib/octavia/certs",
+                                connection_logging=self.connection_logging)
         return render(lb_doc(lb), amphora_id=amphora.id, target=target, options=options)
 
     def _certificates(self, lb: models.LoadBalancer) -> dict[str, bytes]:

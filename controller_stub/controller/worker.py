@@ -37,10 +37,10 @@ class Workers:
                  owner: str, budget: Budget | None = None, count: int = 2,
                  lease_seconds: float = 10.0, poll_seconds: float = 0.5,
                  certificates: CertificateSource | None = None,
-                 keep_failed_amphorae: bool = False) -> None:
+                 keep_failed_amphorae: bool = False, connection_logging: bool = True) -> None:
         self.sessions, self.owner = sessions, owner
         self.runner = FlowRunner(sessions, compute, budget or Budget(), owner, certificates,
-                                 keep_failed_amphorae)
+                                 keep_failed_amphorae, connection_logging)
         self.count, self.lease_seconds, self.poll_seconds = count, lease_seconds, poll_seconds
         self.stopping = threading.Event()
         self.wakeup = threading.Event()

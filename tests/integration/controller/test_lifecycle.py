@@ -70,7 +70,9 @@ def test_lb_lifecycle(site: Site, tmp_path: Path, topology: str) -> None:
         after = [haproxy_cli.reloads(master) for master in masters]
         assert all(a > b for a, b in zip(after, reloads, strict=True))
         for root in roots:
-            assert "maxconn 1234" in (root / "lib" / lb["id"] / "haproxy.cfg").read_text()
+            rendered = (root / "lib" / lb["id"] / "haproxy.cfg").read_text()
+            assert "maxconn 1234" in rendered
+            assert "option httplog" in rendered  # request logs by default
         assert site.served_by(vip, {"m2"}) == {"m2"}
         assert pending_objects(service.sessions) == []
 
@@ -87,3 +89,27 @@ def test_lb_lifecycle(site: Site, tmp_path: Path, topology: str) -> None:
                     psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         assert not any(root.exists() for root in roots)
         assert _rows(service.sessions) == {}
+
+
+def test_connection_logging_off_renders_no_request_logs(site: Site, tmp_path: Path) -> None:
+    """``[haproxy_amphora] connection_logging = false`` (Octavia's option):
+    the amphora's HAProxy logs no requests and still serves."""
+    m1 = site.members[0]
+    with site.service(f"sqlite:///{tmp_path}/state.db",
+                      extra="[haproxy_amphora]\nconnection_logging = false\n") as service:
+        api = service.api
+        lb = api.create_load_balancer(name="quiet", listeners=[{
+            "protocol": "HTTP", "protocol_port": 80, "name": "http",
+            "default_pool": {"protocol": "HTTP", "lb_algorithm": "ROUND_ROBIN",
+                             "members": [{"address": str(m1.ipv4), "protocol_port": 80}]}}])
+        lb = api.wait(lb["id"], timeout=60)
+        assert lb["provisioning_status"] == "ACTIVE"
+        assert site.served_by(lb["vip_address"], {"m1"}) == {"m1"}
+        (amphora,) = api.amphorae(lb["id"])
+        config = (Path(amphora["compute_data"]["root"]) / "lib" / lb["id"] /
+                  "haproxy.cfg").read_text()
+        defaults = config.split("\ndefaults\n", 1)[1].split("\nfrontend ", 1)[0]
+        assert "    no log\n" in defaults
+        assert "httplog" not in config and "log-format" not in config
+        api.delete_load_balancer(lb["id"], cascade=True)
+        api.wait_deleted(lb["id"])

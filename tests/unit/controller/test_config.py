@@ -26,6 +26,12 @@ def test_values_and_defaults(tmp_path: Path) -> None:
     assert (cfg.compute_driver, cfg.image_source, cfg.workers) == ("local", "local", 2)
     assert (cfg.keep_failed_amphorae, cfg.compute_zones) == (False, "")
     assert cfg.certificate_directory == "/var/lib/amphora/certificates"
+    assert cfg.connection_logging is True  # request logs on, as Octavia's default
+
+
+def test_connection_logging_takes_octavias_section_and_name(tmp_path: Path) -> None:
+    cfg = config.load(_write(tmp_path, "[haproxy_amphora]\nconnection_logging = False\n"))
+    assert cfg.connection_logging is False
 
 
 def test_zones_certificates_and_failed_amphorae(tmp_path: Path) -> None:
@@ -52,6 +58,10 @@ def test_zones_certificates_and_failed_amphorae(tmp_path: Path) -> None:
     ("[api]\nflow_retention = 5\n", r"\[api\] flow_retention"),
     ("[health_manager]\nheartbeat_intervall = 1\n", "heartbeat_intervall"),
     ("[controller]\nlease_seconds = 2\n[budget]\nagent_timeout = 3\n", "lease_seconds"),
+    ("[haproxy_amphora]\nconnection_logging = sometimes\n",
+     r"\[haproxy_amphora\] connection_logging: true or false, not 'sometimes'"),
+    ("[health_manager]\nfailover = maybe\n", r"\[health_manager\] failover"),
+    ("[haproxy_amphora]\nhaproxy_cmd = /x\n", r"\[haproxy_amphora\] haproxy_cmd"),
     ("[api]\nbase_uri = ftp://lb.example.com\n", r"\[api\] base_uri"),
     ("[api]\nbase_uri = https://lb.example.com/v2?x=1\n", r"\[api\] base_uri"),
     ("[api]\nbase_uri = https://lb.example.com\"><script>\n", r"\[api\] base_uri"),
