@@ -70,8 +70,9 @@ def _read_pid(path: str) -> int | None:
 class DirectServiceManager(ServiceManager):
     kind = "direct"
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, *, start_timeout: float = START_TIMEOUT) -> None:
         self.state_dir = Path(state_dir)
+        self.start_timeout = start_timeout
 
     def _spec_path(self, name: str) -> Path:
         return self.state_dir / f"{name}.json"
@@ -121,13 +122,13 @@ class DirectServiceManager(ServiceManager):
         with tempfile.TemporaryFile() as out:
             proc = subprocess.run(
                 self._command(spec), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, env=env, check=False, timeout=START_TIMEOUT,
+                stdin=subprocess.DEVNULL, env=env, check=False, timeout=self.start_timeout,
                 start_new_session=True)
             out.seek(0)
             output = out.read().decode(errors="replace").strip()
         if proc.returncode != 0:
             raise ServiceError(f"{spec.name} failed to start (exit {proc.returncode})", output)
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
             pid = self.main_pid(spec.name)
             if pid is not None:
@@ -177,7 +178,7 @@ class DirectServiceManager(ServiceManager):
             self.start(spec)
             return
         # started by an earlier agent, perhaps moments ago: never signal early
-        self._await_signal_handler(spec, pid, time.monotonic() + START_TIMEOUT)
+        self._await_signal_handler(spec, pid, time.monotonic() + self.start_timeout)
         os.kill(pid, spec.reload_signal)
 
     def uninstall(self, name: str) -> None:

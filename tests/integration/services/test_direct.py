@@ -233,12 +233,11 @@ def test_start_returns_only_once_the_daemon_takes_its_reload_signal(tmp_path: Pa
 
 
 def test_a_daemon_that_never_takes_its_reload_signal_is_reported_not_killed(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from amphora_agent.services import ServiceError, direct
+        tmp_path: Path) -> None:
+    from amphora_agent.services import ServiceError
 
-    monkeypatch.setattr(direct, "START_TIMEOUT", 1.0)
     spec = _late_handler_spec(tmp_path, handle=False)
-    manager = DirectServiceManager(str(tmp_path / "services"))
+    manager = DirectServiceManager(str(tmp_path / "services"), start_timeout=1.0)
     opener = threading.Thread(target=_open_gate, args=(tmp_path,))
     opener.start()
     try:
