@@ -47,7 +47,10 @@ def _file_stamp(path: str) -> tuple[int, int] | None:
     return (st.st_mtime_ns, st.st_size)
 
 
+@functools.lru_cache(maxsize=8)
 def _is_packaged(haproxy_cmd: str) -> bool:
+    """Resolved once per path: ``haproxy_cmd`` is fixed for the agent's life,
+    and ``/info`` stays free of path walks."""
     return os.path.realpath(haproxy_cmd) == os.path.realpath(PACKAGED_HAPROXY)
 
 
@@ -92,9 +95,9 @@ def package_versions(haproxy_cmd: str = PACKAGED_HAPROXY) -> dict[str, str | Non
             return dict(_cache.versions)
         versions = _dpkg_versions(PACKAGES)
         if not packaged:
-            versions["haproxy"] = None
-        fallbacks = {"haproxy": [haproxy_cmd if not packaged else "haproxy", "-v"],
-                     "keepalived": ["keepalived", "-v"], "ipvsadm": ["ipvsadm", "--version"]}
+            versions["haproxy"] = None  # the package's version is not this binary's
+        fallbacks = {"haproxy": [haproxy_cmd, "-v"], "keepalived": ["keepalived", "-v"],
+                     "ipvsadm": ["ipvsadm", "--version"]}
         for name, cmd in fallbacks.items():
             if versions.get(name) is None:
                 versions[name] = _binary_version(cmd)

@@ -560,7 +560,8 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int, Slot], str]]) -> 
     for name, build in builders.items():
         slot = lab.slot(name)
         address = f"{lab.vip}:{slot.tls_port}"
-        lab.install(slot, build(2, slot))
+        config = build(2, slot)
+        lab.install(slot, config)
         master = lab.master_pid(slot)
         before_fill = haproxy_memory_kib(master)
         done = 0
@@ -595,7 +596,7 @@ def reload_memory(lab: Lab, builders: dict[str, Callable[[int, Slot], str]]) -> 
         holder.wait()
         reloader.join(30)
         lab.stop_all()
-        cachesize = re.search(r"tune\.ssl\.cachesize (\d+)", build(2, slot))
+        cachesize = re.search(r"tune\.ssl\.cachesize (\d+)", config)
         emit("dataplane_reload_memory", config=name, sessions=RELOAD_SESSIONS,
              amphora_memory_kib=lab.memory_kb,
              tune_ssl_cachesize=int(cachesize.group(1)) if cachesize else "default (20000)",
